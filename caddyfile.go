@@ -1,0 +1,233 @@
+package llmaffinity
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("llm_affinity", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("llm_affinity", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	llm_affinity [<matcher>] {
+//		header      <name>           # default X-Model-Affinity
+//		ttl         <duration>       # default 10m; idle lifetime of a pin, each use refreshes it
+//		max_entries <n>              # default 10000
+//		max_body    <size>           # default 10MiB; larger bodies get 413
+//		default     <model>          # required; used when no route decides
+//
+//		model <name> {               # one block per model that may serve traffic
+//			to             <host:port> ...   # required; one or more replicas
+//			upstream_model <id>              # id written into the body; default <name>
+//			api_key        <value>           # placeholders allowed: {env.OPENAI_API_KEY}
+//			provider       openai|anthropic  # how the key is sent; default openai
+//		}
+//
+//		route <name> {               # a routing preference
+//			description <text>       # what requests it is for (sent to the router model)
+//			models      <model> ...  # ordered candidates; the first serves
+//		}
+//
+//		router llm {                 # an Arch-Router compatible routing model
+//			endpoint <url>           # OpenAI-compatible /v1/chat/completions URL
+//			model    <id>            # e.g. katanemo/Arch-Router-1.5B
+//			timeout  <duration>      # default 2s
+//			api_key  <value>
+//		}
+//	}
+//
+// It is ordered before reverse_proxy, which takes the chosen model's
+// replicas from `dynamic llm_affinity`.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	file, line := d.File(), d.Line()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	// where each element was written, to name the line of a config error
+	lines := map[string]int{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "header":
+			err = singleArg(d, &h.Header, sub)
+		case "default":
+			lines["default"] = d.Line()
+			err = singleArg(d, &h.Default, sub)
+		case "ttl":
+			if h.TTL != 0 {
+				return d.Errf("%s already specified", sub)
+			}
+			var arg string
+			if err = singleArg(d, &arg, sub); err == nil {
+				dur, perr := caddy.ParseDuration(arg)
+				if perr != nil || dur <= 0 {
+					return d.Errf("invalid ttl '%s': must be a positive duration such as 10m", arg)
+				}
+				h.TTL = caddy.Duration(dur)
+			}
+		case "max_entries":
+			if h.MaxEntries != 0 {
+				return d.Errf("%s already specified", sub)
+			}
+			var arg string
+			if err = singleArg(d, &arg, sub); err == nil {
+				n, perr := strconv.Atoi(arg)
+				if perr != nil || n <= 0 || n > maxMaxEntries {
+					return d.Errf("invalid max_entries '%s': must be a whole number from 1 to %d", arg, maxMaxEntries)
+				}
+				h.MaxEntries = n
+			}
+		case "max_body":
+			if h.MaxBody != 0 {
+				return d.Errf("%s already specified", sub)
+			}
+			var arg string
+			if err = singleArg(d, &arg, sub); err == nil {
+				size, perr := humanize.ParseBytes(arg)
+				if perr != nil || size == 0 || size > 1<<40 {
+					return d.Errf("invalid max_body '%s': must be a size such as 10MiB", arg)
+				}
+				h.MaxBody = int64(size)
+			}
+		case "model":
+			lines[fmt.Sprintf("model[%d]", len(h.Models))] = d.Line()
+			err = h.unmarshalModel(d)
+		case "route":
+			lines[fmt.Sprintf("route[%d]", len(h.Routes))] = d.Line()
+			err = h.unmarshalRoute(d)
+		case "router":
+			lines["router"] = d.Line()
+			err = h.unmarshalRouter(d)
+		default:
+			return d.Errf("unrecognized subdirective '%s'", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+
+	if err := h.checkConfig(); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			if l, ok := lines[ce.elem]; ok {
+				line = l
+			}
+		}
+		return fmt.Errorf("%v, at %s:%d", err, file, line)
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalModel(d *caddyfile.Dispenser) error {
+	m := new(Model)
+	if !d.AllArgs(&m.Name) {
+		return d.Errf("model takes exactly one name: model <name> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "to":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			m.To = append(m.To, args...)
+		case "upstream_model":
+			err = singleArg(d, &m.UpstreamModel, sub)
+		case "api_key":
+			err = singleArg(d, &m.APIKey, sub)
+		case "provider":
+			err = singleArg(d, &m.Provider, sub)
+		default:
+			return d.Errf("model '%s': unrecognized subdirective '%s'", m.Name, sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h.Models = append(h.Models, m)
+	return nil
+}
+
+func (h *Handler) unmarshalRoute(d *caddyfile.Dispenser) error {
+	r := new(Route)
+	if !d.AllArgs(&r.Name) {
+		return d.Errf("route takes exactly one name: route <name> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "description":
+			if r.Description != "" {
+				return d.Errf("route '%s': description already specified", r.Name)
+			}
+			words := d.RemainingArgs()
+			if len(words) == 0 {
+				return d.ArgErr()
+			}
+			r.Description = strings.Join(words, " ")
+		case "models":
+			if len(r.Models) > 0 {
+				return d.Errf("route '%s': models already specified", r.Name)
+			}
+			r.Models = d.RemainingArgs()
+			if len(r.Models) == 0 {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("route '%s': unrecognized subdirective '%s'", r.Name, sub)
+		}
+	}
+	h.Routes = append(h.Routes, r)
+	return nil
+}
+
+func (h *Handler) unmarshalRouter(d *caddyfile.Dispenser) error {
+	if h.RouterRaw != nil {
+		return d.Err("router already specified")
+	}
+	if !d.NextArg() {
+		return d.Errf("router needs a type, e.g. 'router llm { ... }'")
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "http.handlers.llm_affinity.routers."+name)
+	if err != nil {
+		return err
+	}
+	h.RouterRaw = caddyconfig.JSONModuleObject(unm, "router", name, nil)
+	return nil
+}
+
+// singleArg reads exactly one argument into *dst, which must still be empty.
+func singleArg(d *caddyfile.Dispenser, dst *string, name string) error {
+	if *dst != "" {
+		return d.Errf("%s already specified", name)
+	}
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

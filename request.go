@@ -1,0 +1,111 @@
+package llmaffinity
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/llmaffinity/caddy-llm-affinity/router"
+)
+
+// errBodyTooLarge is returned by readBody for bodies over the limit.
+var errBodyTooLarge = errors.New("request body too large")
+
+// chatAPI reports whether r is a chat request the handler routes, and in
+// which wire format.
+func chatAPI(r *http.Request) (router.API, bool) {
+	if r.Method != http.MethodPost {
+		return 0, false
+	}
+	switch path := r.URL.Path; {
+	case strings.HasSuffix(path, "/chat/completions"):
+		return router.OpenAI, true
+	case strings.HasSuffix(path, "/messages"):
+		return router.Anthropic, true
+	}
+	return 0, false
+}
+
+// readBody reads the whole request body, at most limit bytes.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, errBodyTooLarge
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	var tooLarge *http.MaxBytesError // from a request_body limit in front of us
+	if errors.As(err, &tooLarge) {
+		return nil, errBodyTooLarge
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, errBodyTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+// setBody replaces r's body with b, keeping every length field consistent
+// and letting reverse_proxy replay it on retries.
+func setBody(r *http.Request, b []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.ContentLength = int64(len(b))
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	r.TransferEncoding = nil
+}
+
+// openAIError and anthropicError are the error bodies of the two APIs.
+type openAIError struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	} `json:"error"`
+}
+
+type anthropicError struct {
+	Type  string `json:"type"`
+	Error struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// writeAPIError answers a client error in the error shape of the request's
+// API. msg must not quote request content. It returns nil: the response is
+// complete and needs no error handling by Caddy.
+func writeAPIError(w http.ResponseWriter, api router.API, status int, msg string) error {
+	var payload any
+	if api == router.Anthropic {
+		var e anthropicError
+		e.Type = "error"
+		e.Error.Type = "invalid_request_error"
+		if status == http.StatusRequestEntityTooLarge {
+			e.Error.Type = "request_too_large"
+		}
+		e.Error.Message = msg
+		payload = e
+	} else {
+		var e openAIError
+		e.Error.Type = "invalid_request_error"
+		e.Error.Message = msg
+		payload = e
+	}
+	body, _ := json.Marshal(payload) // plain strings always marshal
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
+}

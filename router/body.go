@@ -1,0 +1,442 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// maxNesting bounds how deeply a request body may nest arrays and objects.
+// Real chat requests (tool schemas included) stay far below it; deeper
+// documents are rejected before anything recurses on them.
+const maxNesting = 128
+
+// API names the wire format of a chat request.
+type API uint8
+
+// The wire formats the gateway understands.
+const (
+	// OpenAI is POST .../chat/completions.
+	OpenAI API = iota
+	// Anthropic is POST .../messages.
+	Anthropic
+)
+
+// String returns the API's short name, as used in logs.
+func (a API) String() string {
+	if a == Anthropic {
+		return "anthropic"
+	}
+	return "openai"
+}
+
+// InvalidRequestError is a client error in a request body. Its message names
+// the offending field and never quotes body content.
+type InvalidRequestError struct{ Msg string }
+
+func (e *InvalidRequestError) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error {
+	return &InvalidRequestError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Envelope is what the gateway needs from the top level of a chat request
+// body, found in one validating pass without decoding the whole document.
+type Envelope struct {
+	// Model is the decoded "model" value; empty when the field is absent.
+	Model string
+	// Messages is the raw JSON array of "messages".
+	Messages []byte
+
+	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
+	objectStart          int // offset of the body's opening '{'
+}
+
+// ParseEnvelope validates body as a chat request (OpenAI chat completions or
+// Anthropic messages: both share this top level) and locates its "model" and
+// "messages" fields. The whole body must be well-formed JSON;
+// "model" must be a string when present; "messages" must be a non-empty array
+// of objects, each with a string "role" and a "content" that is a string, an
+// array or null. A failure is an *InvalidRequestError.
+func ParseEnvelope(body []byte) (Envelope, error) {
+	env := Envelope{modelStart: -1}
+	s := scanner{b: body}
+	s.space()
+	if s.i >= len(s.b) || s.b[s.i] != '{' {
+		if s.i >= len(s.b) {
+			return env, invalid("request body is empty; expected a JSON object")
+		}
+		if err := s.value(0); err != nil {
+			return env, err
+		}
+		return env, invalid("request body must be a JSON object")
+	}
+	env.objectStart = s.i
+	seenMessages := false
+	err := s.object(0, func(key []byte, start int) error {
+		switch {
+		case keyIs(key, "model"):
+			if env.modelStart >= 0 {
+				return invalid("duplicate \"model\" field")
+			}
+			if s.peek() != '"' {
+				if err := s.value(1); err != nil {
+					return err
+				}
+				return invalid("\"model\" must be a string")
+			}
+			if err := s.value(1); err != nil {
+				return err
+			}
+			env.modelStart, env.modelEnd = start, s.i
+			model, err := unquote(s.b[start:s.i])
+			if err != nil {
+				return err
+			}
+			env.Model = model
+		case keyIs(key, "messages"):
+			if seenMessages {
+				return invalid("duplicate \"messages\" field")
+			}
+			seenMessages = true
+			if err := s.messages(); err != nil {
+				return err
+			}
+			env.Messages = s.b[start:s.i]
+		default:
+			return s.value(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return env, err
+	}
+	s.space()
+	if s.i != len(s.b) {
+		return env, invalid("request body has data after the JSON object")
+	}
+	if !seenMessages {
+		return env, invalid("\"messages\" is required")
+	}
+	return env, nil
+}
+
+// WithModel returns body with its "model" value replaced by quotedModel (a
+// JSON string literal), inserting the field when the body had none. When the
+// value is already quotedModel, body itself is returned. Otherwise the result
+// is appended to dst[:0], so a caller can reuse one buffer across requests.
+func (e *Envelope) WithModel(dst, body, quotedModel []byte) []byte {
+	if e.modelStart >= 0 {
+		if bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel) {
+			return body
+		}
+		dst = append(dst[:0], body[:e.modelStart]...)
+		dst = append(dst, quotedModel...)
+		return append(dst, body[e.modelEnd:]...)
+	}
+	at := e.objectStart + 1
+	dst = append(dst[:0], body[:at]...)
+	dst = append(dst, `"model":`...)
+	dst = append(dst, quotedModel...)
+	dst = append(dst, ',')
+	return append(dst, body[at:]...)
+}
+
+// keyIs reports whether the raw (still quoted-content) key equals name,
+// decoding escapes only when the key has any.
+func keyIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == name
+	}
+	var k string
+	quoted := make([]byte, 0, len(raw)+2)
+	quoted = append(append(append(quoted, '"'), raw...), '"')
+	return json.Unmarshal(quoted, &k) == nil && k == name
+}
+
+// unquote decodes a validated JSON string literal.
+func unquote(lit []byte) (string, error) {
+	inner := lit[1 : len(lit)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), nil
+	}
+	var s string
+	if err := json.Unmarshal(lit, &s); err != nil {
+		return "", invalid("malformed string")
+	}
+	return s, nil
+}
+
+// scanner validates JSON while walking it, without building values.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end of input.
+func (s *scanner) peek() byte {
+	s.space()
+	if s.i >= len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+func (s *scanner) malformed() error {
+	if s.i >= len(s.b) {
+		return invalid("malformed JSON: unexpected end of body")
+	}
+	return invalid("malformed JSON at byte %d", s.i)
+}
+
+// value validates one JSON value at depth and moves past it.
+func (s *scanner) value(depth int) error {
+	switch s.peek() {
+	case '{':
+		return s.object(depth, func([]byte, int) error { return s.value(depth + 1) })
+	case '[':
+		return s.array(depth, func(int) error { return s.value(depth + 1) })
+	case '"':
+		return s.str()
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	default:
+		return s.number()
+	}
+}
+
+// object validates an object, calling member with each key (raw, without
+// quotes) and the offset where its value starts; member must consume the value.
+func (s *scanner) object(depth int, member func(key []byte, valueStart int) error) error {
+	if depth >= maxNesting {
+		return invalid("request body nests deeper than %d levels", maxNesting)
+	}
+	s.i++ // '{'
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.malformed()
+		}
+		keyStart := s.i + 1
+		if err := s.str(); err != nil {
+			return err
+		}
+		key := s.b[keyStart : s.i-1]
+		if s.peek() != ':' {
+			return s.malformed()
+		}
+		s.i++
+		s.space()
+		if err := member(key, s.i); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.malformed()
+		}
+	}
+}
+
+// array validates an array, calling elem with each element's start offset;
+// elem must consume the element.
+func (s *scanner) array(depth int, elem func(start int) error) error {
+	if depth >= maxNesting {
+		return invalid("request body nests deeper than %d levels", maxNesting)
+	}
+	s.i++ // '['
+	if s.peek() == ']' {
+		s.i++
+		return nil
+	}
+	for {
+		s.space()
+		if err := elem(s.i); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return nil
+		default:
+			return s.malformed()
+		}
+	}
+}
+
+// messages validates the "messages" array and the shape of each message.
+func (s *scanner) messages() error {
+	if s.peek() != '[' {
+		if err := s.value(1); err != nil {
+			return err
+		}
+		return invalid("\"messages\" must be an array")
+	}
+	n := 0
+	err := s.array(1, func(int) error {
+		idx := n
+		n++
+		if s.peek() != '{' {
+			if err := s.value(2); err != nil {
+				return err
+			}
+			return invalid("messages[%d] must be an object", idx)
+		}
+		hasRole := false
+		err := s.object(2, func(key []byte, _ int) error {
+			switch {
+			case keyIs(key, "role"):
+				if s.peek() != '"' {
+					if err := s.value(3); err != nil {
+						return err
+					}
+					return invalid("messages[%d].role must be a string", idx)
+				}
+				hasRole = true
+			case keyIs(key, "content"):
+				switch s.peek() {
+				case '"', '[', 'n':
+				default:
+					if err := s.value(3); err != nil {
+						return err
+					}
+					return invalid("messages[%d].content must be a string, an array or null", idx)
+				}
+			}
+			return s.value(3)
+		})
+		if err != nil {
+			return err
+		}
+		if !hasRole {
+			return invalid("messages[%d].role is required", idx)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return invalid("\"messages\" must not be empty")
+	}
+	return nil
+}
+
+// str validates a string literal starting at '"' and moves past it.
+func (s *scanner) str() error {
+	s.i++ // opening quote
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return nil
+		case c == '\\':
+			s.i++
+			if s.i >= len(s.b) {
+				return s.malformed()
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				if s.i+4 >= len(s.b) {
+					s.i = len(s.b)
+					return s.malformed()
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !isHex(h) {
+						return s.malformed()
+					}
+				}
+				s.i += 5
+			default:
+				return s.malformed()
+			}
+		case c < 0x20:
+			return s.malformed()
+		default:
+			s.i++
+		}
+	}
+	return s.malformed()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func (s *scanner) literal(word string) error {
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
+		return s.malformed()
+	}
+	s.i += len(word)
+	return nil
+}
+
+// number validates a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() error {
+	start := s.i
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case s.i < len(s.b) && '1' <= s.b[s.i] && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		s.i = start
+		return s.malformed()
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if !s.digits() {
+			return s.malformed()
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if !s.digits() {
+			return s.malformed()
+		}
+	}
+	return nil
+}
+
+// digits consumes a run of digits and reports whether there was at least one.
+func (s *scanner) digits() bool {
+	start := s.i
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
+}

@@ -1,0 +1,156 @@
+package router
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Route is a routing preference as the routing model sees it.
+type Route struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// NoRoute is the route name Arch-Router answers when no route fits.
+const NoRoute = "other"
+
+// Limits of the conversation sent to the routing model, as in Plano: the
+// latest maxTurns user/assistant messages, at most maxPromptChars characters
+// (about 8k tokens at 4 characters a token).
+const (
+	maxTurns       = 16
+	maxPromptChars = 32000
+	trimMarker     = "\n[...]\n"
+)
+
+// The instruction Arch-Router-1.5B was trained on (its model card, "How to
+// use"); the routes and the conversation are filled in between the tags.
+const (
+	promptHead = "\nYou are a helpful assistant designed to find the best suited route.\n" +
+		"You are provided with route description within <routes></routes> XML tags:\n<routes>\n\n"
+	promptMiddle = "\n\n</routes>\n\n<conversation>\n\n"
+	promptTail   = "\n\n</conversation>\n" +
+		"\nYour task is to decide which route is best suit with user intent on the conversation in <conversation></conversation> XML tags.  Follow the instruction:\n" +
+		"1. If the latest intent from user is irrelevant or user intent is full filled, response with other route {\"route\": \"other\"}.\n" +
+		"2. You must analyze the route descriptions and find the best match route for user latest intent. \n" +
+		"3. You only response the name of the route that best matches the user's request, use the exact name in the <routes></routes>.\n" +
+		"\nBased on your analysis, provide your response in the following JSON formats if you decide to match any route:\n" +
+		"{\"route\": \"route_name\"} \n"
+)
+
+// Prompt builds the Arch-Router prompt for routes and a conversation (see
+// Conversation): each route as one JSON object a line inside <routes>, the
+// bounded conversation as a JSON array inside <conversation>.
+func Prompt(routes []Route, conv []Message) string {
+	var b strings.Builder
+	b.WriteString(promptHead)
+	for i, r := range routes {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		line, _ := json.Marshal(r) // a struct of strings always marshals
+		b.Write(line)
+	}
+	b.WriteString(promptMiddle)
+	convJSON, _ := json.Marshal(BoundConversation(conv))
+	b.Write(convJSON)
+	b.WriteString(promptTail)
+	return b.String()
+}
+
+// BoundConversation keeps the latest turns that fit the routing model's
+// budget: at most maxTurns messages and maxPromptChars characters, newest
+// first. The newest user message always survives; when it alone is over the
+// budget its middle is cut, so both its framing and its final ask remain.
+func BoundConversation(conv []Message) []Message {
+	lastUser := -1
+	for i := len(conv) - 1; i >= 0; i-- {
+		if conv[i].Role == "user" {
+			lastUser = i
+			break
+		}
+	}
+	start := len(conv)
+	budget := maxPromptChars
+	for i := len(conv) - 1; i >= 0 && len(conv)-i <= maxTurns; i-- {
+		n := len(conv[i].Content)
+		if n > budget && i != lastUser {
+			break
+		}
+		start = i
+		budget -= n
+		if i == lastUser && budget <= 0 {
+			break
+		}
+	}
+	kept := make([]Message, len(conv)-start)
+	copy(kept, conv[start:])
+	if lastUser >= start {
+		m := &kept[lastUser-start]
+		// everything newer than the last user message was kept before it
+		allowed := maxPromptChars
+		for _, k := range kept[lastUser-start+1:] {
+			allowed -= len(k.Content)
+		}
+		m.Content = trimMiddle(m.Content, allowed)
+	}
+	return kept
+}
+
+// trimMiddle shortens s to at most limit bytes by cutting out its middle,
+// keeping whole UTF-8 characters at both ends.
+func trimMiddle(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	keep := limit - len(trimMarker)
+	if keep < 2 {
+		keep = 2
+	}
+	head := keep / 2
+	tail := len(s) - (keep - head)
+	for head > 0 && !isRuneStart(s[head]) {
+		head--
+	}
+	for tail < len(s) && !isRuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + trimMarker + s[tail:]
+}
+
+func isRuneStart(c byte) bool { return c&0xC0 != 0x80 }
+
+// ParseRoute extracts the route name from a routing model's answer. It accepts
+// {"route": "name"} and {"route": ["name", ...]} (the first name wins), inside
+// Markdown code fences or not, with single quotes in place of double quotes.
+// It returns "" when the answer names no route or names "other".
+func ParseRoute(answer string) string {
+	s := strings.TrimSpace(answer)
+	if open := strings.Index(s, "{"); open >= 0 {
+		if end := strings.LastIndex(s, "}"); end > open {
+			s = s[open : end+1]
+		}
+	}
+	var parsed struct {
+		Route any `json:"route"`
+	}
+	if json.Unmarshal([]byte(s), &parsed) != nil {
+		if json.Unmarshal([]byte(strings.ReplaceAll(s, "'", `"`)), &parsed) != nil {
+			return ""
+		}
+	}
+	var name string
+	switch v := parsed.Route.(type) {
+	case string:
+		name = v
+	case []any:
+		if len(v) > 0 {
+			name, _ = v[0].(string)
+		}
+	}
+	name = strings.TrimSpace(name)
+	if name == NoRoute {
+		return ""
+	}
+	return name
+}
