@@ -1,0 +1,624 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// fleet is the set of fakes one test runs against.
+type fleet struct {
+	gpt, claude, small *fakeUpstream
+	router             *fakeRouter
+}
+
+func newFleet(t *testing.T, answer func(int64, string) string) *fleet {
+	t.Helper()
+	return &fleet{
+		gpt:    newFakeUpstream(t, "gpt"),
+		claude: newFakeUpstream(t, "claude"),
+		small:  newFakeUpstream(t, "small"),
+		router: newFakeRouter(t, answer),
+	}
+}
+
+// siteOptions vary the standard test site.
+type siteOptions struct {
+	ttl            string // default 10m
+	maxBody        string // default 10MiB
+	routerEndpoint string // default the fleet's fake router
+	routerTimeout  string // default 2s
+}
+
+// site is the standard test Caddyfile site: three models, two routes, the
+// fake router, and reverse_proxy with dynamic llm_affinity upstreams.
+func (f *fleet) site(o siteOptions) string {
+	if o.ttl == "" {
+		o.ttl = "10m"
+	}
+	if o.maxBody == "" {
+		o.maxBody = "10MiB"
+	}
+	if o.routerEndpoint == "" {
+		o.routerEndpoint = f.router.endpoint()
+	}
+	if o.routerTimeout == "" {
+		o.routerTimeout = "2s"
+	}
+	return fmt.Sprintf(`http://localhost:9080 {
+	llm_affinity {
+		ttl %s
+		max_body %s
+		default small
+		model gpt-4o {
+			to %s
+			api_key {env.LLMA_TEST_OPENAI_KEY}
+		}
+		model claude {
+			to %s
+			upstream_model claude-sonnet-4-20250514
+			api_key {env.LLMA_TEST_ANTHROPIC_KEY}
+			provider anthropic
+		}
+		model small {
+			to %s
+			upstream_model gpt-4o-mini
+		}
+		route code {
+			description Generating, calling tools for, or fixing code and data
+			models claude gpt-4o
+		}
+		route analysis {
+			description Reasoning about results and comparing options
+			models gpt-4o
+		}
+		router llm {
+			endpoint %s
+			model katanemo/Arch-Router-1.5B
+			timeout %s
+		}
+	}
+	reverse_proxy {
+		dynamic llm_affinity
+		header_up X-Routed-Model {http.llm_affinity.model}
+	}
+}
+`, o.ttl, o.maxBody, f.gpt.addr(), f.claude.addr(), f.small.addr(), o.routerEndpoint, o.routerTimeout)
+}
+
+func setKeys(t *testing.T) {
+	t.Setenv("LLMA_TEST_OPENAI_KEY", "sk-openai-test-secret")
+	t.Setenv("LLMA_TEST_ANTHROPIC_KEY", "sk-ant-test-secret")
+}
+
+// decisionOf returns the decision headers of a gateway response.
+func decisionOf(resp *http.Response) (model, route, status string) {
+	return resp.Header.Get("X-Model-Affinity-Model"), resp.Header.Get("X-Model-Affinity-Route"),
+		resp.Header.Get("X-Model-Affinity-Status")
+}
+
+func TestPinnedSessionSkipsRouter(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	startCaddy(t, f.site(siteOptions{}))
+
+	var models []string
+	for turn := 1; turn <= 5; turn++ {
+		resp, body := post(t, "/v1/chat/completions", chat("gpt-4o-mini", fmt.Sprintf("turn %d", turn)),
+			"X-Model-Affinity", "session-pinned-1")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("turn %d: status %d: %s", turn, resp.StatusCode, body)
+		}
+		model, route, status := decisionOf(resp)
+		wantStatus := "pinned"
+		if turn == 1 {
+			wantStatus = "routed"
+		}
+		if status != wantStatus || route != "code" {
+			t.Errorf("turn %d: status %q route %q, want %q and code", turn, status, route, wantStatus)
+		}
+		models = append(models, model)
+	}
+	if got := f.router.calls.Load(); got != 1 {
+		t.Errorf("router calls = %d, want 1 for a pinned session", got)
+	}
+	for _, m := range models {
+		if m != "claude" {
+			t.Fatalf("models per turn = %v, want claude for every turn", models)
+		}
+	}
+	if n := len(f.claude.requests()); n != 5 {
+		t.Errorf("claude upstream got %d requests, want 5", n)
+	}
+}
+
+func TestNoHeaderRoutesEveryTurn(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	startCaddy(t, f.site(siteOptions{}))
+
+	var models []string
+	for turn := 1; turn <= 4; turn++ {
+		resp, body := post(t, "/v1/chat/completions", chat("gpt-4o-mini", fmt.Sprintf("turn %d", turn)))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("turn %d: status %d: %s", turn, resp.StatusCode, body)
+		}
+		model, _, status := decisionOf(resp)
+		if status != "routed" {
+			t.Errorf("turn %d: status %q, want routed", turn, status)
+		}
+		models = append(models, model)
+	}
+	if got := f.router.calls.Load(); got != 4 {
+		t.Errorf("router calls = %d, want 4 (one per unpinned turn)", got)
+	}
+	want := []string{"claude", "gpt-4o", "claude", "gpt-4o"}
+	if strings.Join(models, ",") != strings.Join(want, ",") {
+		t.Errorf("models = %v, want %v", models, want)
+	}
+}
+
+func TestConcurrentFirstRequestsMakeOneRouterCall(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	f.router.delay.Store(int64(300 * time.Millisecond))
+	startCaddy(t, f.site(siteOptions{}))
+
+	const clients = 50
+	var wg sync.WaitGroup
+	models := make([]string, clients)
+	statuses := make([]int, clients)
+	for i := range clients {
+		wg.Go(func() {
+			resp, _ := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "first turn"),
+				"X-Model-Affinity", "session-race")
+			statuses[i] = resp.StatusCode
+			models[i], _, _ = decisionOf(resp)
+		})
+	}
+	wg.Wait()
+	if got := f.router.calls.Load(); got != 1 {
+		t.Errorf("router calls = %d under %d concurrent first requests, want 1", got, clients)
+	}
+	for i := range clients {
+		if statuses[i] != http.StatusOK || models[i] != models[0] || models[0] == "" {
+			t.Fatalf("request %d: status %d model %q; all must be 200 on one model (first %q)",
+				i, statuses[i], models[i], models[0])
+		}
+	}
+}
+
+func TestRouterFailureFallsBack(t *testing.T) {
+	setKeys(t)
+	// a port with nothing listening
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadEndpoint := "http://" + ln.Addr().String() + "/v1/chat/completions"
+	ln.Close()
+
+	tests := []struct {
+		name       string
+		answer     func(int64, string) string
+		delay      time.Duration
+		endpoint   bool // use the dead endpoint
+		model      string
+		wantModel  string
+		wantStatus string
+	}{
+		{name: "router down, unknown requested model", endpoint: true, model: "whatever", wantModel: "small"},
+		{name: "router down, configured requested model", endpoint: true, model: "gpt-4o", wantModel: "gpt-4o"},
+		{name: "router slow", delay: 3 * time.Second, model: "whatever", wantModel: "small"},
+		{name: "router answers other", answer: func(int64, string) string { return `{"route": "other"}` }, model: "x", wantModel: "small"},
+		{name: "router answers unknown route", answer: func(int64, string) string { return `{"route": "poetry"}` }, model: "x", wantModel: "small"},
+		{name: "router answers garbage", answer: func(int64, string) string { return `I think code` }, model: "x", wantModel: "small"},
+		{name: "router answers fenced single quotes", answer: func(int64, string) string { return "```json\n{'route': ['analysis', 'code']}\n```" }, model: "x", wantModel: "gpt-4o", wantStatus: "routed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			answer := tt.answer
+			if answer == nil {
+				answer = alternating
+			}
+			f := newFleet(t, answer)
+			f.router.delay.Store(int64(tt.delay))
+			opts := siteOptions{routerTimeout: "300ms"}
+			if tt.endpoint {
+				opts.routerEndpoint = deadEndpoint
+			}
+			startCaddy(t, f.site(opts))
+			start := time.Now()
+			resp, body := post(t, "/v1/chat/completions", chat(tt.model, "hello"), "X-Model-Affinity", "s-"+tt.name)
+			elapsed := time.Since(start)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			model, _, status := decisionOf(resp)
+			wantStatus := tt.wantStatus
+			if wantStatus == "" {
+				wantStatus = "default"
+			}
+			if model != tt.wantModel || status != wantStatus {
+				t.Errorf("model %q status %q, want %q %q", model, status, tt.wantModel, wantStatus)
+			}
+			// the timeout is 300ms; the slow router answers after 3s
+			if elapsed > 2500*time.Millisecond {
+				t.Errorf("request took %v; the router timeout is 300ms", elapsed)
+			}
+		})
+	}
+}
+
+func TestTTLExpiryReroutes(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	startCaddy(t, f.site(siteOptions{ttl: "1s"}))
+
+	send := func() (string, string) {
+		resp, body := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "session-ttl")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		model, _, status := decisionOf(resp)
+		return model, status
+	}
+	if m, s := send(); m != "claude" || s != "routed" {
+		t.Fatalf("first: %s %s, want claude routed", m, s)
+	}
+	// uses within the TTL keep the pin alive past the TTL overall
+	for range 3 {
+		time.Sleep(500 * time.Millisecond)
+		if m, s := send(); m != "claude" || s != "pinned" {
+			t.Fatalf("within ttl: %s %s, want claude pinned", m, s)
+		}
+	}
+	time.Sleep(1600 * time.Millisecond)
+	if m, s := send(); m != "gpt-4o" || s != "routed" {
+		t.Errorf("after idle ttl: %s %s, want gpt-4o routed (second router call)", m, s)
+	}
+	if got := f.router.calls.Load(); got != 2 {
+		t.Errorf("router calls = %d, want 2", got)
+	}
+}
+
+func TestRewriteAndCredentials(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+	startCaddy(t, f.site(siteOptions{}))
+
+	body := []byte(`{"temperature":0.2,"model":"gpt-4o-mini","messages":[{"role":"user","content":"fix my code"}],"metadata":{"a":[1,2,3]}}`)
+	resp, out := post(t, "/v1/chat/completions", body,
+		"Authorization", "Bearer client-key", "X-Api-Key", "client-x-key", "X-Model-Affinity", "s-cred")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, out)
+	}
+	seen := f.claude.requests()
+	if len(seen) != 1 {
+		t.Fatalf("claude got %d requests, want 1", len(seen))
+	}
+	got := seen[0]
+	want := `{"temperature":0.2,"model":"claude-sonnet-4-20250514","messages":[{"role":"user","content":"fix my code"}],"metadata":{"a":[1,2,3]}}`
+	if string(got.Body) != want {
+		t.Errorf("upstream body\n got %s\nwant %s", got.Body, want)
+	}
+	if got.ContentLength != int64(len(want)) {
+		t.Errorf("upstream Content-Length %d, want %d", got.ContentLength, len(want))
+	}
+	if got.APIKey != "sk-ant-test-secret" || got.Authorization != "" {
+		t.Errorf("anthropic model got x-api-key %q authorization %q; want the configured key only", got.APIKey, got.Authorization)
+	}
+	if got.RoutedModel != "claude" {
+		t.Errorf("{http.llm_affinity.model} placeholder gave %q, want claude", got.RoutedModel)
+	}
+	var parsed struct {
+		Model string `json:"model"`
+	}
+	_ = json.Unmarshal(out, &parsed)
+	if parsed.Model != "claude-sonnet-4-20250514" {
+		t.Errorf("response model %q", parsed.Model)
+	}
+
+	// an openai-provider model gets a bearer token and no x-api-key
+	f.router.mu.Lock()
+	f.router.answer = func(int64, string) string { return `{"route": "analysis"}` }
+	f.router.mu.Unlock()
+	resp, out = post(t, "/v1/chat/completions", chat("gpt-4o-mini", "compare"), "Authorization", "Bearer client-key", "X-Api-Key", "client-x-key")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, out)
+	}
+	g := f.gpt.requests()
+	if len(g) != 1 || g[0].Authorization != "Bearer sk-openai-test-secret" || g[0].APIKey != "" || g[0].Model != "gpt-4o" {
+		t.Errorf("gpt upstream saw %+v; want Bearer sk-openai-test-secret, no x-api-key, model gpt-4o", g)
+	}
+
+	// a model without a key forwards the client's own credential
+	f.router.mu.Lock()
+	f.router.answer = func(int64, string) string { return `{"route": "other"}` }
+	f.router.mu.Unlock()
+	post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), "Authorization", "Bearer client-key")
+	s := f.small.requests()
+	if len(s) != 1 || s[0].Authorization != "Bearer client-key" || s[0].Model != "gpt-4o-mini" {
+		t.Errorf("small upstream saw %+v; want the client's key and model gpt-4o-mini", s)
+	}
+}
+
+func TestSideCallKeepsMainPin(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	startCaddy(t, f.site(siteOptions{}))
+
+	main1, _ := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "main loop"), "X-Model-Affinity", "s-side")
+	side, _ := post(t, "/v1/chat/completions", chat("summarizer", "side call"), "X-Model-Affinity", "s-side")
+	main2, _ := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "main loop again"), "X-Model-Affinity", "s-side")
+	m1, _, _ := decisionOf(main1)
+	ms, _, ss := decisionOf(side)
+	m2, _, s2 := decisionOf(main2)
+	if ss != "routed" || ms == m1 {
+		t.Errorf("side call: %s %s; want its own routing decision (router alternates), main was %s", ms, ss, m1)
+	}
+	if m2 != m1 || s2 != "pinned" {
+		t.Errorf("main loop after side call: %s %s, want %s pinned", m2, s2, m1)
+	}
+	if got := f.router.calls.Load(); got != 2 {
+		t.Errorf("router calls = %d, want 2", got)
+	}
+}
+
+func TestStreamingArrivesIncrementally(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, func(int64, string) string { return `{"route": "analysis"}` })
+	f.gpt.streamGate = make(chan struct{})
+	startCaddy(t, f.site(siteOptions{}))
+
+	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
+	req, _ := http.NewRequest(http.MethodPost, gateway+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("X-Model-Affinity", "s-stream")
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	reader := bufio.NewReader(resp.Body)
+	first, err := reader.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the upstream holds the rest of the stream until we have the first chunk:
+	// had anything buffered the response, we would never have got here
+	if !strings.Contains(first, `"one"`) {
+		t.Fatalf("first line %q", first)
+	}
+	close(f.gpt.streamGate)
+	var rest strings.Builder
+	for {
+		line, err := reader.ReadString('\n')
+		rest.WriteString(line)
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(rest.String(), `"three"`) || !strings.Contains(rest.String(), "[DONE]") {
+		t.Errorf("rest of stream: %q", rest.String())
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	startCaddy(t, f.site(siteOptions{maxBody: "2KB"}))
+
+	big := chat("gpt-4o-mini", strings.Repeat("x", 4000))
+	tests := []struct {
+		name    string
+		path    string
+		body    []byte
+		headers []string
+		status  int
+		errText string
+	}{
+		{"malformed json", "/v1/chat/completions", []byte(`{"model":"a","messages":[`), nil, 400, "malformed JSON"},
+		{"not an object", "/v1/chat/completions", []byte(`[1,2]`), nil, 400, "JSON object"},
+		{"missing messages", "/v1/chat/completions", []byte(`{"model":"a"}`), nil, 400, `"messages" is required`},
+		{"empty messages", "/v1/chat/completions", []byte(`{"model":"a","messages":[]}`), nil, 400, "must not be empty"},
+		{"messages wrong type", "/v1/chat/completions", []byte(`{"model":"a","messages":"hi"}`), nil, 400, "must be an array"},
+		{"model wrong type", "/v1/chat/completions", []byte(`{"model":5,"messages":[{"role":"user","content":"x"}]}`), nil, 400, `"model" must be a string`},
+		{"content wrong type", "/v1/chat/completions", []byte(`{"model":"a","messages":[{"role":"user","content":5}]}`), nil, 400, "content must be"},
+		{"body too large", "/v1/chat/completions", big, nil, 413, "exceeds"},
+		{"key too long", "/v1/chat/completions", chat("a", "x"), []string{"X-Model-Affinity", strings.Repeat("k", 257)}, 400, "X-Model-Affinity"},
+		{"key not ascii", "/v1/chat/completions", chat("a", "x"), []string{"X-Model-Affinity", "séance"}, 400, "X-Model-Affinity"},
+		{"two keys", "/v1/chat/completions", chat("a", "x"), []string{"X-Model-Affinity", "a", "X-Model-Affinity", "b"}, 400, "more than one"},
+		{"anthropic malformed", "/v1/messages", []byte(`{"model":`), nil, 400, "malformed JSON"},
+		{"anthropic missing messages", "/v1/messages", []byte(`{"model":"claude","max_tokens":5}`), nil, 400, `"messages" is required`},
+		{"anthropic too large", "/v1/messages", big, nil, 413, "exceeds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := post(t, tt.path, tt.body, tt.headers...)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+			if strings.HasSuffix(tt.path, "/messages") {
+				var e struct {
+					Type  string `json:"type"`
+					Error struct {
+						Type    string `json:"type"`
+						Message string `json:"message"`
+					} `json:"error"`
+				}
+				if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Type == "" ||
+					!strings.Contains(e.Error.Message, tt.errText) {
+					t.Errorf("anthropic error body %s; want type error and a message with %q", body, tt.errText)
+				}
+			} else {
+				var e struct {
+					Error struct {
+						Message string `json:"message"`
+						Type    string `json:"type"`
+					} `json:"error"`
+				}
+				if err := json.Unmarshal(body, &e); err != nil || e.Error.Type != "invalid_request_error" ||
+					!strings.Contains(e.Error.Message, tt.errText) {
+					t.Errorf("openai error body %s; want invalid_request_error with %q", body, tt.errText)
+				}
+			}
+		})
+	}
+	for _, u := range []*fakeUpstream{f.gpt, f.claude, f.small} {
+		if n := len(u.requests()); n != 0 {
+			t.Errorf("upstream %s got %d requests; bad input must not reach an upstream", u.name, n)
+		}
+	}
+	if got := f.router.calls.Load(); got != 0 {
+		t.Errorf("router calls = %d for bad input, want 0", got)
+	}
+}
+
+func TestAnthropicMessages(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+	startCaddy(t, f.site(siteOptions{}))
+
+	body := []byte(`{"model":"claude-3-haiku","max_tokens":64,"system":"be brief","messages":[{"role":"user","content":[{"type":"text","text":"write a function"}]}]}`)
+	for turn := 1; turn <= 3; turn++ {
+		resp, out := post(t, "/v1/messages", body, "X-Model-Affinity", "s-anthropic", "X-Api-Key", "client-key", "Anthropic-Version", "2023-06-01")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, out)
+		}
+		if m, _, _ := decisionOf(resp); m != "claude" {
+			t.Fatalf("turn %d model %s", turn, m)
+		}
+	}
+	seen := f.claude.requests()
+	if len(seen) != 3 || seen[0].Path != "/v1/messages" || seen[0].Model != "claude-sonnet-4-20250514" || seen[0].APIKey != "sk-ant-test-secret" {
+		t.Errorf("claude saw %+v", seen)
+	}
+	if got := f.router.calls.Load(); got != 1 {
+		t.Errorf("router calls = %d, want 1", got)
+	}
+}
+
+func TestPassThrough(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	startCaddy(t, f.site(siteOptions{}))
+
+	req, _ := http.NewRequest(http.MethodGet, gateway+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer client-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Upstream") != "small" {
+		t.Errorf("GET /v1/models: status %d upstream %q, want 200 from the default model's upstream",
+			resp.StatusCode, resp.Header.Get("X-Upstream"))
+	}
+	if resp.Header.Get("X-Model-Affinity-Status") != "" {
+		t.Errorf("pass-through request got a routing decision header")
+	}
+	seen := f.small.requests()
+	if len(seen) != 1 || seen[0].Authorization != "Bearer client-key" {
+		t.Errorf("small saw %+v; want the untouched request", seen)
+	}
+	if f.router.calls.Load() != 0 {
+		t.Errorf("router was called for a pass-through request")
+	}
+}
+
+func TestJSONConfigBehavesTheSame(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	cfgJSON, warnings, err := adapter.Adapt([]byte(globalOptions+f.site(siteOptions{})), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("adapt warnings: %v", warnings)
+	}
+	if bytes.Contains(cfgJSON, []byte("sk-openai-test-secret")) {
+		t.Errorf("adapted JSON contains the resolved API key; {env.*} must stay a placeholder")
+	}
+	tester := caddytest.NewTester(t)
+	tester.InitServer(string(cfgJSON), "json")
+
+	var models []string
+	for turn := 1; turn <= 3; turn++ {
+		resp, body := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "turn"), "X-Model-Affinity", "s-json")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		m, _, _ := decisionOf(resp)
+		models = append(models, m)
+	}
+	if strings.Join(models, ",") != "claude,claude,claude" || f.router.calls.Load() != 1 {
+		t.Errorf("models %v with %d router calls; want claude x3 and 1 call", models, f.router.calls.Load())
+	}
+}
+
+func TestLogsCarryNoSecretsOrPrompts(t *testing.T) {
+	setKeys(t)
+	f := newFleet(t, alternating)
+	dir := t.TempDir()
+	serverLog, accessLog := dir+"/server.log", dir+"/access.log"
+	// debug logging everywhere and an access log, both filtered as README
+	// recommends: Caddy redacts Authorization itself, but reverse_proxy's
+	// debug log and the access log print other request headers as they are
+	const filter = `format filter {
+			request>headers>X-Api-Key delete
+			request>headers>X-Model-Affinity hash
+		}`
+	globals := globalOptionsWith("\tlog {\n\t\toutput file " + serverLog + "\n\t\tlevel DEBUG\n\t\t" + filter + "\n\t}")
+	site := strings.Replace(f.site(siteOptions{}), "\tllm_affinity {", "\tlog {\n\t\toutput file "+accessLog+"\n\t\t"+filter+"\n\t}\n\tllm_affinity {", 1)
+	startCaddyConfig(t, globals+site)
+
+	const prompt = "CONFIDENTIAL-PROMPT-TEXT about our merger"
+	const sessionKey = "session-key-that-must-not-be-logged"
+	for range 2 {
+		resp, body := post(t, "/v1/chat/completions", chat("gpt-4o-mini", prompt),
+			"X-Model-Affinity", sessionKey, "Authorization", "Bearer client-secret-key", "X-Api-Key", "client-x-secret")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	}
+	// the router-down path logs an error: it must not carry the prompt either
+	post(t, "/v1/messages", []byte(`{"model":"x","messages":[{"role":"user","content":"`+prompt+`"}]}`))
+
+	// reload to an empty config so the log files are flushed and closed
+	startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n")
+	var all []byte
+	for _, path := range []string{serverLog, accessLog} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		all = append(all, b...)
+	}
+	for _, secret := range []string{prompt, "CONFIDENTIAL", sessionKey, "sk-openai-test-secret",
+		"sk-ant-test-secret", "client-secret-key", "client-x-secret"} {
+		if bytes.Contains(all, []byte(secret)) {
+			t.Errorf("logs contain %q", secret)
+		}
+	}
+	if !bytes.Contains(all, []byte(`"msg":"routing decision"`)) || !bytes.Contains(all, []byte(`"affinity_key_hash"`)) {
+		t.Errorf("debug log has no routing decision with a hashed key; the test would prove nothing:\n%s", all)
+	}
+}

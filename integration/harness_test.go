@@ -1,0 +1,255 @@
+// Package integration boots a real Caddy (caddytest, one per test binary)
+// with the llm_affinity module, fake model upstreams and a fake routing model
+// on loopback, and drives it over real HTTP.
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/llmaffinity/caddy-llm-affinity"
+)
+
+// gateway is where the site under test listens (caddytest's conventions).
+const gateway = "http://localhost:9080"
+
+// globalOptions are the Caddyfile global options every test config starts with.
+const globalOptions = `{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+}
+`
+
+// globalOptionsWith returns globalOptions with extra lines inside the block.
+func globalOptionsWith(extra string) string {
+	return strings.Replace(globalOptions, "grace_period 1ns\n", "grace_period 1ns\n"+extra+"\n", 1)
+}
+
+// seenRequest is what a fake upstream recorded of one request.
+type seenRequest struct {
+	Path          string
+	Model         string
+	Authorization string
+	APIKey        string
+	Affinity      string
+	RoutedModel   string // the X-Routed-Model header set from a placeholder
+	ContentLength int64
+	Body          []byte
+}
+
+// fakeUpstream is an OpenAI- and Anthropic-compatible model server that
+// records what reaches it and echoes the model it was asked for.
+type fakeUpstream struct {
+	name string
+	srv  *httptest.Server
+
+	mu   sync.Mutex
+	seen []seenRequest
+
+	// streamGate, when set, is awaited between the first and the rest of the
+	// SSE events of a streamed response.
+	streamGate chan struct{}
+}
+
+func newFakeUpstream(t *testing.T, name string) *fakeUpstream {
+	t.Helper()
+	u := &fakeUpstream{name: name}
+	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// addr is the upstream's host:port.
+func (u *fakeUpstream) addr() string { return strings.TrimPrefix(u.srv.URL, "http://") }
+
+func (u *fakeUpstream) requests() []seenRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]seenRequest(nil), u.seen...)
+}
+
+func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var req struct {
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
+	}
+	_ = json.Unmarshal(body, &req)
+	u.mu.Lock()
+	u.seen = append(u.seen, seenRequest{
+		Path:          r.URL.Path,
+		Model:         req.Model,
+		Authorization: r.Header.Get("Authorization"),
+		APIKey:        r.Header.Get("X-Api-Key"),
+		Affinity:      r.Header.Get("X-Model-Affinity"),
+		RoutedModel:   r.Header.Get("X-Routed-Model"),
+		ContentLength: r.ContentLength,
+		Body:          body,
+	})
+	u.mu.Unlock()
+
+	w.Header().Set("X-Upstream", u.name)
+	switch {
+	case r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"object":"list","data":[{"id":%q,"object":"model"}]}`, u.name)
+	case req.Stream:
+		u.stream(w, req.Model)
+	case strings.HasSuffix(r.URL.Path, "/messages"):
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":%q,`+
+			`"content":[{"type":"text","text":"hello from %s"}],"stop_reason":"end_turn",`+
+			`"usage":{"input_tokens":1,"output_tokens":1}}`, req.Model, u.name)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":%q,`+
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"hello from %s"},"finish_reason":"stop"}],`+
+			`"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, req.Model, u.name)
+	}
+}
+
+// stream answers with three SSE chunks and [DONE], flushing each; when
+// streamGate is set it waits for it after the first chunk.
+func (u *fakeUpstream) stream(w http.ResponseWriter, model string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher := w.(http.Flusher)
+	for i, word := range []string{"one", "two", "three"} {
+		fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,"+
+			"\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", model, word)
+		flusher.Flush()
+		if i == 0 && u.streamGate != nil {
+			select {
+			case <-u.streamGate:
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	flusher.Flush()
+}
+
+// fakeRouter is an Arch-Router compatible routing model over HTTP.
+type fakeRouter struct {
+	srv   *httptest.Server
+	calls atomic.Int64
+	delay atomic.Int64 // nanoseconds to wait before answering
+
+	mu     sync.Mutex
+	answer func(call int64, prompt string) string
+}
+
+func newFakeRouter(t *testing.T, answer func(call int64, prompt string) string) *fakeRouter {
+	t.Helper()
+	fr := &fakeRouter{answer: answer}
+	fr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := fr.calls.Add(1)
+		var req struct {
+			Messages []struct {
+				Content string `json:"content"`
+			} `json:"messages"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if d := fr.delay.Load(); d > 0 {
+			select {
+			case <-time.After(time.Duration(d)):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		prompt := ""
+		if len(req.Messages) > 0 {
+			prompt = req.Messages[0].Content
+		}
+		fr.mu.Lock()
+		content := fr.answer(n, prompt)
+		fr.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		out, _ := json.Marshal(map[string]any{
+			"id": "r", "object": "chat.completion", "model": "arch-router",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+				"message": map[string]any{"role": "assistant", "content": content}}},
+		})
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(fr.srv.Close)
+	return fr
+}
+
+func (fr *fakeRouter) endpoint() string { return fr.srv.URL + "/v1/chat/completions" }
+
+// alternating answers "code" on odd calls and "analysis" on even ones, the
+// way a real router flips between differently shaped agent turns.
+func alternating(call int64, _ string) string {
+	if call%2 == 1 {
+		return `{"route": "code"}`
+	}
+	return `{"route": "analysis"}`
+}
+
+// startCaddy loads a Caddyfile site body (global options are added) into the
+// test binary's Caddy.
+func startCaddy(t *testing.T, site string) *caddytest.Tester {
+	t.Helper()
+	return startCaddyConfig(t, globalOptions+site)
+}
+
+// startCaddyConfig loads a whole Caddyfile into the test binary's Caddy.
+func startCaddyConfig(t *testing.T, caddyfile string) *caddytest.Tester {
+	t.Helper()
+	tester := caddytest.NewTester(t)
+	tester.InitServer(caddyfile, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tester
+}
+
+// chat is a minimal OpenAI chat request body.
+func chat(model string, userText ...string) []byte {
+	msgs := []map[string]any{{"role": "system", "content": "You are a database selection analyst."}}
+	for _, text := range userText {
+		msgs = append(msgs, map[string]any{"role": "user", "content": text})
+	}
+	b, _ := json.Marshal(map[string]any{"model": model, "messages": msgs})
+	return b
+}
+
+// post sends body to path with headers (name, value pairs) and returns the
+// response and its body.
+func post(t *testing.T, path string, body []byte, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, gateway+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	return resp, out
+}
