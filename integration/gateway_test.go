@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
@@ -620,5 +621,33 @@ func TestLogsCarryNoSecretsOrPrompts(t *testing.T) {
 	}
 	if !bytes.Contains(all, []byte(`"msg":"routing decision"`)) || !bytes.Contains(all, []byte(`"affinity_key_hash"`)) {
 		t.Errorf("debug log has no routing decision with a hashed key; the test would prove nothing:\n%s", all)
+	}
+}
+
+// TestCaddyfileExampleLoads adapts and validates Caddyfile.example the way
+// `caddy adapt` and `caddy validate` do, with placeholder keys.
+func TestCaddyfileExampleLoads(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "sk-placeholder")
+	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-placeholder")
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(raw, map[string]any{"filename": "Caddyfile.example"})
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("adapt warnings: %v", warnings)
+	}
+	if bytes.Contains(cfgJSON, []byte("sk-placeholder")) {
+		t.Errorf("adapted config contains the API key; it must keep the {env.*} placeholder")
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Fatalf("validate: %v", err)
 	}
 }
