@@ -69,6 +69,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "header":
+			lines["header"] = d.Line()
 			err = singleArg(d, &h.Header, sub)
 		case "default":
 			lines["default"] = d.Line()

@@ -17,7 +17,7 @@ const maxMaxEntries = 1 << 30
 // Caddyfile adapter turns elem into a line number; JSON users see the message,
 // which names the element.
 type configError struct {
-	elem string // "" (the handler), "default", "model[i]", "route[i]" or "router"
+	elem string // "" (the handler), "header", "default", "model[i]", "route[i]" or "router"
 	msg  string
 }
 
@@ -28,10 +28,10 @@ func configErrorf(elem, format string, args ...any) *configError {
 }
 
 // checkConfig validates the configuration without changing it. It runs at
-// Caddyfile adapt time (so errors name a line), in Provision and in Validate.
+// Caddyfile adapt time (so errors name a line) and in Validate.
 func (h *Handler) checkConfig() error {
 	if h.Header != "" && !httpguts.ValidHeaderFieldName(h.Header) {
-		return configErrorf("", "header: %q is not a valid HTTP header name", h.Header)
+		return configErrorf("header", "header: %q is not a valid HTTP header name", h.Header)
 	}
 	if h.TTL < 0 {
 		return configErrorf("", "ttl must not be negative")

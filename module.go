@@ -186,13 +186,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
 	}
-	if err := h.checkConfig(); err != nil {
-		return err
-	}
 
 	repl := caddy.NewReplacer()
 	h.models = make(map[string]*Model, len(h.Models))
 	for _, m := range h.Models {
+		if m == nil {
+			continue // reported by Validate
+		}
 		if m.Provider == "" {
 			m.Provider = ProviderOpenAI
 		}
@@ -208,6 +208,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.routes = make(map[string]*Route, len(h.Routes))
 	h.routerRoutes = make([]router.Route, 0, len(h.Routes))
 	for _, r := range h.Routes {
+		if r == nil {
+			continue // reported by Validate
+		}
 		h.routes[r.Name] = r
 		h.routerRoutes = append(h.routerRoutes, router.Route{Name: r.Name, Description: r.Description})
 	}
@@ -232,7 +235,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// Validate checks the configuration; see checkConfig.
+// Validate checks the configuration; see checkConfig. Caddy calls it after
+// Provision and cleans up when it fails.
 func (h *Handler) Validate() error {
 	return h.checkConfig()
 }

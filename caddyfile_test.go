@@ -1,0 +1,1001 @@
+package llmaffinity
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+// cfParse unmarshals a llm_affinity directive given as Caddyfile text.
+func cfParse(input string) (*Handler, error) {
+	h := new(Handler)
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	return h, err
+}
+
+// cfNormJSON decodes JSON into generic values, numbers kept exact, for
+// comparisons that ignore formatting and key order.
+func cfNormJSON(t *testing.T, data []byte) any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decoding JSON %s: %v", data, err)
+	}
+	return v
+}
+
+// cfMarkedLine returns the 1-based line of input that holds the marker
+// comment "#<-", which the tests put on the line an error must point at.
+func cfMarkedLine(t *testing.T, input string) int {
+	t.Helper()
+	line := 0
+	for i, l := range strings.Split(input, "\n") {
+		if strings.Contains(l, "#<-") {
+			if line != 0 {
+				t.Fatalf("test input has more than one #<- marker:\n%s", input)
+			}
+			line = i + 1
+		}
+	}
+	if line == 0 {
+		t.Fatalf("test input has no #<- marker:\n%s", input)
+	}
+	return line
+}
+
+func TestCaddyfileUnmarshalValid(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  string // the handler as JSON
+	}{
+		{
+			name: "minimal",
+			input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"default":"a","models":[{"name":"a","to":["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "every subdirective",
+			input: `llm_affinity {
+	header X-Session-Id
+	ttl 5m
+	max_entries 10000000
+	max_body 10MiB
+	default small
+
+	model small {
+		to 10.0.0.1:8000 10.0.0.2:8000
+		to 10.0.0.3:8000
+		to unix//run/vllm.sock
+		upstream_model gpt-4o-mini
+		api_key {env.OPENAI_API_KEY}
+		provider openai
+	}
+	model big {
+		to api.anthropic.com:443
+		upstream_model claude-sonnet-4-5
+		api_key {env.ANTHROPIC_API_KEY}
+		provider anthropic
+	}
+	model local {
+		to [::1]:11434
+	}
+
+	route code {
+		description code generation, debugging and   review of programs
+		models big small
+	}
+	route chat {
+		description "casual   conversation"
+		models small
+	}
+
+	router llm {
+		endpoint http://127.0.0.1:11434/v1/chat/completions
+		model katanemo/Arch-Router-1.5B
+		timeout 3s
+		api_key {env.ROUTER_API_KEY}
+	}
+}`,
+			want: `{
+				"header": "X-Session-Id",
+				"ttl": 300000000000,
+				"max_entries": 10000000,
+				"max_body": 10485760,
+				"default": "small",
+				"models": [
+					{"name": "small", "to": ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000", "unix//run/vllm.sock"],
+					 "upstream_model": "gpt-4o-mini", "api_key": "{env.OPENAI_API_KEY}", "provider": "openai"},
+					{"name": "big", "to": ["api.anthropic.com:443"],
+					 "upstream_model": "claude-sonnet-4-5", "api_key": "{env.ANTHROPIC_API_KEY}", "provider": "anthropic"},
+					{"name": "local", "to": ["[::1]:11434"]}
+				],
+				"routes": [
+					{"name": "code", "description": "code generation, debugging and review of programs", "models": ["big", "small"]},
+					{"name": "chat", "description": "casual   conversation", "models": ["small"]}
+				],
+				"router": {
+					"router": "llm",
+					"endpoint": "http://127.0.0.1:11434/v1/chat/completions",
+					"model": "katanemo/Arch-Router-1.5B",
+					"timeout": 3000000000,
+					"api_key": "{env.ROUTER_API_KEY}"
+				}
+			}`,
+		},
+		{
+			name: "max_body in kilobytes, routes and default before their models",
+			input: `llm_affinity {
+	max_body 512KB
+	ttl 1h30m
+	max_entries 1
+	route r1 {
+		models b a
+	}
+	default b
+	model a {
+		to 127.0.0.1:1
+	}
+	model b {
+		to 127.0.0.1:2
+	}
+}`,
+			want: `{"ttl": 5400000000000, "max_entries": 1, "max_body": 512000, "default": "b",
+				"models": [{"name": "a", "to": ["127.0.0.1:1"]}, {"name": "b", "to": ["127.0.0.1:2"]}],
+				"routes": [{"name": "r1", "models": ["b", "a"]}]}`,
+		},
+		{
+			name: "max_body binary units, ttl in days",
+			input: `llm_affinity {
+	max_body 1GiB
+	ttl 1d
+	default a
+	model a {
+		to localhost:8080
+	}
+}`,
+			want: `{"ttl": 86400000000000, "max_body": 1073741824, "default": "a",
+				"models": [{"name": "a", "to": ["localhost:8080"]}]}`,
+		},
+		{
+			name: "router with only the required settings",
+			input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		description everything
+		models a
+	}
+	router llm {
+		endpoint https://router.example.com/v1/chat/completions
+		model arch
+	}
+}`,
+			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
+				"routes": [{"name": "r", "description": "everything", "models": ["a"]}],
+				"router": {"router": "llm", "endpoint": "https://router.example.com/v1/chat/completions", "model": "arch"}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := cfParse(tt.input)
+			if err != nil {
+				t.Fatalf("UnmarshalCaddyfile: %v", err)
+			}
+			got, err := json.Marshal(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfNormJSON(t, got), cfNormJSON(t, []byte(tt.want))) {
+				t.Errorf("handler JSON:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// The parsed struct itself, not only its JSON.
+func TestCaddyfileUnmarshalStruct(t *testing.T) {
+	h, err := cfParse(`llm_affinity {
+	ttl 90s
+	max_body 2MiB
+	default a
+	model a {
+		to 127.0.0.1:1 127.0.0.1:2
+		to 127.0.0.1:3
+		api_key {env.OPENAI_API_KEY}
+	}
+	route r {
+		description one  two   three
+		models a
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Handler{
+		TTL:     caddy.Duration(90 * time.Second),
+		MaxBody: 2 << 20,
+		Default: "a",
+		Models: []*Model{{
+			Name:   "a",
+			To:     []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"},
+			APIKey: "{env.OPENAI_API_KEY}",
+		}},
+		Routes: []*Route{{Name: "r", Description: "one two three", Models: []string{"a"}}},
+	}
+	if !reflect.DeepEqual(h, want) {
+		gotJSON, _ := json.Marshal(h)
+		wantJSON, _ := json.Marshal(want)
+		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
+	}
+}
+
+func TestCaddyfileUnmarshalErrors(t *testing.T) {
+	// Every input marks with "#<-" the line the error must name.
+	tests := []struct {
+		name    string
+		input   string
+		wantErr string
+	}{
+		// syntax
+		{name: "directive arguments", wantErr: "wrong argument count", input: `llm_affinity foo { #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "unknown subdirective", wantErr: "unrecognized subdirective 'bogus'", input: `llm_affinity {
+	default a
+	bogus 1 #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "unknown subdirective in model", wantErr: "model 'a': unrecognized subdirective 'weight'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		weight 3 #<-
+	}
+}`},
+		{name: "unknown subdirective in route", wantErr: "route 'r': unrecognized subdirective 'model'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		model a #<-
+	}
+}`},
+		{name: "unknown subdirective in router llm", wantErr: "router llm: unrecognized subdirective 'url'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router llm {
+		url http://127.0.0.1:1/v1/chat/completions #<-
+		model arch
+	}
+}`},
+
+		// duplicates
+		{name: "duplicate header", wantErr: "header already specified", input: `llm_affinity {
+	header X-A
+	header X-B #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate ttl", wantErr: "ttl already specified", input: `llm_affinity {
+	ttl 1m
+	ttl 2m #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate max_entries", wantErr: "max_entries already specified", input: `llm_affinity {
+	max_entries 10
+	default a
+	max_entries 10 #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate max_body", wantErr: "max_body already specified", input: `llm_affinity {
+	max_body 1MiB
+	max_body 2MiB #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate default", wantErr: "default already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	default a #<-
+}`},
+		{name: "duplicate router", wantErr: "router already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router llm {
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		model arch
+	}
+	router llm { #<-
+		endpoint http://127.0.0.1:2/v1/chat/completions
+		model arch
+	}
+}`},
+		{name: "duplicate upstream_model", wantErr: "upstream_model already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		upstream_model x
+		upstream_model y #<-
+	}
+}`},
+		{name: "duplicate api_key", wantErr: "api_key already specified", input: `llm_affinity {
+	default a
+	model a {
+		api_key k1
+		to 127.0.0.1:9
+		api_key k2 #<-
+	}
+}`},
+		{name: "duplicate provider", wantErr: "provider already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		provider openai
+		provider openai #<-
+	}
+}`},
+		{name: "duplicate description", wantErr: "route 'r': description already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		description one
+		models a
+		description two #<-
+	}
+}`},
+		{name: "duplicate models", wantErr: "route 'r': models already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		models a #<-
+	}
+}`},
+		{name: "duplicate router endpoint", wantErr: "router llm: endpoint already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router llm {
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		endpoint http://127.0.0.1:2/v1/chat/completions #<-
+	}
+}`},
+
+		// missing arguments
+		{name: "header without value", wantErr: "wrong argument count", input: `llm_affinity {
+	header #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "ttl without value", wantErr: "wrong argument count", input: `llm_affinity {
+	ttl #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_entries without value", wantErr: "wrong argument count", input: `llm_affinity {
+	max_entries #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_body without value", wantErr: "wrong argument count", input: `llm_affinity {
+	max_body #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "default without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "to without address", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to #<-
+	}
+}`},
+		{name: "upstream_model without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		upstream_model #<-
+	}
+}`},
+		{name: "api_key without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		api_key #<-
+	}
+}`},
+		{name: "provider without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		provider #<-
+	}
+}`},
+		{name: "description without text", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		description #<-
+		models a
+	}
+}`},
+		{name: "models without names", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models #<-
+	}
+}`},
+		{name: "model without name", wantErr: "model takes exactly one name", input: `llm_affinity {
+	default a
+	model { #<-
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "route without name", wantErr: "route takes exactly one name", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route { #<-
+		models a
+	}
+}`},
+		{name: "router without type", wantErr: "router needs a type", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router { #<-
+		endpoint http://127.0.0.1:1/v1/chat/completions
+	}
+}`},
+
+		// extra arguments
+		{name: "header with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	header X-A X-B #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "ttl with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	ttl 1m 2m #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_entries with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	max_entries 1 2 #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_body with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	max_body 10 MiB #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "default with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a b #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "model with two names", wantErr: "model takes exactly one name", input: `llm_affinity {
+	default a
+	model a b { #<-
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "route with two names", wantErr: "route takes exactly one name", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r s { #<-
+		models a
+	}
+}`},
+		{name: "upstream_model with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		upstream_model x y #<-
+	}
+}`},
+		{name: "api_key with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		api_key Bearer k #<-
+	}
+}`},
+		{name: "provider with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		provider openai anthropic #<-
+	}
+}`},
+		{name: "router llm with an argument", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router llm fast { #<-
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		model arch
+	}
+}`},
+
+		// bad values
+		{name: "ttl 0", wantErr: "invalid ttl '0'", input: `llm_affinity {
+	ttl 0 #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "ttl -1s", wantErr: "invalid ttl '-1s'", input: `llm_affinity {
+	ttl -1s #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "ttl abc", wantErr: "invalid ttl 'abc'", input: `llm_affinity {
+	ttl abc #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_entries 0", wantErr: "invalid max_entries '0'", input: `llm_affinity {
+	max_entries 0 #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_entries -5", wantErr: "invalid max_entries '-5'", input: `llm_affinity {
+	max_entries -5 #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_entries x", wantErr: "invalid max_entries 'x'", input: `llm_affinity {
+	max_entries x #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_entries over the limit", wantErr: "invalid max_entries '1073741825'", input: `llm_affinity {
+	max_entries 1073741825 #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_body 0", wantErr: "invalid max_body '0'", input: `llm_affinity {
+	max_body 0 #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_body xyz", wantErr: "invalid max_body 'xyz'", input: `llm_affinity {
+	max_body xyz #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "router timeout 0", wantErr: "router llm: invalid timeout '0'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router llm {
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		timeout 0 #<-
+	}
+}`},
+		{name: "unknown router type", wantErr: "http.handlers.llm_affinity.routers.magic", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	router magic { #<-
+		endpoint http://127.0.0.1:1/v1/chat/completions
+	}
+}`},
+
+		// config errors, found after the whole block is read
+		{name: "no models", wantErr: "at least one model is required", input: `llm_affinity { #<-
+	default a
+}`},
+		{name: "empty directive", wantErr: "at least one model is required", input: `llm_affinity #<-`},
+		{name: "model without to", wantErr: "model 'b': 'to' is required", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	model b { #<-
+		upstream_model gpt-4o
+	}
+}`},
+		{name: "model with an empty block", wantErr: "model 'a': 'to' is required", input: `llm_affinity {
+	default a
+	model a { } #<-
+}`},
+		{name: "to is a URL", wantErr: "model 'openai': to https://api.openai.com: want host:port, not a URL", input: `llm_affinity {
+	default openai
+	model openai { #<-
+		to https://api.openai.com
+		api_key {env.OPENAI_API_KEY}
+	}
+}`},
+		{name: "to without port", wantErr: "model 'a': to 127.0.0.1: want host:port", input: `llm_affinity {
+	default a
+	model a { #<-
+		to 127.0.0.1:1
+		to 127.0.0.1
+	}
+}`},
+		{name: "unknown provider", wantErr: "model 'a': unknown provider 'azure'", input: `llm_affinity {
+	default a
+	model a { #<-
+		to 127.0.0.1:9
+		provider azure
+	}
+}`},
+		{name: "duplicate model names", wantErr: "model 'a' is defined more than once", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:1
+	}
+	model b {
+		to 127.0.0.1:2
+	}
+	model a { #<-
+		to 127.0.0.1:3
+	}
+}`},
+		{name: "route names an unknown model", wantErr: "route 'code' names unknown model 'gpt-5'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route chat {
+		models a
+	}
+	route code { #<-
+		description code
+		models a gpt-5
+	}
+}`},
+		{name: "route named other", wantErr: "route name 'other' is reserved", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route other { #<-
+		models a
+	}
+}`},
+		{name: "duplicate route", wantErr: "route 'r' is defined more than once", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+	}
+	route s {
+		models a
+	}
+	route r { #<-
+		models a
+	}
+}`},
+		{name: "route without models", wantErr: "route 'r': models is required", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r { #<-
+		description no models here
+	}
+}`},
+		{name: "missing default", wantErr: "default is required", input: `llm_affinity { #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "default names an unknown model", wantErr: "default names unknown model 'b'", input: `llm_affinity {
+	model a {
+		to 127.0.0.1:9
+	}
+	default b #<-
+}`},
+		{name: "router with no routes", wantErr: "a router needs at least one route", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	router llm { #<-
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		model arch
+	}
+}`},
+		{name: "invalid header name", wantErr: `header: "X:Y" is not a valid HTTP header name`, input: `llm_affinity {
+	header X:Y #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line := cfMarkedLine(t, tt.input)
+			_, err := cfParse(tt.input)
+			if err == nil {
+				t.Fatalf("UnmarshalCaddyfile succeeded, want an error containing %q", tt.wantErr)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.wantErr) {
+				t.Errorf("error = %q, want it to contain %q", msg, tt.wantErr)
+			}
+			if at := fmt.Sprintf(", at Testfile:%d", line); !strings.HasSuffix(msg, at) {
+				t.Errorf("error = %q, want it to end with %q", msg, at)
+			}
+			if n := strings.Count(msg, ", at Testfile:"); n != 1 {
+				t.Errorf("error = %q names a position %d times, want once", msg, n)
+			}
+		})
+	}
+}
+
+// cfAdapt adapts a whole Caddyfile to JSON.
+func cfAdapt(t *testing.T, text string) ([]byte, error) {
+	t.Helper()
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, _, err := adapter.Adapt([]byte(text), nil)
+	return out, err
+}
+
+// cfHandlers returns every object with a "handler" key in cfg, depth first in
+// document order.
+func cfHandlers(v any) []map[string]any {
+	var found []map[string]any
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if _, ok := v["handler"].(string); ok {
+				found = append(found, v)
+			}
+			for _, k := range []string{"routes", "handle"} {
+				if c, ok := v[k]; ok {
+					walk(c)
+				}
+			}
+			for k, c := range v {
+				if k != "routes" && k != "handle" {
+					walk(c)
+				}
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(v)
+	return found
+}
+
+func TestCaddyfileAdaptSiteBlock(t *testing.T) {
+	const llm = `	llm_affinity {
+		default a
+		model a {
+			to 127.0.0.1:9
+			api_key {env.OPENAI_API_KEY}
+		}
+	}
+`
+	const proxy = `	reverse_proxy {
+		dynamic llm_affinity
+	}
+`
+	tests := []struct {
+		name string
+		text string
+	}{
+		{name: "llm_affinity written first", text: "{\n\tadmin off\n}\n:8080 {\n" + llm + proxy + "}\n"},
+		{name: "reverse_proxy written first", text: "{\n\tadmin off\n}\n:8080 {\n" + proxy + llm + "}\n"},
+		{name: "with a path matcher", text: "{\n\tadmin off\n}\n:8080 {\n" + proxy + strings.Replace(llm, "llm_affinity {", "llm_affinity /v1/* {", 1) + "}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := cfAdapt(t, tt.text)
+			if err != nil {
+				t.Fatalf("adapting:\n%s\nerror: %v", tt.text, err)
+			}
+			handlers := cfHandlers(cfNormJSON(t, out))
+			iLLM, iProxy := -1, -1
+			for i, h := range handlers {
+				switch h["handler"] {
+				case "llm_affinity":
+					if iLLM != -1 {
+						t.Fatalf("more than one llm_affinity handler in %s", out)
+					}
+					iLLM = i
+				case "reverse_proxy":
+					if iProxy != -1 {
+						t.Fatalf("more than one reverse_proxy handler in %s", out)
+					}
+					iProxy = i
+				}
+			}
+			if iLLM == -1 || iProxy == -1 {
+				t.Fatalf("want both an llm_affinity and a reverse_proxy handler in %s", out)
+			}
+			if iLLM > iProxy {
+				t.Errorf("llm_affinity comes after reverse_proxy in %s", out)
+			}
+
+			proxyHandler := handlers[iProxy]
+			if got := proxyHandler["dynamic_upstreams"]; !reflect.DeepEqual(got, map[string]any{"source": "llm_affinity"}) {
+				t.Errorf("reverse_proxy dynamic_upstreams = %v, want {\"source\":\"llm_affinity\"}", got)
+			}
+			if static, ok := proxyHandler["upstreams"]; ok {
+				t.Errorf("reverse_proxy has static upstreams %v", static)
+			}
+
+			gotLLM, _ := json.Marshal(handlers[iLLM])
+			wantLLM := `{"handler":"llm_affinity","default":"a","models":[{"name":"a","to":["127.0.0.1:9"],"api_key":"{env.OPENAI_API_KEY}"}]}`
+			if !reflect.DeepEqual(cfNormJSON(t, gotLLM), cfNormJSON(t, []byte(wantLLM))) {
+				t.Errorf("llm_affinity handler:\n got %s\nwant %s", gotLLM, wantLLM)
+			}
+		})
+	}
+}
+
+func TestCaddyfileAdaptMatcher(t *testing.T) {
+	out, err := cfAdapt(t, `:8080 {
+	llm_affinity /v1/* {
+		default a
+		model a {
+			to 127.0.0.1:9
+		}
+	}
+	reverse_proxy {
+		dynamic llm_affinity
+	}
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`"path":["/v1/*"]`)) {
+		t.Errorf("the matcher of llm_affinity is lost: %s", out)
+	}
+}
+
+func TestCaddyfileAdaptErrorNamesLine(t *testing.T) {
+	text := `{
+	admin off
+}
+:8080 {
+	llm_affinity {
+		default a
+		model a {
+			to 127.0.0.1:9
+		}
+		route r {
+			models a b
+		}
+	}
+	reverse_proxy {
+		dynamic llm_affinity
+	}
+}
+`
+	_, err := cfAdapt(t, text)
+	if err == nil {
+		t.Fatal("adapting a route with an unknown model succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "route 'r' names unknown model 'b'") || !strings.Contains(msg, "Caddyfile:10") {
+		t.Errorf("error = %q, want it to name the route and Caddyfile:10", msg)
+	}
+}

@@ -1,0 +1,376 @@
+package llmaffinity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// cfgValidHandler returns a fresh, valid JSON-style handler for a test to
+// break.
+func cfgValidHandler() *Handler {
+	return &Handler{
+		Default: "small",
+		Models: []*Model{
+			{Name: "small", To: []string{"127.0.0.1:8001", "127.0.0.1:8002"}},
+			{Name: "big", To: []string{"api.anthropic.com:443"}, Provider: ProviderAnthropic, APIKey: "{env.ANTHROPIC_API_KEY}"},
+		},
+		Routes: []*Route{
+			{Name: "chat", Description: "casual conversation", Models: []string{"small"}},
+			{Name: "code", Description: "code generation", Models: []string{"big", "small"}},
+		},
+		RouterRaw: json.RawMessage(`{"router":"llm","endpoint":"http://127.0.0.1:11434/v1/chat/completions","model":"arch"}`),
+	}
+}
+
+func TestCheckConfigValid(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(h *Handler)
+	}{
+		{name: "full", modify: func(*Handler) {}},
+		{name: "minimal", modify: func(h *Handler) {
+			*h = Handler{Default: "a", Models: []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}}}
+		}},
+		{name: "no router", modify: func(h *Handler) { h.RouterRaw = nil }},
+		{name: "no routes and no router", modify: func(h *Handler) { h.Routes, h.RouterRaw = nil, nil }},
+		{name: "explicit settings", modify: func(h *Handler) {
+			h.Header = "X-Session"
+			h.TTL = caddy.Duration(time.Hour)
+			h.MaxEntries = maxMaxEntries
+			h.MaxBody = 1 << 30
+		}},
+		{name: "unix socket", modify: func(h *Handler) { h.Models[0].To = []string{"unix//run/vllm.sock"} }},
+		{name: "IPv6", modify: func(h *Handler) { h.Models[0].To = []string{"[::1]:8000"} }},
+		{name: "host name", modify: func(h *Handler) { h.Models[0].To = []string{"vllm.internal:8000"} }},
+		{name: "provider openai", modify: func(h *Handler) { h.Models[0].Provider = ProviderOpenAI }},
+		{name: "route without description", modify: func(h *Handler) { h.Routes[0].Description = "" }},
+		{name: "route repeats a model", modify: func(h *Handler) { h.Routes[0].Models = []string{"small", "small"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := cfgValidHandler()
+			tt.modify(h)
+			before, _ := json.Marshal(h)
+			if err := h.checkConfig(); err != nil {
+				t.Fatalf("checkConfig: %v", err)
+			}
+			if err := h.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			// checkConfig validates without changing anything
+			if after, _ := json.Marshal(h); string(after) != string(before) {
+				t.Errorf("checkConfig changed the handler:\nbefore %s\n after %s", before, after)
+			}
+		})
+	}
+}
+
+func TestCheckConfigErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		modify   func(h *Handler)
+		wantErr  string
+		wantElem string // the element the error names for the Caddyfile line
+	}{
+		{name: "invalid header name", modify: func(h *Handler) { h.Header = "X Session" },
+			wantErr: `header: "X Session" is not a valid HTTP header name`, wantElem: "header"},
+		{name: "header with a colon", modify: func(h *Handler) { h.Header = "X:Y" },
+			wantErr: "not a valid HTTP header name", wantElem: "header"},
+		{name: "negative ttl", modify: func(h *Handler) { h.TTL = caddy.Duration(-time.Second) },
+			wantErr: "ttl must not be negative"},
+		{name: "negative max_entries", modify: func(h *Handler) { h.MaxEntries = -5 },
+			wantErr: "max_entries must be between 1 and 1073741824"},
+		{name: "max_entries over the limit", modify: func(h *Handler) { h.MaxEntries = maxMaxEntries + 1 },
+			wantErr: "max_entries must be between 1 and 1073741824"},
+		{name: "negative max_body", modify: func(h *Handler) { h.MaxBody = -1 },
+			wantErr: "max_body must not be negative"},
+		{name: "no models", modify: func(h *Handler) { h.Models = nil },
+			wantErr: "at least one model is required"},
+		{name: "nil model", modify: func(h *Handler) { h.Models = append(h.Models, nil) },
+			wantErr: "model 2: name is required", wantElem: "model[2]"},
+		{name: "model without name", modify: func(h *Handler) { h.Models[1].Name = "" },
+			wantErr: "model 1: name is required", wantElem: "model[1]"},
+		{name: "duplicate model names", modify: func(h *Handler) { h.Models[1].Name = "small" },
+			wantErr: "model 'small' is defined more than once", wantElem: "model[1]"},
+		{name: "model without to", modify: func(h *Handler) { h.Models[1].To = nil },
+			wantErr: "model 'big': 'to' is required", wantElem: "model[1]"},
+		{name: "to is a URL", modify: func(h *Handler) { h.Models[0].To = []string{"https://api.openai.com"} },
+			wantErr: "model 'small': to https://api.openai.com: want host:port, not a URL", wantElem: "model[0]"},
+		{name: "to is a URL with a port", modify: func(h *Handler) { h.Models[0].To = []string{"127.0.0.1:1", "http://127.0.0.1:8000"} },
+			wantErr: "want host:port, not a URL", wantElem: "model[0]"},
+		{name: "to without port", modify: func(h *Handler) { h.Models[0].To = []string{"127.0.0.1"} },
+			wantErr: "model 'small': to 127.0.0.1: want host:port", wantElem: "model[0]"},
+		{name: "to with an empty port", modify: func(h *Handler) { h.Models[0].To = []string{"127.0.0.1:"} },
+			wantErr: "want host:port", wantElem: "model[0]"},
+		{name: "to is empty", modify: func(h *Handler) { h.Models[0].To = []string{""} },
+			wantErr: "want host:port", wantElem: "model[0]"},
+		{name: "unknown provider", modify: func(h *Handler) { h.Models[1].Provider = "azure" },
+			wantErr: "model 'big': unknown provider 'azure' (want openai or anthropic)", wantElem: "model[1]"},
+		{name: "provider in upper case", modify: func(h *Handler) { h.Models[1].Provider = "OpenAI" },
+			wantErr: "unknown provider 'OpenAI'", wantElem: "model[1]"},
+		{name: "missing default", modify: func(h *Handler) { h.Default = "" },
+			wantErr: "default is required"},
+		{name: "default names an unknown model", modify: func(h *Handler) { h.Default = "medium" },
+			wantErr: "default names unknown model 'medium'", wantElem: "default"},
+		{name: "nil route", modify: func(h *Handler) { h.Routes = append(h.Routes, nil) },
+			wantErr: "route 2: name is required", wantElem: "route[2]"},
+		{name: "route without name", modify: func(h *Handler) { h.Routes[0].Name = "" },
+			wantErr: "route 0: name is required", wantElem: "route[0]"},
+		{name: "route named other", modify: func(h *Handler) { h.Routes[1].Name = "other" },
+			wantErr: "route name 'other' is reserved", wantElem: "route[1]"},
+		{name: "duplicate route", modify: func(h *Handler) { h.Routes[1].Name = "chat" },
+			wantErr: "route 'chat' is defined more than once", wantElem: "route[1]"},
+		{name: "route without models", modify: func(h *Handler) { h.Routes[1].Models = nil },
+			wantErr: "route 'code': models is required", wantElem: "route[1]"},
+		{name: "route names an unknown model", modify: func(h *Handler) { h.Routes[1].Models = []string{"big", "gpt-5"} },
+			wantErr: "route 'code' names unknown model 'gpt-5'", wantElem: "route[1]"},
+		{name: "router with no routes", modify: func(h *Handler) { h.Routes = nil },
+			wantErr: "a router needs at least one route", wantElem: "router"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := cfgValidHandler()
+			tt.modify(h)
+			err := h.checkConfig()
+			if err == nil {
+				t.Fatalf("checkConfig succeeded, want an error containing %q", tt.wantErr)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.wantErr) {
+				t.Errorf("checkConfig error = %q, want it to contain %q", msg, tt.wantErr)
+			}
+			if strings.Contains(msg, ", at ") {
+				t.Errorf("checkConfig error = %q names a Caddyfile position", msg)
+			}
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("checkConfig error %T is not a *configError", err)
+			}
+			if ce.elem != tt.wantElem {
+				t.Errorf("configError.elem = %q, want %q", ce.elem, tt.wantElem)
+			}
+
+			verr := h.Validate()
+			if verr == nil {
+				t.Fatalf("Validate succeeded, want %q", msg)
+			}
+			if verr.Error() != msg {
+				t.Errorf("Validate error = %q, want %q", verr, msg)
+			}
+		})
+	}
+}
+
+// cfgProvision provisions h with a fresh Caddy context and cleans it up when
+// the test ends.
+func cfgProvision(t *testing.T, h *Handler) error {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	err := h.Provision(ctx)
+	t.Cleanup(func() {
+		if cerr := h.Cleanup(); cerr != nil {
+			t.Errorf("Cleanup: %v", cerr)
+		}
+	})
+	return err
+}
+
+func TestProvisionDefaults(t *testing.T) {
+	h := &Handler{
+		Default: "a",
+		Models:  []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}},
+	}
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if h.Header != "X-Model-Affinity" {
+		t.Errorf("Header = %q, want X-Model-Affinity", h.Header)
+	}
+	if h.TTL != caddy.Duration(10*time.Minute) {
+		t.Errorf("TTL = %v, want 10m", time.Duration(h.TTL))
+	}
+	if h.MaxEntries != 10000 {
+		t.Errorf("MaxEntries = %d, want 10000", h.MaxEntries)
+	}
+	if h.MaxBody != 10<<20 {
+		t.Errorf("MaxBody = %d, want %d (10MiB)", h.MaxBody, 10<<20)
+	}
+	m := h.Models[0]
+	if m.Provider != "openai" {
+		t.Errorf("Provider = %q, want openai", m.Provider)
+	}
+	if m.UpstreamModel != "a" {
+		t.Errorf("UpstreamModel = %q, want the model's name", m.UpstreamModel)
+	}
+	if m.apiKey != "" || m.APIKey != "" {
+		t.Errorf("API key = %q (config %q), want none", m.apiKey, m.APIKey)
+	}
+	if string(m.quotedUpstreamModel) != `"a"` {
+		t.Errorf("quotedUpstreamModel = %s, want \"a\"", m.quotedUpstreamModel)
+	}
+	if h.defaultModel != m || h.models["a"] != m {
+		t.Errorf("the default model is not the configured one")
+	}
+	if h.pins == nil {
+		t.Errorf("no pin store")
+	}
+	if h.router != nil {
+		t.Errorf("router = %T, want none", h.router)
+	}
+	if err := h.Validate(); err != nil {
+		t.Errorf("Validate after Provision: %v", err)
+	}
+}
+
+func TestProvisionKeepsExplicitSettings(t *testing.T) {
+	h := &Handler{
+		Header:     "X-Session",
+		TTL:        caddy.Duration(time.Hour),
+		MaxEntries: 5,
+		MaxBody:    1 << 10,
+		Default:    "a",
+		Models: []*Model{{
+			Name:          "a",
+			To:            []string{"127.0.0.1:9"},
+			UpstreamModel: "claude-sonnet-4-5",
+			Provider:      ProviderAnthropic,
+		}},
+	}
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if h.Header != "X-Session" || h.TTL != caddy.Duration(time.Hour) || h.MaxEntries != 5 || h.MaxBody != 1<<10 {
+		t.Errorf("Provision changed explicit settings: header %q, ttl %v, max_entries %d, max_body %d",
+			h.Header, time.Duration(h.TTL), h.MaxEntries, h.MaxBody)
+	}
+	m := h.Models[0]
+	if m.UpstreamModel != "claude-sonnet-4-5" || m.Provider != ProviderAnthropic {
+		t.Errorf("Provision changed the model: upstream_model %q, provider %q", m.UpstreamModel, m.Provider)
+	}
+	if string(m.quotedUpstreamModel) != `"claude-sonnet-4-5"` {
+		t.Errorf("quotedUpstreamModel = %s", m.quotedUpstreamModel)
+	}
+}
+
+func TestProvisionResolvesAPIKeyPlaceholder(t *testing.T) {
+	const secret = "sk-test-0123456789abcdef"
+	t.Setenv("LLM_AFFINITY_TEST_OPENAI_KEY", secret)
+	t.Setenv("LLM_AFFINITY_TEST_ANTHROPIC_KEY", "sk-ant-"+secret)
+	h := &Handler{
+		Default: "a",
+		Models: []*Model{
+			{Name: "a", To: []string{"127.0.0.1:9"}, APIKey: "{env.LLM_AFFINITY_TEST_OPENAI_KEY}"},
+			{Name: "b", To: []string{"127.0.0.1:9"}, APIKey: "{env.LLM_AFFINITY_TEST_ANTHROPIC_KEY}", Provider: ProviderAnthropic},
+			{Name: "c", To: []string{"127.0.0.1:9"}, APIKey: "literal-key"},
+			{Name: "d", To: []string{"127.0.0.1:9"}, APIKey: "{env.LLM_AFFINITY_TEST_UNSET_KEY}"},
+		},
+	}
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	tests := []struct {
+		model      string
+		wantConfig string
+		wantKey    string
+	}{
+		{"a", "{env.LLM_AFFINITY_TEST_OPENAI_KEY}", secret},
+		{"b", "{env.LLM_AFFINITY_TEST_ANTHROPIC_KEY}", "sk-ant-" + secret},
+		{"c", "literal-key", "literal-key"},
+		{"d", "{env.LLM_AFFINITY_TEST_UNSET_KEY}", ""},
+	}
+	for i, tt := range tests {
+		m := h.Models[i]
+		if m.Name != tt.model {
+			t.Fatalf("model %d is %q, want %q", i, m.Name, tt.model)
+		}
+		if m.apiKey != tt.wantKey {
+			t.Errorf("model %s: resolved key = %q, want %q", m.Name, m.apiKey, tt.wantKey)
+		}
+		if m.APIKey != tt.wantConfig {
+			t.Errorf("model %s: APIKey = %q, want it left as configured, %q", m.Name, m.APIKey, tt.wantConfig)
+		}
+	}
+
+	// the config as the admin API would show it never holds the secret
+	cfg, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(cfg), secret) {
+		t.Errorf("the handler's JSON holds the resolved secret: %s", cfg)
+	}
+	if !strings.Contains(string(cfg), `"api_key":"{env.LLM_AFFINITY_TEST_OPENAI_KEY}"`) {
+		t.Errorf("the handler's JSON lost the placeholder: %s", cfg)
+	}
+}
+
+func TestProvisionLoadsRouter(t *testing.T) {
+	h := cfgValidHandler()
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if h.router == nil {
+		t.Fatal("no router loaded")
+	}
+	if len(h.routerRoutes) != 2 || h.routerRoutes[0].Name != "chat" || h.routerRoutes[1].Name != "code" ||
+		h.routerRoutes[1].Description != "code generation" {
+		t.Errorf("router routes = %+v, want chat and code in config order", h.routerRoutes)
+	}
+	if h.routes["code"] != h.Routes[1] {
+		t.Errorf("routes map does not hold route code")
+	}
+}
+
+// Caddy provisions a module and then validates it (cleaning up when either
+// fails), so an invalid config must make one of the two fail, and Provision
+// must not panic on it.
+func TestProvisionThenValidateErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		modify  func(h *Handler)
+		wantErr string
+	}{
+		{name: "missing default", modify: func(h *Handler) { h.Default = "" }, wantErr: "default is required"},
+		{name: "default names an unknown model", modify: func(h *Handler) { h.Default = "x" },
+			wantErr: "default names unknown model 'x'"},
+		{name: "no models", modify: func(h *Handler) { h.Models = nil; h.Routes = nil; h.RouterRaw = nil },
+			wantErr: "at least one model is required"},
+		{name: "nil model", modify: func(h *Handler) { h.Models = append(h.Models, nil) },
+			wantErr: "model 2: name is required"},
+		{name: "nil route", modify: func(h *Handler) { h.Routes = append([]*Route{nil}, h.Routes...) },
+			wantErr: "route 0: name is required"},
+		{name: "route with unknown model", modify: func(h *Handler) { h.Routes[0].Models = []string{"x"} },
+			wantErr: "route 'chat' names unknown model 'x'"},
+		{name: "to is a URL", modify: func(h *Handler) { h.Models[0].To = []string{"https://api.openai.com"} },
+			wantErr: "host:port"},
+		{name: "router without endpoint", modify: func(h *Handler) {
+			h.RouterRaw = json.RawMessage(`{"router":"llm","model":"arch"}`)
+		}, wantErr: "endpoint is required"},
+		{name: "unknown router", modify: func(h *Handler) {
+			h.RouterRaw = json.RawMessage(`{"router":"magic"}`)
+		}, wantErr: "loading router"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := cfgValidHandler()
+			tt.modify(h)
+			err := cfgProvision(t, h)
+			if err == nil {
+				err = h.Validate()
+			}
+			if err == nil {
+				t.Fatalf("Provision and Validate succeeded, want an error containing %q", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error = %q, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
