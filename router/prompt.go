@@ -59,9 +59,12 @@ func Prompt(routes []Route, conv []Message) string {
 }
 
 // BoundConversation keeps the latest turns that fit the routing model's
-// budget: at most maxTurns messages and maxPromptChars characters, newest
-// first. The newest user message always survives; when it alone is over the
-// budget its middle is cut, so both its framing and its final ask remain.
+// budget: at most maxTurns messages and maxPromptChars characters, in their
+// original order. The newest user message (the intent being routed) is always
+// kept: turns after it come first while they leave it at least half the
+// budget, then it is cut in the middle to what remains, so both its framing
+// and its final ask survive, then older history fills the rest up to the
+// first turn that no longer fits.
 func BoundConversation(conv []Message) []Message {
 	lastUser := -1
 	for i := len(conv) - 1; i >= 0; i-- {
@@ -70,31 +73,49 @@ func BoundConversation(conv []Message) []Message {
 			break
 		}
 	}
-	start := len(conv)
-	budget := maxPromptChars
-	for i := len(conv) - 1; i >= 0 && len(conv)-i <= maxTurns; i-- {
+	keep := make([]bool, len(conv))
+	kept, budget := 0, maxPromptChars
+	var userText string
+	if lastUser >= 0 {
+		userText = conv[lastUser].Content
+		// turns after the newest user message, e.g. an assistant prefill
+		reserve := min(len(userText), maxPromptChars/2)
+		for i := len(conv) - 1; i > lastUser && kept < maxTurns-1; i-- {
+			if n := len(conv[i].Content); n <= budget-reserve {
+				keep[i] = true
+				kept++
+				budget -= n
+			}
+		}
+		userText = trimMiddle(userText, budget)
+		keep[lastUser] = true
+		kept++
+		budget -= len(userText)
+	}
+	older := lastUser - 1
+	if lastUser < 0 {
+		older = len(conv) - 1 // no user message: the newest turns, as they fit
+	}
+	for i := older; i >= 0 && kept < maxTurns; i-- {
 		n := len(conv[i].Content)
-		if n > budget && i != lastUser {
-			break
+		if n > budget {
+			break // keep the older history contiguous
 		}
-		start = i
+		keep[i] = true
+		kept++
 		budget -= n
-		if i == lastUser && budget <= 0 {
-			break
-		}
 	}
-	kept := make([]Message, len(conv)-start)
-	copy(kept, conv[start:])
-	if lastUser >= start {
-		m := &kept[lastUser-start]
-		// everything newer than the last user message was kept before it
-		allowed := maxPromptChars
-		for _, k := range kept[lastUser-start+1:] {
-			allowed -= len(k.Content)
+	out := make([]Message, 0, kept)
+	for i, m := range conv {
+		if !keep[i] {
+			continue
 		}
-		m.Content = trimMiddle(m.Content, allowed)
+		if i == lastUser {
+			m.Content = userText
+		}
+		out = append(out, m)
 	}
-	return kept
+	return out
 }
 
 // trimMiddle shortens s to at most limit bytes by cutting out its middle,

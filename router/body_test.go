@@ -1,0 +1,768 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// leak is a secret-looking string planted in request bodies; no error message
+// may ever contain it.
+const leak = "sk-LEAK-7f3a9c"
+
+func TestAPIString(t *testing.T) {
+	if got := OpenAI.String(); got != "openai" {
+		t.Errorf("OpenAI.String() = %q, want %q", got, "openai")
+	}
+	if got := Anthropic.String(); got != "anthropic" {
+		t.Errorf("Anthropic.String() = %q, want %q", got, "anthropic")
+	}
+}
+
+// rawMessages decodes body with encoding/json and returns its "messages"
+// value byte for byte, as the reference for Envelope.Messages.
+func rawMessages(t *testing.T, body string) []byte {
+	t.Helper()
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &top); err != nil {
+		t.Fatalf("test body is not valid JSON: %v", err)
+	}
+	return top["messages"]
+}
+
+func TestParseEnvelopeValid(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		wantModel string
+	}{
+		{
+			name:      "openai string content",
+			body:      `{"model":"gpt-4o","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"}],"stream":true,"temperature":0.2}`,
+			wantModel: "gpt-4o",
+		},
+		{
+			name:      "openai array of parts",
+			body:      `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA","detail":"low"}}]}]}`,
+			wantModel: "gpt-4o",
+		},
+		{
+			name: "openai null content with tool_calls and tool role",
+			body: `{"model":"gpt-4o-mini","messages":[` +
+				`{"role":"user","content":"weather in Paris?"},` +
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},` +
+				`{"role":"tool","tool_call_id":"call_1","content":"sunny, 21C"}],` +
+				`"tools":[{"type":"function","function":{"name":"weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],` +
+				`"tool_choice":"auto"}`,
+			wantModel: "gpt-4o-mini",
+		},
+		{
+			name: "anthropic tool_use and tool_result blocks with top-level system",
+			body: `{"model":"claude-sonnet-4-5","max_tokens":1024,"system":"You are terse.","messages":[` +
+				`{"role":"user","content":"what is 6*7?"},` +
+				`{"role":"assistant","content":[{"type":"text","text":"let me compute"},{"type":"tool_use","id":"toolu_1","name":"calc","input":{"expr":"6*7"}}]},` +
+				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"42"}],"is_error":false}]}]}`,
+			wantModel: "claude-sonnet-4-5",
+		},
+		{
+			name:      "anthropic system as blocks with cache_control",
+			body:      `{"system":[{"type":"text","text":"sys","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}],"model":"claude-haiku-4-5","max_tokens":10}`,
+			wantModel: "claude-haiku-4-5",
+		},
+		{
+			name:      "absent model",
+			body:      `{"messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "",
+		},
+		{
+			name:      "empty model string",
+			body:      `{"model":"","messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "",
+		},
+		{
+			name:      "model with unicode escape",
+			body:      `{"model":"gpt\u002d4o","messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "gpt-4o",
+		},
+		{
+			name:      "model with simple escapes",
+			body:      `{"model":"a\/b\\c\"d\te","messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "a/b\\c\"d\te",
+		},
+		{
+			name:      "model with surrogate pair and raw UTF-8",
+			body:      `{"model":"mod\u00e8le-\ud83d\ude00-日本","messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "modèle-\U0001F600-日本",
+		},
+		{
+			name:      "model key written with escapes",
+			body:      `{"mod\u0065l":"llama-3","messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "llama-3",
+		},
+		{
+			name:      "messages key written with escapes",
+			body:      `{"model":"m","m\u0065ssages":[{"r\u006fle":"user","c\u006fntent":"hi"}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "look-alike keys are other fields",
+			body:      `{"Model":1,"models":[1],"model ":{},"Messages":5,"model":"real","messages":[{"role":"user","content":"hi"}]}`,
+			wantModel: "real",
+		},
+		{
+			name:      "model after messages",
+			body:      `{"messages":[{"role":"user","content":"hi"}],"model":"last"}`,
+			wantModel: "last",
+		},
+		{
+			name: "whitespace everywhere",
+			body: " \t\r\n{ \"model\" :\t\"m\" ,\r\n \"messages\" : [ { \"role\" : \"user\" , \"content\" : [ ] } , " +
+				"{ \"content\" : null , \"role\" : \"assistant\" } ] , \"x\" : [ 1 , { } ] } \n\t ",
+			wantModel: "m",
+		},
+		{
+			name:      "message without content",
+			body:      `{"model":"m","messages":[{"role":"assistant"}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "numbers and literals in other fields",
+			body:      `{"model":"m","a":[0,-0,1,-1,0.5,-12.25e+3,1E-2,3e9,123456789012345678901234567890],"b":true,"c":false,"d":null,"messages":[{"role":"user","content":"x"}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "nested messages key elsewhere is ignored",
+			body:      `{"metadata":{"messages":5,"model":7},"model":"m","messages":[{"role":"user","content":"x"}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "role any string",
+			body:      `{"model":"m","messages":[{"role":"","content":"x"},{"role":"developer","content":"y"}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "nesting at exactly maxNesting",
+			body:      `{"model":"m","messages":[{"role":"user","content":"x"}],"deep":` + strings.Repeat("[", maxNesting-1) + strings.Repeat("]", maxNesting-1) + `}`,
+			wantModel: "m",
+		},
+		{
+			name:      "content nesting at exactly maxNesting",
+			body:      `{"model":"m","messages":[{"role":"user","content":` + strings.Repeat("[", maxNesting-3) + strings.Repeat("]", maxNesting-3) + `}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "invalid UTF-8 inside strings is tolerated like encoding/json",
+			body:      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}",
+			wantModel: "m",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !json.Valid([]byte(tt.body)) {
+				t.Fatalf("test body is not valid JSON")
+			}
+			env, err := ParseEnvelope([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("ParseEnvelope: unexpected error %v", err)
+			}
+			if env.Model != tt.wantModel {
+				t.Errorf("Model = %q, want %q", env.Model, tt.wantModel)
+			}
+			want := rawMessages(t, tt.body)
+			if !bytes.Equal(env.Messages, want) {
+				t.Errorf("Messages = %s\nwant       %s", env.Messages, want)
+			}
+		})
+	}
+}
+
+func TestParseEnvelopeErrors(t *testing.T) {
+	okMsgs := `"messages":[{"role":"user","content":"` + leak + `"}]`
+	tests := []struct {
+		name string
+		body string
+		want string // substring of the error message
+	}{
+		// empty and non-object bodies
+		{"empty body", ``, "empty"},
+		{"whitespace only", " \n\t\r ", "empty"},
+		{"top-level array", `[{"role":"user","content":"` + leak + `"}]`, "must be a JSON object"},
+		{"top-level string", `"` + leak + `"`, "must be a JSON object"},
+		{"top-level number", `42`, "must be a JSON object"},
+		{"top-level null", `null`, "must be a JSON object"},
+		{"top-level true", `true`, "must be a JSON object"},
+		{"top-level malformed array", `["` + leak + `",`, "malformed JSON"},
+		{"top-level garbage", leak, "malformed JSON"},
+
+		// malformed JSON
+		{"truncated after messages", `{"model":"m",` + okMsgs, "malformed JSON"},
+		{"truncated inside string", `{"model":"gpt-4`, "malformed JSON"},
+		{"truncated after key", `{"model"`, "malformed JSON"},
+		{"truncated after colon", `{"model":`, "malformed JSON"},
+		{"truncated after brace", `{`, "malformed JSON"},
+		{"truncated inside escape", `{"model":"\`, "malformed JSON"},
+		{"truncated inside unicode escape", `{"model":"\u00`, "malformed JSON"},
+		{"truncated literal", `{"a":tru`, "malformed JSON"},
+		{"trailing comma in object", `{` + okMsgs + `,}`, "malformed JSON"},
+		{"trailing comma in messages", `{"messages":[{"role":"user","content":"` + leak + `"},]}`, "malformed JSON"},
+		{"trailing comma in nested array", `{` + okMsgs + `,"x":[1,2,]}`, "malformed JSON"},
+		{"trailing comma in message", `{"messages":[{"role":"user","content":"` + leak + `",}]}`, "malformed JSON"},
+		{"missing comma", `{"model":"m" ` + okMsgs + `}`, "malformed JSON"},
+		{"missing colon", `{"model" "m",` + okMsgs + `}`, "malformed JSON"},
+		{"unquoted key", `{model:"m",` + okMsgs + `}`, "malformed JSON"},
+		{"single-quoted string", `{'model':'m',` + okMsgs + `}`, "malformed JSON"},
+		{"bad escape", `{"model":"m",` + okMsgs + `,"x":"` + leak + `\x"}`, "malformed JSON"},
+		{"bad escape in key", `{"mod\el":"m",` + okMsgs + `}`, "malformed JSON"},
+		{"bad unicode escape", `{"model":"\u12G4",` + okMsgs + `}`, "malformed JSON"},
+		{"short unicode escape", `{"model":"\u12",` + okMsgs + `}`, "malformed JSON"},
+		{"raw tab in string", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"" + leak + "\tx\"}]}", "malformed JSON"},
+		{"raw newline in string", "{\"model\":\"m\n\"," + okMsgs + "}", "malformed JSON"},
+		{"raw NUL in string", "{\"model\":\"m\x00\"," + okMsgs + "}", "malformed JSON"},
+		{"raw 0x1f in string", "{\"model\":\"m\x1f\"," + okMsgs + "}", "malformed JSON"},
+		{"leading zero", `{` + okMsgs + `,"n":01}`, "malformed JSON"},
+		{"negative leading zero", `{` + okMsgs + `,"n":-01}`, "malformed JSON"},
+		{"dot without fraction", `{` + okMsgs + `,"n":1.}`, "malformed JSON"},
+		{"dot without integer", `{` + okMsgs + `,"n":.5}`, "malformed JSON"},
+		{"lone minus", `{` + okMsgs + `,"n":-}`, "malformed JSON"},
+		{"plus sign", `{` + okMsgs + `,"n":+1}`, "malformed JSON"},
+		{"exponent without digits", `{` + okMsgs + `,"n":1e}`, "malformed JSON"},
+		{"exponent sign without digits", `{` + okMsgs + `,"n":1e+}`, "malformed JSON"},
+		{"dot before exponent", `{` + okMsgs + `,"n":1.e5}`, "malformed JSON"},
+		{"hex number", `{` + okMsgs + `,"n":0x1F}`, "malformed JSON"},
+		{"NaN", `{` + okMsgs + `,"n":NaN}`, "malformed JSON"},
+		{"capitalised literal", `{` + okMsgs + `,"n":True}`, "malformed JSON"},
+		{"bad literal", `{` + okMsgs + `,"n":nulL}`, "malformed JSON"},
+		{"trailing garbage", `{` + okMsgs + `} ` + leak, "data after the JSON object"},
+		{"second object", `{` + okMsgs + `}{}`, "data after the JSON object"},
+		{"trailing comma after object", `{` + okMsgs + `},`, "data after the JSON object"},
+		{"unclosed messages", `{"messages":[{"role":"user","content":"` + leak + `"}`, "malformed JSON"},
+		{"mismatched brackets", `{"messages":[{"role":"user","content":"` + leak + `"]}`, "malformed JSON"},
+		{"comment", `{/* ` + leak + ` */` + okMsgs + `}`, "malformed JSON"},
+
+		// model
+		{"model number", `{"model":42,` + okMsgs + `}`, `"model" must be a string`},
+		{"model null", `{"model":null,` + okMsgs + `}`, `"model" must be a string`},
+		{"model bool", `{"model":true,` + okMsgs + `}`, `"model" must be a string`},
+		{"model array", `{"model":["` + leak + `"],` + okMsgs + `}`, `"model" must be a string`},
+		{"model object", `{"model":{"` + leak + `":1},` + okMsgs + `}`, `"model" must be a string`},
+		{"model malformed non-string", `{"model":[` + leak + `],` + okMsgs + `}`, "malformed JSON"},
+		{"duplicate model", `{"model":"a","model":"` + leak + `",` + okMsgs + `}`, `duplicate "model"`},
+		{"duplicate model via escaped key", `{"model":"a",` + okMsgs + `,"mod\u0065l":"` + leak + `"}`, `duplicate "model"`},
+		{"duplicate model same value", `{"model":"a","model":"a",` + okMsgs + `}`, `duplicate "model"`},
+
+		// messages
+		{"messages missing", `{"model":"` + leak + `"}`, `"messages" is required`},
+		{"empty object", `{}`, `"messages" is required`},
+		{"messages only nested", `{"model":"m","x":{` + okMsgs + `}}`, `"messages" is required`},
+		{"duplicate messages", `{` + okMsgs + `,` + okMsgs + `}`, `duplicate "messages"`},
+		{"duplicate messages via escaped key", `{` + okMsgs + `,"messag\u0065s":[{"role":"user"}]}`, `duplicate "messages"`},
+		{"messages object", `{"messages":{"role":"user","content":"` + leak + `"}}`, `"messages" must be an array`},
+		{"messages string", `{"messages":"` + leak + `"}`, `"messages" must be an array`},
+		{"messages null", `{"messages":null}`, `"messages" must be an array`},
+		{"messages number", `{"messages":1}`, `"messages" must be an array`},
+		{"messages empty", `{"model":"` + leak + `","messages":[]}`, `"messages" must not be empty`},
+		{"messages empty with space", `{"messages":[ ]}`, `"messages" must not be empty`},
+		{"message string", `{"messages":["` + leak + `"]}`, `messages[0] must be an object`},
+		{"message null", `{"messages":[null]}`, `messages[0] must be an object`},
+		{"message array", `{"messages":[[{"role":"user"}]]}`, `messages[0] must be an object`},
+		{"second message number", `{"messages":[{"role":"user","content":"` + leak + `"},7]}`, `messages[1] must be an object`},
+		{"role missing", `{"messages":[{"content":"` + leak + `"}]}`, `messages[0].role is required`},
+		{"role missing in empty message", `{"messages":[{}]}`, `messages[0].role is required`},
+		{"role missing in third message", `{"messages":[{"role":"user"},{"role":"assistant"},{"content":"` + leak + `"}]}`, `messages[2].role is required`},
+		{"role number", `{"messages":[{"role":1,"content":"` + leak + `"}]}`, `messages[0].role must be a string`},
+		{"role null", `{"messages":[{"role":null}]}`, `messages[0].role must be a string`},
+		{"role array", `{"messages":[{"role":["user"]}]}`, `messages[0].role must be a string`},
+		{"role object", `{"messages":[{"role":{"` + leak + `":"user"}}]}`, `messages[0].role must be a string`},
+		{"second role not string", `{"messages":[{"role":"user","role":false}]}`, `messages[0].role must be a string`},
+		{"content number", `{"messages":[{"role":"user","content":42}]}`, `messages[0].content must be a string, an array or null`},
+		{"content negative number", `{"messages":[{"role":"user","content":-1}]}`, `messages[0].content must be a string, an array or null`},
+		{"content true", `{"messages":[{"role":"user","content":true}]}`, `messages[0].content must be a string, an array or null`},
+		{"content false", `{"messages":[{"role":"user","content":false}]}`, `messages[0].content must be a string, an array or null`},
+		{"content object", `{"messages":[{"role":"user","content":{"text":"` + leak + `"}}]}`, `messages[0].content must be a string, an array or null`},
+		{"content before role", `{"messages":[{"content":{"text":"` + leak + `"},"role":"user"}]}`, `messages[0].content must be a string, an array or null`},
+		{"second message content", `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":3.5}]}`, `messages[1].content must be a string, an array or null`},
+		{"content malformed null", `{"messages":[{"role":"user","content":nil}]}`, "malformed JSON"},
+
+		// nesting
+		{"nesting one past maxNesting", `{` + okMsgs + `,"deep":` + strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + `}`, "nests deeper"},
+		{"nested objects past maxNesting", `{` + okMsgs + `,"deep":` + strings.Repeat(`{"a":`, maxNesting) + `1` + strings.Repeat("}", maxNesting) + `}`, "nests deeper"},
+		{"content nesting past maxNesting", `{"messages":[{"role":"user","content":` + strings.Repeat("[", maxNesting-2) + strings.Repeat("]", maxNesting-2) + `}]}`, "nests deeper"},
+		{"model nesting past maxNesting", `{"model":` + strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + `,` + okMsgs + `}`, "nests deeper"},
+		{"very deep unterminated", `{"messages":` + strings.Repeat("[", 1<<20), "nests deeper"},
+		{"very deep top-level array", strings.Repeat("[", 1<<20), "nests deeper"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, err := ParseEnvelope([]byte(tt.body))
+			if err == nil {
+				t.Fatalf("ParseEnvelope succeeded (model %q), want error containing %q", env.Model, tt.want)
+			}
+			var ire *InvalidRequestError
+			if !errors.As(err, &ire) {
+				t.Fatalf("error %v (%T) is not an *InvalidRequestError", err, err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not contain %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "LEAK") || strings.Contains(msg, leak) {
+				t.Errorf("error %q quotes body content", msg)
+			}
+			if len(msg) > 200 {
+				t.Errorf("error message unexpectedly long (%d bytes): %.200q", len(msg), msg)
+			}
+		})
+	}
+}
+
+// TestParseEnvelopeStringBytes checks every byte value inside a string and
+// after a backslash against the JSON grammar.
+func TestParseEnvelopeStringBytes(t *testing.T) {
+	body := func(inner string) []byte {
+		return []byte(`{"messages":[{"role":"user","content":"` + inner + `"}]}`)
+	}
+	for c := 0; c < 256; c++ {
+		if c == '"' || c == '\\' {
+			continue
+		}
+		raw := string([]byte{'a', byte(c), 'b'})
+		_, err := ParseEnvelope(body(raw))
+		if wantOK := c >= 0x20; (err == nil) != wantOK {
+			t.Errorf("raw byte %#02x in a string: error %v, want accepted %v", c, err, wantOK)
+		}
+		if (err == nil) != json.Valid(body(raw)) {
+			t.Errorf("raw byte %#02x in a string: ParseEnvelope error %v, json.Valid %v", c, err, json.Valid(body(raw)))
+		}
+
+		esc := string([]byte{'\\', byte(c)})
+		if c == 'u' {
+			esc += "00e9"
+		}
+		_, err = ParseEnvelope(body(esc))
+		if wantOK := strings.IndexByte(`/bfnrtu`, byte(c)) >= 0; (err == nil) != wantOK {
+			t.Errorf("escape \\%c (%#02x): error %v, want accepted %v", c, c, err, wantOK)
+		}
+	}
+	for _, esc := range []string{`\"`, `\\`, `\u0000`, `\uFFFF`, `\uD83D\uDE00`, `\ud800`} {
+		if _, err := ParseEnvelope(body(esc)); err != nil {
+			t.Errorf("escape %s rejected: %v", esc, err)
+		}
+	}
+	for _, esc := range []string{`\u`, `\u0`, `\u00`, `\u000`, `\u00g0`, `\U00e9`, `\u-001`} {
+		if _, err := ParseEnvelope(body(esc)); err == nil {
+			t.Errorf("escape %s accepted", esc)
+		}
+	}
+}
+
+func TestWithModelReplace(t *testing.T) {
+	tests := []struct {
+		name  string
+		body  string
+		model string // quoted
+		want  string
+	}{
+		{
+			name:  "replace first field",
+			body:  `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}`,
+			model: `"llama-3.1-8b"`,
+			want:  `{"model":"llama-3.1-8b","messages":[{"role":"user","content":"hi"}],"stream":true}`,
+		},
+		{
+			name:  "replace with whitespace around",
+			body:  "{ \"model\" :\t \"gpt-4o\"\n , \"messages\" : [ {\"role\":\"user\"} ] }",
+			model: `"m2"`,
+			want:  "{ \"model\" :\t \"m2\"\n , \"messages\" : [ {\"role\":\"user\"} ] }",
+		},
+		{
+			name:  "replace last field",
+			body:  `{"messages":[{"role":"user","content":"model"}],"model":"a"}`,
+			model: `"b"`,
+			want:  `{"messages":[{"role":"user","content":"model"}],"model":"b"}`,
+		},
+		{
+			name:  "replace escaped value with equal plain value",
+			body:  `{"model":"gpt\u002d4o","messages":[{"role":"user"}]}`,
+			model: `"gpt-4o"`,
+			want:  `{"model":"gpt-4o","messages":[{"role":"user"}]}`,
+		},
+		{
+			name:  "replace value under escaped key",
+			body:  `{"mod\u0065l":"x","messages":[{"role":"user"}]}`,
+			model: `"y"`,
+			want:  `{"mod\u0065l":"y","messages":[{"role":"user"}]}`,
+		},
+		{
+			name:  "replace empty value with longer",
+			body:  `{"model":"","messages":[{"role":"user"}],"model_hint":"keep"}`,
+			model: `"claude-\u00e9"`,
+			want:  `{"model":"claude-\u00e9","messages":[{"role":"user"}],"model_hint":"keep"}`,
+		},
+		{
+			name:  "replace with empty",
+			body:  `{"model":"long-model-name","messages":[{"role":"user"}]}`,
+			model: `""`,
+			want:  `{"model":"","messages":[{"role":"user"}]}`,
+		},
+		{
+			name:  "insert when absent",
+			body:  `{"messages":[{"role":"user","content":"hi"}],"stream":false}`,
+			model: `"m"`,
+			want:  `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`,
+		},
+		{
+			name:  "insert with whitespace around",
+			body:  " \n{ \"messages\" : [ {\"role\":\"user\"} ] }\n",
+			model: `"m"`,
+			want:  " \n{\"model\":\"m\", \"messages\" : [ {\"role\":\"user\"} ] }\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(tt.body)
+			orig := append([]byte(nil), body...)
+			env, err := ParseEnvelope(body)
+			if err != nil {
+				t.Fatalf("ParseEnvelope: %v", err)
+			}
+			got := env.WithModel(nil, body, []byte(tt.model))
+			if string(got) != tt.want {
+				t.Errorf("WithModel =\n%s\nwant\n%s", got, tt.want)
+			}
+			if !bytes.Equal(body, orig) {
+				t.Errorf("WithModel modified its input body: %s", body)
+			}
+			checkRewritten(t, body, got, tt.model)
+		})
+	}
+}
+
+// checkRewritten asserts that out is valid JSON whose model is quotedModel and
+// whose other top-level fields equal those of in.
+func checkRewritten(t *testing.T, in, out []byte, quotedModel string) {
+	t.Helper()
+	if !json.Valid(out) {
+		t.Fatalf("WithModel output is not valid JSON: %q", out)
+	}
+	var wantModel string
+	if err := json.Unmarshal([]byte(quotedModel), &wantModel); err != nil {
+		t.Fatalf("bad quoted model %q: %v", quotedModel, err)
+	}
+	var before, after map[string]json.RawMessage
+	if err := json.Unmarshal(in, &before); err != nil {
+		t.Fatalf("decoding input: %v", err)
+	}
+	if err := json.Unmarshal(out, &after); err != nil {
+		t.Fatalf("decoding output: %v", err)
+	}
+	var gotModel string
+	if err := json.Unmarshal(after["model"], &gotModel); err != nil || gotModel != wantModel {
+		t.Errorf("output model = %s (err %v), want %q", after["model"], err, wantModel)
+	}
+	delete(before, "model")
+	delete(after, "model")
+	if len(before) != len(after) {
+		t.Errorf("output has %d other fields, input %d", len(after), len(before))
+	}
+	for k, v := range before {
+		if !bytes.Equal(after[k], v) {
+			t.Errorf("field %q changed: %s -> %s", k, v, after[k])
+		}
+	}
+	env, err := ParseEnvelope(out)
+	if err != nil {
+		t.Fatalf("ParseEnvelope(WithModel output): %v", err)
+	}
+	if env.Model != wantModel {
+		t.Errorf("re-parsed model = %q, want %q", env.Model, wantModel)
+	}
+}
+
+func TestWithModelSameValueReturnsBody(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`,
+		`{ "messages":[{"role":"user"}] , "model" : "gpt-4o" }`,
+	} {
+		b := []byte(body)
+		env, err := ParseEnvelope(b)
+		if err != nil {
+			t.Fatalf("ParseEnvelope(%s): %v", body, err)
+		}
+		dst := make([]byte, 0, 1024)
+		got := env.WithModel(dst, b, []byte(`"gpt-4o"`))
+		if len(got) != len(b) || &got[0] != &b[0] {
+			t.Errorf("WithModel with the same value did not return body itself for %s", body)
+		}
+	}
+}
+
+func TestWithModelReusesDst(t *testing.T) {
+	body := []byte(`{"model":"a","messages":[{"role":"user"}]}`)
+	env, err := ParseEnvelope(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, 0, 256)
+	dst = append(dst, "GARBAGE-FROM-A-PREVIOUS-REQUEST"...)
+	got := env.WithModel(dst, body, []byte(`"bb"`))
+	want := `{"model":"bb","messages":[{"role":"user"}]}`
+	if string(got) != want {
+		t.Fatalf("WithModel = %s, want %s", got, want)
+	}
+	if &got[0] != &dst[0] {
+		t.Errorf("WithModel did not reuse dst's backing array despite enough capacity")
+	}
+
+	// the same buffer again, for an insertion
+	body2 := []byte(`{"messages":[{"role":"user"}]}`)
+	env2, err := ParseEnvelope(body2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2 := env2.WithModel(got, body2, []byte(`"c"`))
+	if want2 := `{"model":"c","messages":[{"role":"user"}]}`; string(got2) != want2 {
+		t.Errorf("WithModel = %s, want %s", got2, want2)
+	}
+}
+
+// fuzzSeeds are request bodies, valid and not, that seed the fuzz targets.
+var fuzzSeeds = []string{
+	`{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}`,
+	`{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}}]}],"stream":true}`,
+	`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","content":"r"}]}`,
+	`{"model":"claude","system":"sys","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"42"}]}]}`,
+	`{"mod\u0065l":"gpt\u002d4o","messages":[{"r\u006fle":"user","content":"\ud83d\ude00"}]}`,
+	" { \"model\" : \"m\" , \"messages\" : [ { \"role\" : \"user\" } ] , \"n\" : [ -0.5e+3 , 0 , 1E9 , true , false , null ] } ",
+	`{"model":"a","model":"b","messages":[{"role":"user"}]}`,
+	`{"model":1,"messages":[{"role":"user","content":01}]}`,
+	`{"messages":[{"role":"user","content":"x"},]}`,
+	`[{"role":"user","content":"x"}]`,
+	`{"messages":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]}`,
+	`{"messages":[{"role":"user","content":"a\u00"}]}`,
+	`{"model":"\b\f\n\r\t\/\\\"\u00e9","messages":[{"role":"user","content":" !~\u007f"}]}`,
+	"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x1f\x20\x7f\xc3\xa9\"}]}",
+}
+
+// refEnvelope decides with encoding/json alone whether a syntactically valid
+// body meets ParseEnvelope's schema, and if so which model it names.
+func refEnvelope(body []byte) (model string, ok bool) {
+	if nestingDepth(body) > maxNesting {
+		return "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	seenModel, seenMessages := false, false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return "", false
+		}
+		raw = bytes.TrimLeft(raw, " \t\r\n")
+		switch key {
+		case "model":
+			if seenModel || raw[0] != '"' {
+				return "", false
+			}
+			seenModel = true
+			if err := json.Unmarshal(raw, &model); err != nil {
+				return "", false
+			}
+		case "messages":
+			if seenMessages || !refMessages(raw) {
+				return "", false
+			}
+			seenMessages = true
+		}
+	}
+	return model, seenMessages
+}
+
+func refMessages(raw json.RawMessage) bool {
+	var msgs []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &msgs) != nil || len(msgs) == 0 {
+		return false
+	}
+	for _, m := range msgs {
+		m = bytes.TrimLeft(m, " \t\r\n")
+		if m[0] != '{' {
+			return false
+		}
+		dec := json.NewDecoder(bytes.NewReader(m))
+		if _, err := dec.Token(); err != nil {
+			return false
+		}
+		hasRole := false
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return false
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return false
+			}
+			v = bytes.TrimLeft(v, " \t\r\n")
+			switch tok.(string) {
+			case "role":
+				if v[0] != '"' {
+					return false
+				}
+				hasRole = true
+			case "content":
+				if v[0] != '"' && v[0] != '[' && v[0] != 'n' {
+					return false
+				}
+			}
+		}
+		if !hasRole {
+			return false
+		}
+	}
+	return true
+}
+
+// nestingDepth returns how deeply a valid JSON document nests arrays and
+// objects (a flat object is 1).
+func nestingDepth(body []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+func FuzzParseEnvelope(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	newModel := []byte(`"routed-\u00e9/model"`)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orig := append([]byte(nil), body...)
+		env, err := ParseEnvelope(body)
+		if !bytes.Equal(body, orig) {
+			t.Fatalf("ParseEnvelope modified its input")
+		}
+		valid := json.Valid(body)
+		if err != nil {
+			var ire *InvalidRequestError
+			if !errors.As(err, &ire) {
+				t.Fatalf("error %v (%T) is not an *InvalidRequestError", err, err)
+			}
+			if valid {
+				if model, ok := refEnvelope(body); ok {
+					t.Fatalf("ParseEnvelope rejected a body encoding/json accepts as a chat request (model %q): %v", model, err)
+				}
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("ParseEnvelope accepted invalid JSON")
+		}
+		// UseNumber: a valid number such as 1e999 does not fit a float64
+		var top map[string]any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&top); err != nil {
+			t.Fatalf("ParseEnvelope accepted a body encoding/json cannot decode into a map: %v", err)
+		}
+		switch m := top["model"].(type) {
+		case nil:
+			if _, present := top["model"]; present {
+				t.Fatalf("ParseEnvelope accepted a null model")
+			}
+			if env.Model != "" {
+				t.Fatalf("Model = %q, but the body has no model", env.Model)
+			}
+		case string:
+			if env.Model != m {
+				t.Fatalf("Model = %q, encoding/json decodes %q", env.Model, m)
+			}
+		default:
+			t.Fatalf("ParseEnvelope accepted a non-string model %T", m)
+		}
+		msgs, ok := top["messages"].([]any)
+		if !ok || len(msgs) == 0 {
+			t.Fatalf("ParseEnvelope accepted messages = %#v", top["messages"])
+		}
+		for i, m := range msgs {
+			obj, ok := m.(map[string]any)
+			if !ok {
+				t.Fatalf("messages[%d] is %T", i, m)
+			}
+			if _, ok := obj["role"].(string); !ok {
+				t.Fatalf("messages[%d].role is %#v", i, obj["role"])
+			}
+			switch obj["content"].(type) {
+			case nil, string, []any:
+			default:
+				t.Fatalf("messages[%d].content is %T", i, obj["content"])
+			}
+		}
+		var rawTop map[string]json.RawMessage
+		if err := json.Unmarshal(body, &rawTop); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(env.Messages, rawTop["messages"]) {
+			t.Fatalf("Messages = %q, encoding/json finds %q", env.Messages, rawTop["messages"])
+		}
+		if model, ok := refEnvelope(body); !ok || model != env.Model {
+			t.Fatalf("reference rejects a body ParseEnvelope accepted (ok %v, model %q)", ok, model)
+		}
+
+		out := env.WithModel(nil, body, newModel)
+		if !bytes.Equal(body, orig) {
+			t.Fatalf("WithModel modified its input")
+		}
+		if !json.Valid(out) {
+			t.Fatalf("WithModel output is not valid JSON: %q", out)
+		}
+		env2, err := ParseEnvelope(out)
+		if err != nil {
+			t.Fatalf("ParseEnvelope(WithModel output): %v", err)
+		}
+		if env2.Model != "routed-é/model" {
+			t.Fatalf("model after WithModel = %q", env2.Model)
+		}
+		var top2 map[string]json.RawMessage
+		if err := json.Unmarshal(out, &top2); err != nil {
+			t.Fatal(err)
+		}
+		delete(rawTop, "model")
+		delete(top2, "model")
+		if len(rawTop) != len(top2) {
+			t.Fatalf("WithModel changed the field count: %d -> %d", len(rawTop), len(top2))
+		}
+		for k, v := range rawTop {
+			if !bytes.Equal(top2[k], v) {
+				t.Fatalf("WithModel changed field %q", k)
+			}
+		}
+	})
+}
