@@ -287,10 +287,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.llm_affinity.model", m.Name)
-	repl.Set("http.llm_affinity.route", d.route)
-	repl.Set("http.llm_affinity.status", d.status)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.llm_affinity.model", m.Name)
+		repl.Set("http.llm_affinity.route", d.route)
+		repl.Set("http.llm_affinity.status", d.status)
+	}
 	hdr := w.Header()
 	hdr.Set(HeaderModel, m.Name)
 	hdr.Set(HeaderRoute, d.route)

@@ -93,6 +93,8 @@ func (f *fleet) site(o siteOptions) string {
 	reverse_proxy {
 		dynamic llm_affinity
 		header_up X-Routed-Model {http.llm_affinity.model}
+		header_up X-Routed-Route {http.llm_affinity.route}
+		header_up X-Routed-Status {http.llm_affinity.status}
 	}
 }
 `, o.ttl, o.maxBody, f.gpt.addr(), f.claude.addr(), f.small.addr(), o.routerEndpoint, o.routerTimeout)
@@ -320,8 +322,9 @@ func TestRewriteAndCredentials(t *testing.T) {
 	if got.APIKey != "sk-ant-test-secret" || got.Authorization != "" {
 		t.Errorf("anthropic model got x-api-key %q authorization %q; want the configured key only", got.APIKey, got.Authorization)
 	}
-	if got.RoutedModel != "claude" {
-		t.Errorf("{http.llm_affinity.model} placeholder gave %q, want claude", got.RoutedModel)
+	if got.RoutedModel != "claude" || got.RoutedRoute != "code" || got.RoutedStatus != "routed" {
+		t.Errorf("{http.llm_affinity.model/route/status} placeholders gave %q %q %q, want claude code routed",
+			got.RoutedModel, got.RoutedRoute, got.RoutedStatus)
 	}
 	var parsed struct {
 		Model string `json:"model"`

@@ -46,7 +46,9 @@ type seenRequest struct {
 	Authorization string
 	APIKey        string
 	Affinity      string
-	RoutedModel   string // the X-Routed-Model header set from a placeholder
+	RoutedModel   string // the X-Routed-* headers set from placeholders
+	RoutedRoute   string
+	RoutedStatus  string
 	ContentLength int64
 	Body          []byte
 }
@@ -97,6 +99,8 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		APIKey:        r.Header.Get("X-Api-Key"),
 		Affinity:      r.Header.Get("X-Model-Affinity"),
 		RoutedModel:   r.Header.Get("X-Routed-Model"),
+		RoutedRoute:   r.Header.Get("X-Routed-Route"),
+		RoutedStatus:  r.Header.Get("X-Routed-Status"),
 		ContentLength: r.ContentLength,
 		Body:          body,
 	})
