@@ -276,7 +276,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	d := h.decide(r.Context(), key, &env)
 	m := d.model
-	setBody(r, env.WithModel(nil, body, m.quotedUpstreamModel))
+	setBody(r, env.Rewrite(nil, body, m.quotedUpstreamModel))
 	if m.apiKey != "" {
 		r.Header.Del("Authorization")
 		r.Header.Del("X-Api-Key")

@@ -48,8 +48,14 @@ type Envelope struct {
 	Model string
 	// Messages is the raw JSON array of "messages".
 	Messages []byte
+	// LastMessage is the raw JSON object of the last message.
+	LastMessage []byte
+	// Preferences is the raw "routing_preferences" value, nil when absent.
+	// Rewrite strips the field: it is for the gateway, not the upstream.
+	Preferences []byte
 
 	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
+	prefsStart, prefsEnd int // byte span of the whole "routing_preferences" member
 	objectStart          int // offset of the body's opening '{'
 }
 
@@ -74,7 +80,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	}
 	env.objectStart = s.i
 	seenMessages := false
-	err := s.object(0, func(key []byte, start int) error {
+	err := s.object(0, func(key []byte, memberStart, start int) error {
 		switch {
 		case keyIs(key, "model"):
 			if env.modelStart >= 0 {
@@ -100,10 +106,26 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 				return invalid("duplicate \"messages\" field")
 			}
 			seenMessages = true
-			if err := s.messages(); err != nil {
+			last, err := s.messages()
+			if err != nil {
 				return err
 			}
-			env.Messages = s.b[start:s.i]
+			env.Messages, env.LastMessage = s.b[start:s.i], last
+		case keyIs(key, "routing_preferences"):
+			if env.Preferences != nil {
+				return invalid("duplicate \"routing_preferences\" field")
+			}
+			if s.peek() != '[' {
+				if err := s.value(1); err != nil {
+					return err
+				}
+				return invalid("\"routing_preferences\" must be an array")
+			}
+			if err := s.value(1); err != nil {
+				return err
+			}
+			env.Preferences = s.b[start:s.i]
+			env.prefsStart, env.prefsEnd = memberStart, s.i
 		default:
 			return s.value(1)
 		}
@@ -122,26 +144,74 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	return env, nil
 }
 
-// WithModel returns body with its "model" value replaced by quotedModel (a
-// JSON string literal), inserting the field when the body had none. When the
-// value is already quotedModel, body itself is returned. Otherwise the result
-// is appended to dst[:0], so a caller can reuse one buffer across requests.
-func (e *Envelope) WithModel(dst, body, quotedModel []byte) []byte {
-	if e.modelStart >= 0 {
-		if bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel) {
-			return body
-		}
-		dst = append(dst[:0], body[:e.modelStart]...)
-		dst = append(dst, quotedModel...)
-		return append(dst, body[e.modelEnd:]...)
+// Rewrite returns body as it goes upstream: its "model" value replaced by
+// quotedModel (a JSON string literal), inserted when the body had none, and
+// "routing_preferences" removed. Every other byte is kept. When nothing
+// changes, body itself is returned; otherwise the result is appended to
+// dst[:0], so a caller can reuse one buffer across requests.
+func (e *Envelope) Rewrite(dst, body, quotedModel []byte) []byte {
+	replaceModel := e.modelStart >= 0 && !bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel)
+	insertModel := e.modelStart < 0
+	dropFrom, dropTo := e.memberWithComma(body)
+	if !replaceModel && !insertModel && dropFrom < 0 {
+		return body
 	}
-	at := e.objectStart + 1
-	dst = append(dst[:0], body[:at]...)
-	dst = append(dst, `"model":`...)
-	dst = append(dst, quotedModel...)
-	dst = append(dst, ',')
+	dst = dst[:0]
+	at := 0
+	if insertModel {
+		// right after '{'; "messages" is required, so another member follows
+		at = e.objectStart + 1
+		dst = append(dst, body[:at]...)
+		dst = append(dst, `"model":`...)
+		dst = append(dst, quotedModel...)
+		dst = append(dst, ',')
+	}
+	spliceModel := func() {
+		dst = append(dst, body[at:e.modelStart]...)
+		dst = append(dst, quotedModel...)
+		at = e.modelEnd
+		replaceModel = false
+	}
+	// the remaining edits, in body order
+	if replaceModel && (dropFrom < 0 || e.modelStart < dropFrom) {
+		spliceModel()
+	}
+	if dropFrom >= 0 {
+		dst = append(dst, body[at:dropFrom]...)
+		at = dropTo
+	}
+	if replaceModel {
+		spliceModel()
+	}
 	return append(dst, body[at:]...)
 }
+
+// memberWithComma returns the span to cut to remove routing_preferences: the
+// member and the comma before it, or after it when it is the first member.
+// It returns -1, -1 when there is nothing to remove.
+func (e *Envelope) memberWithComma(body []byte) (from, to int) {
+	if e.Preferences == nil {
+		return -1, -1
+	}
+	from, to = e.prefsStart, e.prefsEnd
+	i := from - 1
+	for i >= 0 && isSpace(body[i]) {
+		i--
+	}
+	if i >= 0 && body[i] == ',' {
+		return i, to
+	}
+	j := to
+	for j < len(body) && isSpace(body[j]) {
+		j++
+	}
+	if j < len(body) && body[j] == ',' {
+		return from, j + 1
+	}
+	return from, to
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // keyIs reports whether the raw (still quoted-content) key equals name,
 // decoding escapes only when the key has any.
@@ -205,7 +275,7 @@ func (s *scanner) malformed() error {
 func (s *scanner) value(depth int) error {
 	switch s.peek() {
 	case '{':
-		return s.object(depth, func([]byte, int) error { return s.value(depth + 1) })
+		return s.object(depth, func([]byte, int, int) error { return s.value(depth + 1) })
 	case '[':
 		return s.array(depth, func(int) error { return s.value(depth + 1) })
 	case '"':
@@ -222,8 +292,9 @@ func (s *scanner) value(depth int) error {
 }
 
 // object validates an object, calling member with each key (raw, without
-// quotes) and the offset where its value starts; member must consume the value.
-func (s *scanner) object(depth int, member func(key []byte, valueStart int) error) error {
+// quotes), the offset of the member (its key's opening quote) and the offset
+// where its value starts; member must consume the value.
+func (s *scanner) object(depth int, member func(key []byte, memberStart, valueStart int) error) error {
 	if depth >= maxNesting {
 		return invalid("request body nests deeper than %d levels", maxNesting)
 	}
@@ -236,6 +307,7 @@ func (s *scanner) object(depth int, member func(key []byte, valueStart int) erro
 		if s.peek() != '"' {
 			return s.malformed()
 		}
+		memberStart := s.i
 		keyStart := s.i + 1
 		if err := s.str(); err != nil {
 			return err
@@ -246,7 +318,7 @@ func (s *scanner) object(depth int, member func(key []byte, valueStart int) erro
 		}
 		s.i++
 		s.space()
-		if err := member(key, s.i); err != nil {
+		if err := member(key, memberStart, s.i); err != nil {
 			return err
 		}
 		switch s.peek() {
@@ -289,16 +361,17 @@ func (s *scanner) array(depth int, elem func(start int) error) error {
 	}
 }
 
-// messages validates the "messages" array and the shape of each message.
-func (s *scanner) messages() error {
+// messages validates the "messages" array and the shape of each message,
+// and returns the last message.
+func (s *scanner) messages() (last []byte, err error) {
 	if s.peek() != '[' {
 		if err := s.value(1); err != nil {
-			return err
+			return nil, err
 		}
-		return invalid("\"messages\" must be an array")
+		return nil, invalid("\"messages\" must be an array")
 	}
 	n := 0
-	err := s.array(1, func(int) error {
+	err = s.array(1, func(start int) error {
 		idx := n
 		n++
 		if s.peek() != '{' {
@@ -308,7 +381,7 @@ func (s *scanner) messages() error {
 			return invalid("messages[%d] must be an object", idx)
 		}
 		hasRole := false
-		err := s.object(2, func(key []byte, _ int) error {
+		err := s.object(2, func(key []byte, _, _ int) error {
 			switch {
 			case keyIs(key, "role"):
 				if s.peek() != '"' {
@@ -319,14 +392,7 @@ func (s *scanner) messages() error {
 				}
 				hasRole = true
 			case keyIs(key, "content"):
-				switch s.peek() {
-				case '"', '[', 'n':
-				default:
-					if err := s.value(3); err != nil {
-						return err
-					}
-					return invalid("messages[%d].content must be a string, an array or null", idx)
-				}
+				return s.content(idx)
 			}
 			return s.value(3)
 		})
@@ -336,15 +402,39 @@ func (s *scanner) messages() error {
 		if !hasRole {
 			return invalid("messages[%d].role is required", idx)
 		}
+		last = s.b[start:s.i]
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if n == 0 {
-		return invalid("\"messages\" must not be empty")
+		return nil, invalid("\"messages\" must not be empty")
 	}
-	return nil
+	return last, nil
+}
+
+// content validates a message's content: a string, null, or an array of
+// content part objects.
+func (s *scanner) content(idx int) error {
+	switch s.peek() {
+	case '"', 'n':
+		return s.value(3)
+	case '[':
+		return s.array(3, func(int) error {
+			if s.peek() != '{' {
+				if err := s.value(4); err != nil {
+					return err
+				}
+				return invalid("messages[%d].content parts must be objects", idx)
+			}
+			return s.value(4)
+		})
+	}
+	if err := s.value(3); err != nil {
+		return err
+	}
+	return invalid("messages[%d].content must be a string, an array or null", idx)
 }
 
 // str validates a string literal starting at '"' and moves past it.

@@ -149,7 +149,7 @@ func TestParseEnvelopeValid(t *testing.T) {
 		},
 		{
 			name:      "content nesting at exactly maxNesting",
-			body:      `{"model":"m","messages":[{"role":"user","content":` + strings.Repeat("[", maxNesting-3) + strings.Repeat("]", maxNesting-3) + `}]}`,
+			body:      `{"model":"m","messages":[{"role":"user","content":[{"type":"text","deep":` + strings.Repeat("[", maxNesting-5) + strings.Repeat("]", maxNesting-5) + `}]}]}`,
 			wantModel: "m",
 		},
 		{
@@ -357,7 +357,7 @@ func TestParseEnvelopeStringBytes(t *testing.T) {
 	}
 }
 
-func TestWithModelReplace(t *testing.T) {
+func TestRewriteReplace(t *testing.T) {
 	tests := []struct {
 		name  string
 		body  string
@@ -427,12 +427,12 @@ func TestWithModelReplace(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseEnvelope: %v", err)
 			}
-			got := env.WithModel(nil, body, []byte(tt.model))
+			got := env.Rewrite(nil, body, []byte(tt.model))
 			if string(got) != tt.want {
-				t.Errorf("WithModel =\n%s\nwant\n%s", got, tt.want)
+				t.Errorf("Rewrite =\n%s\nwant\n%s", got, tt.want)
 			}
 			if !bytes.Equal(body, orig) {
-				t.Errorf("WithModel modified its input body: %s", body)
+				t.Errorf("Rewrite modified its input body: %s", body)
 			}
 			checkRewritten(t, body, got, tt.model)
 		})
@@ -444,7 +444,7 @@ func TestWithModelReplace(t *testing.T) {
 func checkRewritten(t *testing.T, in, out []byte, quotedModel string) {
 	t.Helper()
 	if !json.Valid(out) {
-		t.Fatalf("WithModel output is not valid JSON: %q", out)
+		t.Fatalf("Rewrite output is not valid JSON: %q", out)
 	}
 	var wantModel string
 	if err := json.Unmarshal([]byte(quotedModel), &wantModel); err != nil {
@@ -473,14 +473,14 @@ func checkRewritten(t *testing.T, in, out []byte, quotedModel string) {
 	}
 	env, err := ParseEnvelope(out)
 	if err != nil {
-		t.Fatalf("ParseEnvelope(WithModel output): %v", err)
+		t.Fatalf("ParseEnvelope(Rewrite output): %v", err)
 	}
 	if env.Model != wantModel {
 		t.Errorf("re-parsed model = %q, want %q", env.Model, wantModel)
 	}
 }
 
-func TestWithModelSameValueReturnsBody(t *testing.T) {
+func TestRewriteSameValueReturnsBody(t *testing.T) {
 	for _, body := range []string{
 		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`,
 		`{ "messages":[{"role":"user"}] , "model" : "gpt-4o" }`,
@@ -491,14 +491,14 @@ func TestWithModelSameValueReturnsBody(t *testing.T) {
 			t.Fatalf("ParseEnvelope(%s): %v", body, err)
 		}
 		dst := make([]byte, 0, 1024)
-		got := env.WithModel(dst, b, []byte(`"gpt-4o"`))
+		got := env.Rewrite(dst, b, []byte(`"gpt-4o"`))
 		if len(got) != len(b) || &got[0] != &b[0] {
-			t.Errorf("WithModel with the same value did not return body itself for %s", body)
+			t.Errorf("Rewrite with the same value did not return body itself for %s", body)
 		}
 	}
 }
 
-func TestWithModelReusesDst(t *testing.T) {
+func TestRewriteReusesDst(t *testing.T) {
 	body := []byte(`{"model":"a","messages":[{"role":"user"}]}`)
 	env, err := ParseEnvelope(body)
 	if err != nil {
@@ -506,13 +506,13 @@ func TestWithModelReusesDst(t *testing.T) {
 	}
 	dst := make([]byte, 0, 256)
 	dst = append(dst, "GARBAGE-FROM-A-PREVIOUS-REQUEST"...)
-	got := env.WithModel(dst, body, []byte(`"bb"`))
+	got := env.Rewrite(dst, body, []byte(`"bb"`))
 	want := `{"model":"bb","messages":[{"role":"user"}]}`
 	if string(got) != want {
-		t.Fatalf("WithModel = %s, want %s", got, want)
+		t.Fatalf("Rewrite = %s, want %s", got, want)
 	}
 	if &got[0] != &dst[0] {
-		t.Errorf("WithModel did not reuse dst's backing array despite enough capacity")
+		t.Errorf("Rewrite did not reuse dst's backing array despite enough capacity")
 	}
 
 	// the same buffer again, for an insertion
@@ -521,9 +521,9 @@ func TestWithModelReusesDst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got2 := env2.WithModel(got, body2, []byte(`"c"`))
+	got2 := env2.Rewrite(got, body2, []byte(`"c"`))
 	if want2 := `{"model":"c","messages":[{"role":"user"}]}`; string(got2) != want2 {
-		t.Errorf("WithModel = %s, want %s", got2, want2)
+		t.Errorf("Rewrite = %s, want %s", got2, want2)
 	}
 }
 
@@ -555,7 +555,7 @@ func refEnvelope(body []byte) (model string, ok bool) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return "", false
 	}
-	seenModel, seenMessages := false, false
+	seenModel, seenMessages, seenPrefs := false, false, false
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -581,6 +581,11 @@ func refEnvelope(body []byte) (model string, ok bool) {
 				return "", false
 			}
 			seenMessages = true
+		case "routing_preferences":
+			if seenPrefs || raw[0] != '[' {
+				return "", false
+			}
+			seenPrefs = true
 		}
 	}
 	return model, seenMessages
@@ -620,6 +625,17 @@ func refMessages(raw json.RawMessage) bool {
 			case "content":
 				if v[0] != '"' && v[0] != '[' && v[0] != 'n' {
 					return false
+				}
+				if v[0] == '[' {
+					var parts []json.RawMessage
+					if json.Unmarshal(v, &parts) != nil {
+						return false
+					}
+					for _, p := range parts {
+						if bytes.TrimLeft(p, " \t\r\n")[0] != '{' {
+							return false
+						}
+					}
 				}
 			}
 		}
@@ -736,19 +752,19 @@ func FuzzParseEnvelope(f *testing.F) {
 			t.Fatalf("reference rejects a body ParseEnvelope accepted (ok %v, model %q)", ok, model)
 		}
 
-		out := env.WithModel(nil, body, newModel)
+		out := env.Rewrite(nil, body, newModel)
 		if !bytes.Equal(body, orig) {
-			t.Fatalf("WithModel modified its input")
+			t.Fatalf("Rewrite modified its input")
 		}
 		if !json.Valid(out) {
-			t.Fatalf("WithModel output is not valid JSON: %q", out)
+			t.Fatalf("Rewrite output is not valid JSON: %q", out)
 		}
 		env2, err := ParseEnvelope(out)
 		if err != nil {
-			t.Fatalf("ParseEnvelope(WithModel output): %v", err)
+			t.Fatalf("ParseEnvelope(Rewrite output): %v", err)
 		}
 		if env2.Model != "routed-é/model" {
-			t.Fatalf("model after WithModel = %q", env2.Model)
+			t.Fatalf("model after Rewrite = %q", env2.Model)
 		}
 		var top2 map[string]json.RawMessage
 		if err := json.Unmarshal(out, &top2); err != nil {
@@ -757,12 +773,47 @@ func FuzzParseEnvelope(f *testing.F) {
 		delete(rawTop, "model")
 		delete(top2, "model")
 		if len(rawTop) != len(top2) {
-			t.Fatalf("WithModel changed the field count: %d -> %d", len(rawTop), len(top2))
+			t.Fatalf("Rewrite changed the field count: %d -> %d", len(rawTop), len(top2))
 		}
 		for k, v := range rawTop {
 			if !bytes.Equal(top2[k], v) {
-				t.Fatalf("WithModel changed field %q", k)
+				t.Fatalf("Rewrite changed field %q", k)
 			}
 		}
 	})
+}
+
+func TestRewriteStripsRoutingPreferences(t *testing.T) {
+	const prefs = `"routing_preferences":[{"name":"code","description":"d","models":["a"]}]`
+	tests := []struct {
+		name, body, want string
+	}{
+		{"last member", `{"model":"m","messages":[{"role":"user","content":"x"}],` + prefs + `}`,
+			`{"model":"new","messages":[{"role":"user","content":"x"}]}`},
+		{"first member", `{` + prefs + `,"model":"m","messages":[{"role":"user","content":"x"}]}`,
+			`{"model":"new","messages":[{"role":"user","content":"x"}]}`},
+		{"middle member with spaces", `{"messages":[{"role":"user","content":"x"}] , ` + prefs + ` , "model":"m"}`,
+			`{"messages":[{"role":"user","content":"x"}]  , "model":"new"}`},
+		{"model unchanged", `{"model":"new",` + prefs + `,"messages":[{"role":"user","content":"x"}]}`,
+			`{"model":"new","messages":[{"role":"user","content":"x"}]}`},
+		{"model inserted, preferences first", `{` + prefs + `,"messages":[{"role":"user","content":"x"}]}`,
+			`{"model":"new","messages":[{"role":"user","content":"x"}]}`},
+		{"model inserted, preferences last", `{"messages":[{"role":"user","content":"x"}],` + prefs + `}`,
+			`{"model":"new","messages":[{"role":"user","content":"x"}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, err := ParseEnvelope([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(env.Preferences), "[") {
+				t.Fatalf("Preferences = %q, want the raw array", env.Preferences)
+			}
+			got := env.Rewrite(nil, []byte(tt.body), []byte(`"new"`))
+			if string(got) != tt.want {
+				t.Errorf("Rewrite =\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
 }
