@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
 
 func init() {
@@ -33,17 +35,27 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_entries <n>              # default 10000
 //		max_body    <size>           # default 10MiB; larger bodies get 413
 //		default     <model>          # required; used when no route decides
+//		route_on_user_only [on|off]  # default off; re-route only on a new user message
+//		implicit    on|off           # default off; key requests without the header
+//		implicit_salt <value>        # default random per process; share it across instances
 //
 //		model <name> {               # one block per model that may serve traffic
 //			to             <host:port> ...   # required; one or more replicas
 //			upstream_model <id>              # id written into the body; default <name>
 //			api_key        <value>           # placeholders allowed: {env.OPENAI_API_KEY}
 //			provider       openai|anthropic  # how the key is sent; default openai
+//			weight         <n>               # share under a weighted policy; default 1
 //		}
 //
 //		route <name> {               # a routing preference
 //			description <text>       # what requests it is for (sent to the router model)
-//			models      <model> ...  # ordered candidates; the first serves
+//			models      <model> ...  # candidates: the policy picks one, the rest are failovers
+//			policy      first|random|weighted   # default first
+//			when        tools                   # rules, checked before the router;
+//			when        last_role <role>        # all of a route's rules must hold
+//			when        regex <re>              # (on the newest user message)
+//			when        tokens_over <n>
+//			when        header <name> <value>
 //		}
 //
 //		router llm {                 # an Arch-Router compatible routing model
@@ -110,6 +122,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.MaxBody = int64(size)
 			}
+		case "route_on_user_only":
+			err = onOff(d, sub, &h.RouteOnUserOnly, true)
+		case "implicit":
+			err = onOff(d, sub, &h.Implicit, false)
+		case "implicit_salt":
+			err = singleArg(d, &h.ImplicitSalt, sub)
 		case "model":
 			lines[fmt.Sprintf("model[%d]", len(h.Models))] = d.Line()
 			err = h.unmarshalModel(d)
@@ -160,6 +178,18 @@ func (h *Handler) unmarshalModel(d *caddyfile.Dispenser) error {
 			err = singleArg(d, &m.APIKey, sub)
 		case "provider":
 			err = singleArg(d, &m.Provider, sub)
+		case "weight":
+			if m.Weight != nil {
+				return d.Errf("model '%s': weight already specified", m.Name)
+			}
+			var arg string
+			if err = singleArg(d, &arg, sub); err == nil {
+				n, perr := strconv.Atoi(arg)
+				if perr != nil || n < 0 {
+					return d.Errf("model '%s': invalid weight '%s': must be a whole number, 0 or more", m.Name, arg)
+				}
+				m.Weight = &n
+			}
 		default:
 			return d.Errf("model '%s': unrecognized subdirective '%s'", m.Name, sub)
 		}
@@ -195,6 +225,16 @@ func (h *Handler) unmarshalRoute(d *caddyfile.Dispenser) error {
 			if len(r.Models) == 0 {
 				return d.ArgErr()
 			}
+		case "policy":
+			if err := singleArg(d, &r.Policy, sub); err != nil {
+				return err
+			}
+		case "when":
+			cond, err := parseCondition(d)
+			if err != nil {
+				return err
+			}
+			r.When = append(r.When, cond)
 		default:
 			return d.Errf("route '%s': unrecognized subdirective '%s'", r.Name, sub)
 		}
@@ -216,6 +256,66 @@ func (h *Handler) unmarshalRouter(d *caddyfile.Dispenser) error {
 		return err
 	}
 	h.RouterRaw = caddyconfig.JSONModuleObject(unm, "router", name, nil)
+	return nil
+}
+
+// parseCondition reads a route rule:
+//
+//	when tools
+//	when last_role <role>
+//	when regex <re>
+//	when tokens_over <n>
+//	when header <name> <value>
+func parseCondition(d *caddyfile.Dispenser) (*router.Condition, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("when needs a condition: tools, last_role, regex, tokens_over or header")
+	}
+	want := map[string]int{"tools": 0, "last_role": 1, "regex": 1, "tokens_over": 1, "header": 2}
+	n, known := want[args[0]]
+	if !known {
+		return nil, d.Errf("unknown when condition '%s' (want tools, last_role, regex, tokens_over or header)", args[0])
+	}
+	if len(args)-1 != n {
+		return nil, d.Errf("when %s takes %d argument(s), got %d", args[0], n, len(args)-1)
+	}
+	cond := new(router.Condition)
+	switch args[0] {
+	case "tools":
+		cond.Tools = true
+	case "last_role":
+		cond.LastRole = args[1]
+	case "regex":
+		cond.Regex = args[1]
+	case "tokens_over":
+		tokens, err := strconv.Atoi(args[1])
+		if err != nil || tokens <= 0 {
+			return nil, d.Errf("when tokens_over: '%s' is not a positive whole number", args[1])
+		}
+		cond.TokensOver = tokens
+	case "header":
+		cond.Header = &router.HeaderCondition{Name: args[1], Value: args[2]}
+	}
+	if err := cond.Compile(); err != nil {
+		return nil, d.Errf("when %s: %v", args[0], err)
+	}
+	return cond, nil
+}
+
+// onOff reads an optional on|off argument into *dst; with no argument it
+// sets bareValue (true where the bare subdirective reads as "on").
+func onOff(d *caddyfile.Dispenser, name string, dst *bool, bareValue bool) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 0 && bareValue:
+		*dst = true
+	case len(args) == 1 && args[0] == "on":
+		*dst = true
+	case len(args) == 1 && args[0] == "off":
+		*dst = false
+	default:
+		return d.Errf("%s takes on or off", name)
+	}
 	return nil
 }
 

@@ -268,11 +268,11 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		to 127.0.0.1:9
 	}
 }`},
-		{name: "unknown subdirective in model", wantErr: "model 'a': unrecognized subdirective 'weight'", input: `llm_affinity {
+		{name: "unknown subdirective in model", wantErr: "model 'a': unrecognized subdirective 'colour'", input: `llm_affinity {
 	default a
 	model a {
 		to 127.0.0.1:9
-		weight 3 #<-
+		colour 3 #<-
 	}
 }`},
 		{name: "unknown subdirective in route", wantErr: "route 'r': unrecognized subdirective 'model'", input: `llm_affinity {

@@ -68,6 +68,9 @@ func (h *Handler) checkConfig() error {
 		default:
 			return configErrorf(elem, "model '%s': unknown provider '%s' (want openai or anthropic)", m.Name, m.Provider)
 		}
+		if m.Weight != nil && *m.Weight < 0 {
+			return configErrorf(elem, "model '%s': weight must not be negative", m.Name)
+		}
 	}
 	if h.Default == "" {
 		return configErrorf("", "default is required: name the model that serves when no route decides")
@@ -91,16 +94,48 @@ func (h *Handler) checkConfig() error {
 		if len(r.Models) == 0 {
 			return configErrorf(elem, "route '%s': models is required (one or more model names)", r.Name)
 		}
+		weights := 0
 		for _, name := range r.Models {
 			if !models[name] {
 				return configErrorf(elem, "route '%s' names unknown model '%s'", r.Name, name)
 			}
+			weights += h.modelWeight(name)
+		}
+		switch r.Policy {
+		case "", PolicyFirst, PolicyRandom:
+		case PolicyWeighted:
+			if weights == 0 {
+				return configErrorf(elem, "route '%s': the weighted policy needs a model with a positive weight", r.Name)
+			}
+		default:
+			return configErrorf(elem, "route '%s': unknown policy '%s' (want first, random or weighted)", r.Name, r.Policy)
+		}
+		for _, c := range r.When {
+			if c == nil {
+				return configErrorf(elem, "route '%s': empty when condition", r.Name)
+			}
+			if err := c.Compile(); err != nil {
+				return configErrorf(elem, "route '%s': when: %v", r.Name, err)
+			}
 		}
 	}
-	if h.RouterRaw != nil && len(h.Routes) == 0 {
-		return configErrorf("router", "a router needs at least one route to choose from")
+	if h.RouterRaw != nil && len(routerRoutes(h.Routes)) == 0 {
+		return configErrorf("router", "a router needs at least one route to choose from (a route with a description or without when rules)")
 	}
 	return nil
+}
+
+// modelWeight is a configured model's weight under a weighted policy.
+func (h *Handler) modelWeight(name string) int {
+	for _, m := range h.Models {
+		if m != nil && m.Name == name {
+			if m.Weight == nil {
+				return 1
+			}
+			return *m.Weight
+		}
+	}
+	return 0
 }
 
 // checkDial accepts a host:port dial address (or a unix socket address as

@@ -319,12 +319,12 @@ func TestProvisionLoadsRouter(t *testing.T) {
 	if h.router == nil {
 		t.Fatal("no router loaded")
 	}
-	if len(h.routerRoutes) != 2 || h.routerRoutes[0].Name != "chat" || h.routerRoutes[1].Name != "code" ||
-		h.routerRoutes[1].Description != "code generation" {
-		t.Errorf("router routes = %+v, want chat and code in config order", h.routerRoutes)
+	seen := routerRoutes(h.Routes)
+	if len(seen) != 2 || seen[0].Name != "chat" || seen[1].Name != "code" || seen[1].Description != "code generation" {
+		t.Errorf("router routes = %+v, want chat and code in config order", seen)
 	}
-	if h.routes["code"] != h.Routes[1] {
-		t.Errorf("routes map does not hold route code")
+	if h.routeByName["code"] != h.Routes[1] || len(h.Routes[1].models) == 0 || h.Routes[1].Policy != PolicyFirst {
+		t.Errorf("route code is not provisioned: %+v", h.Routes[1])
 	}
 }
 

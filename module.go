@@ -6,9 +6,6 @@
 package llmaffinity
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,12 +40,16 @@ const (
 	HeaderStatus = "X-Model-Affinity-Status"
 )
 
+// HeaderMode is the request header that can opt a request out of affinity:
+// "X-Model-Affinity-Mode: off" (as does the affinity header's value "off").
+const HeaderMode = "X-Model-Affinity-Mode"
+
 // Decision statuses, in the X-Model-Affinity-Status header and the
 // {http.llm_affinity.status} placeholder.
 const (
 	// StatusPinned: the session's pin decided; the router was not called.
 	StatusPinned = "pinned"
-	// StatusRouted: the router chose a route.
+	// StatusRouted: a rule or the router chose a route.
 	StatusRouted = "routed"
 	// StatusDefault: no route decided (no router, no match, or a router
 	// failure), so the requested model or the default serves.
@@ -59,6 +60,13 @@ const (
 const (
 	ProviderOpenAI    = "openai"    // Authorization: Bearer <key>
 	ProviderAnthropic = "anthropic" // x-api-key: <key>
+)
+
+// Route policies: how a route picks the model that serves.
+const (
+	PolicyFirst    = "first"
+	PolicyRandom   = "random"
+	PolicyWeighted = "weighted"
 )
 
 // upstreamVar is the request variable through which the handler tells the
@@ -87,25 +95,45 @@ type Handler struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 
 	// The model that serves when no route decides and the requested model is
-	// not a configured one. Required.
+	// not a configured one, and the last to try when a route's candidates all
+	// fail. Required.
 	Default string `json:"default,omitempty"`
 
 	// The models that may serve traffic. At least one is required.
 	Models []*Model `json:"models,omitempty"`
 
-	// Routing preferences, in the order the router sees them.
+	// Routing preferences, in the order rules are checked and the router
+	// sees them.
 	Routes []*Route `json:"routes,omitempty"`
 
-	// The router that picks a route for an unpinned request, e.g.
-	// {"router": "llm", ...}. Optional: without one the requested model (if
-	// configured) or the default serves.
+	// Route only on a new user utterance: a request whose last message is a
+	// tool result, an assistant step or only a harness envelope reuses the
+	// session's decision, and a new user message routes afresh and re-pins.
+	// Default: off (a pin holds for the session's whole life).
+	RouteOnUserOnly bool `json:"route_on_user_only,omitempty"`
+
+	// Give requests without the affinity header an implicit key: a salted
+	// hash of the system prompt, the tool names and the first user message,
+	// so agents get affinity without client changes. The explicit header
+	// always wins. Default: off.
+	Implicit bool `json:"implicit,omitempty"`
+
+	// The salt of implicit keys. Instances that share pins must share it.
+	// Placeholders such as {env.LLM_AFFINITY_SALT} are resolved at provision
+	// time. Default: a random salt per process.
+	ImplicitSalt string `json:"implicit_salt,omitempty"`
+
+	// The router that picks a route for an unpinned request when no route's
+	// rules decide, e.g. {"router": "llm", ...}. Optional: without one,
+	// rules decide or the requested model (if configured) or the default
+	// serves.
 	RouterRaw json.RawMessage `json:"router,omitempty" caddy:"namespace=http.handlers.llm_affinity.routers inline_key=router"`
 
 	router       router.Router
 	models       map[string]*Model
-	routes       map[string]*Route
-	routerRoutes []router.Route
+	routeByName  map[string]*Route
 	defaultModel *Model
+	implicitSalt string
 	pins         *affinity.Store
 	logger       *zap.Logger
 }
@@ -133,13 +161,18 @@ type Model struct {
 	// (x-api-key). Default: openai.
 	Provider string `json:"provider,omitempty"`
 
+	// The model's share under a route's weighted policy; 0 means it serves
+	// only as a failover candidate. Default: 1.
+	Weight *int `json:"weight,omitempty"`
+
 	quotedUpstreamModel []byte
 	apiKey              string
+	weight              int
 	upstream            *upstreamTarget
 }
 
-// Route is a routing preference: a description the router matches requests
-// against, and the models that serve the requests it matches.
+// Route is a routing preference: rules and a description that requests are
+// matched against, and the models that serve the requests it matches.
 type Route struct {
 	// The route's name, as the router answers it. Required; "other" is
 	// reserved for "no route fits".
@@ -148,8 +181,22 @@ type Route struct {
 	// What requests the route is for, in plain language; sent to the router.
 	Description string `json:"description,omitempty"`
 
-	// Candidate models in order; the first serves. At least one is required.
+	// Candidate models in order. The policy picks the one that serves; when it
+	// fails before any response byte reaches the client, the others are tried
+	// in order, then the default. At least one is required.
 	Models []string `json:"models"`
+
+	// How the serving model is picked: "first", "random" or "weighted" (by
+	// the models' weight). With affinity the pick is pinned, so a weighted
+	// split is sticky per session. Default: first.
+	Policy string `json:"policy,omitempty"`
+
+	// Conditions evaluated in-process before any routing model is asked; the
+	// route matches when all hold. A route with conditions and no description
+	// is never shown to the routing model.
+	When []*router.Condition `json:"when,omitempty"`
+
+	models []*Model
 }
 
 // upstreamTarget is what the handler hands the upstream source: the serving
@@ -170,8 +217,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults, resolves placeholders in credentials, loads the
-// router and creates the pin store.
+// Provision sets defaults, resolves placeholders in credentials, compiles
+// route rules, loads the router and creates the pin store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Header == "" {
@@ -199,20 +246,35 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if m.UpstreamModel == "" {
 			m.UpstreamModel = m.Name
 		}
+		m.weight = 1
+		if m.Weight != nil {
+			m.weight = *m.Weight
+		}
 		m.quotedUpstreamModel, _ = json.Marshal(m.UpstreamModel) // a string always marshals
 		m.apiKey = repl.ReplaceAll(m.APIKey, "")
 		m.upstream = &upstreamTarget{model: m.Name, dials: m.To}
 		h.models[m.Name] = m
 	}
 	h.defaultModel = h.models[h.Default]
-	h.routes = make(map[string]*Route, len(h.Routes))
-	h.routerRoutes = make([]router.Route, 0, len(h.Routes))
+	h.routeByName = make(map[string]*Route, len(h.Routes))
 	for _, r := range h.Routes {
 		if r == nil {
 			continue // reported by Validate
 		}
-		h.routes[r.Name] = r
-		h.routerRoutes = append(h.routerRoutes, router.Route{Name: r.Name, Description: r.Description})
+		if r.Policy == "" {
+			r.Policy = PolicyFirst
+		}
+		r.models = h.lookupModels(r.Models)
+		for _, c := range r.When {
+			if c != nil {
+				_ = c.Compile() // errors are reported by Validate
+			}
+		}
+		h.routeByName[r.Name] = r
+	}
+	h.implicitSalt = repl.ReplaceAll(h.ImplicitSalt, "")
+	if h.implicitSalt == "" {
+		h.implicitSalt = processSalt
 	}
 
 	if h.RouterRaw != nil {
@@ -235,6 +297,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// lookupModels returns the configured models of names, skipping unknown ones.
+func (h *Handler) lookupModels(names []string) []*Model {
+	models := make([]*Model, 0, len(names))
+	for _, name := range names {
+		if m := h.models[name]; m != nil {
+			models = append(models, m)
+		}
+	}
+	return models
+}
+
 // Validate checks the configuration; see checkConfig. Caddy calls it after
 // Provision and cleans up when it fails.
 func (h *Handler) Validate() error {
@@ -250,14 +323,16 @@ func (h *Handler) Cleanup() error {
 }
 
 // ServeHTTP routes a chat request, pins the decision and hands off to the next
-// handler (reverse_proxy with dynamic llm_affinity upstreams).
+// handler (reverse_proxy with dynamic llm_affinity upstreams), failing over to
+// the route's other candidates when the serving model fails. On the decision
+// API paths it answers the decision instead of proxying.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	api, ok := chatAPI(r)
+	api, decisionOnly, ok := chatAPI(r)
 	if !ok {
 		caddyhttp.SetVar(r.Context(), upstreamVar, h.defaultModel.upstream)
 		return next.ServeHTTP(w, r)
 	}
-	key, err := h.affinityKey(r)
+	key, optOut, err := h.affinityKey(r)
 	if err != nil {
 		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
 	}
@@ -273,130 +348,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
 	}
-
-	d := h.decide(r.Context(), key, &env)
-	m := d.model
-	setBody(r, env.Rewrite(nil, body, m.quotedUpstreamModel))
-	if m.apiKey != "" {
-		r.Header.Del("Authorization")
-		r.Header.Del("X-Api-Key")
-		if m.Provider == ProviderAnthropic {
-			r.Header.Set("X-Api-Key", m.apiKey)
-		} else {
-			r.Header.Set("Authorization", "Bearer "+m.apiKey)
+	in := &incoming{r: r, env: &env, body: body, key: key, optOut: optOut}
+	if env.Preferences != nil || (h.Implicit && key == "" && !optOut) {
+		// decode now: per-request preferences can be a client error, and an
+		// implicit key needs the system prompt, tools and first user message
+		req, err := in.decoded()
+		if err == nil {
+			in.preferences, err = h.preferenceRoutes(req.Preferences)
+		}
+		if err != nil {
+			return writeAPIError(w, api, http.StatusBadRequest, err.Error())
+		}
+		if in.key == "" && h.Implicit && !optOut {
+			in.key = h.implicitKey(req)
 		}
 	}
-	caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.llm_affinity.model", m.Name)
-		repl.Set("http.llm_affinity.route", d.route)
-		repl.Set("http.llm_affinity.status", d.status)
+
+	d := h.decide(r.Context(), in)
+	if decisionOnly {
+		return writeDecision(w, d, in.key)
 	}
-	hdr := w.Header()
-	hdr.Set(HeaderModel, m.Name)
-	hdr.Set(HeaderRoute, d.route)
-	hdr.Set(HeaderStatus, d.status)
 	if c := h.logger.Check(zapcore.DebugLevel, "routing decision"); c != nil {
 		c.Write(zap.String("api", api.String()),
-			zap.String("model", m.Name),
+			zap.String("model", d.candidates[0].Name),
 			zap.String("route", d.route),
 			zap.String("status", d.status),
-			zap.String("affinity_key_hash", hashKey(key)))
+			zap.String("affinity_key_hash", hashKey(in.key)))
 	}
-	return next.ServeHTTP(w, r)
-}
-
-// decision is the outcome of routing one request.
-type decision struct {
-	model  *Model
-	route  string
-	status string
-}
-
-// decide returns the model for a request: the session's pin when there is
-// one, else a fresh routing decision, pinned when the request has a key.
-func (h *Handler) decide(ctx context.Context, key string, env *router.Envelope) decision {
-	if key == "" {
-		return h.route(ctx, env)
-	}
-	pinKey := affinity.PinKey(key, env.Model)
-	if pin, ok := h.pins.Get(pinKey); ok {
-		if m := h.models[pin.Model]; m != nil {
-			return decision{model: m, route: pin.Route, status: StatusPinned}
-		}
-		h.pins.Delete(pinKey) // pinned to a model this config no longer has
-	}
-	pin, decided := h.pins.GetOrDecide(ctx, pinKey, func(ctx context.Context) affinity.Pin {
-		d := h.route(ctx, env)
-		return affinity.Pin{Model: d.model.Name, Route: d.route}
-	})
-	m := h.models[pin.Model]
-	if m == nil { // lost a race with a pin made under another config
-		return h.route(ctx, env)
-	}
-	status := StatusPinned
-	if decided {
-		status = StatusDefault
-		if pin.Route != "" {
-			status = StatusRouted
-		}
-	}
-	return decision{model: m, route: pin.Route, status: status}
-}
-
-// route asks the router for a route and returns its first model. With no
-// router, no match or a router failure, the requested model serves if it is
-// configured, else the default.
-func (h *Handler) route(ctx context.Context, env *router.Envelope) decision {
-	if h.router != nil {
-		if name, err := h.askRouter(ctx, env); err != nil {
-			h.logger.Warn("router failed; falling back", zap.Error(err))
-		} else if rt := h.routes[name]; rt != nil {
-			return decision{model: h.models[rt.Models[0]], route: rt.Name, status: StatusRouted}
-		} else if name != "" {
-			h.logger.Warn("router answered an unknown route; falling back", zap.Int("route_name_len", len(name)))
-		}
-	}
-	if m := h.models[env.Model]; m != nil {
-		return decision{model: m, status: StatusDefault}
-	}
-	return decision{model: h.defaultModel, status: StatusDefault}
-}
-
-func (h *Handler) askRouter(ctx context.Context, env *router.Envelope) (string, error) {
-	conv, err := router.Conversation(env.Messages)
-	if err != nil {
-		return "", err
-	}
-	if len(conv) == 0 {
-		return "", nil // nothing to route on
-	}
-	return h.router.Route(ctx, h.routerRoutes, conv)
-}
-
-// affinityKey returns the request's affinity key, "" when it has none.
-func (h *Handler) affinityKey(r *http.Request) (string, error) {
-	values := r.Header.Values(h.Header)
-	switch len(values) {
-	case 0:
-		return "", nil
-	case 1:
-		if err := affinity.ValidateKey(values[0]); err != nil {
-			return "", fmt.Errorf("invalid %s header: %v", h.Header, err)
-		}
-		return values[0], nil
-	default:
-		return "", fmt.Errorf("more than one %s header", h.Header)
-	}
-}
-
-// hashKey is how an affinity key appears in logs: a short SHA-256 prefix.
-func hashKey(key string) string {
-	if key == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:8])
+	return h.serve(w, in, d, next)
 }
 
 // Interface guards

@@ -15,19 +15,26 @@ import (
 // errBodyTooLarge is returned by readBody for bodies over the limit.
 var errBodyTooLarge = errors.New("request body too large")
 
-// chatAPI reports whether r is a chat request the handler routes, and in
-// which wire format.
-func chatAPI(r *http.Request) (router.API, bool) {
+// routingAPIPath is the path segment of the decision API: POST
+// .../routing/v1/chat/completions or .../routing/v1/messages.
+const routingAPIPath = "/routing/v1/"
+
+// chatAPI reports whether r is a chat request the handler routes, in which
+// wire format, and whether it asks the decision API (decide, don't proxy).
+func chatAPI(r *http.Request) (api router.API, decisionOnly, ok bool) {
 	if r.Method != http.MethodPost {
-		return 0, false
+		return 0, false, false
 	}
-	switch path := r.URL.Path; {
+	path := r.URL.Path
+	switch {
 	case strings.HasSuffix(path, "/chat/completions"):
-		return router.OpenAI, true
+		api = router.OpenAI
 	case strings.HasSuffix(path, "/messages"):
-		return router.Anthropic, true
+		api = router.Anthropic
+	default:
+		return 0, false, false
 	}
-	return 0, false
+	return api, strings.Contains(path, routingAPIPath), true
 }
 
 // readBody reads the whole request body, at most limit bytes.

@@ -104,6 +104,11 @@ func (s *Store) GetOrDecide(ctx context.Context, key string, decide func(context
 	return pin, decided
 }
 
+// Set pins key to pin, replacing any pin it had.
+func (s *Store) Set(key string, pin Pin) {
+	s.cache.Set(key, pin)
+}
+
 // Delete removes the pin for key.
 func (s *Store) Delete(key string) {
 	s.cache.Invalidate(key)

@@ -24,48 +24,37 @@ type wirePart struct {
 	Text string `json:"text"`
 }
 
-// Conversation decodes a validated "messages" array (see ParseEnvelope) into
-// the turns a router should see: user and assistant messages with text, in
-// order. System, developer and tool messages, tool calls, tool results and
-// images are left out, as Arch-Router was trained without them.
-func Conversation(messages []byte) ([]Message, error) {
-	var wire []wireMessage
-	if err := json.Unmarshal(messages, &wire); err != nil {
-		return nil, invalid("\"messages\" does not match the chat message schema")
+// contentText returns the text of a content value (a string, or the text
+// parts of an array, joined by newlines), and whether it is a non-empty array
+// made only of tool_result blocks (an Anthropic tool turn). Parts that are not
+// well-formed are skipped: routing works with the text there is.
+func contentText(content json.RawMessage) (text string, toolResultsOnly bool) {
+	if len(content) == 0 {
+		return "", false
 	}
-	conv := make([]Message, 0, len(wire))
-	for i, m := range wire {
-		if m.Role != "user" && m.Role != "assistant" {
-			continue
-		}
-		text, err := messageText(m.Content)
-		if err != nil {
-			return nil, invalid("messages[%d].content: %v", i, err)
-		}
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		conv = append(conv, Message{Role: m.Role, Content: text})
+	switch content[0] {
+	case '"':
+		_ = json.Unmarshal(content, &text)
+		return text, false
+	case '[':
+	default:
+		return "", false
 	}
-	return conv, nil
-}
-
-// messageText joins the text parts of a content value.
-func messageText(content json.RawMessage) (string, error) {
-	if len(content) == 0 || content[0] == 'n' {
-		return "", nil
-	}
-	if content[0] == '"' {
-		var s string
-		err := json.Unmarshal(content, &s)
-		return s, err
-	}
-	var parts []wirePart
-	if err := json.Unmarshal(content, &parts); err != nil {
-		return "", err
+	var raw []json.RawMessage
+	if json.Unmarshal(content, &raw) != nil || len(raw) == 0 {
+		return "", false
 	}
 	var b strings.Builder
-	for _, p := range parts {
+	toolResultsOnly = true
+	for _, r := range raw {
+		var p wirePart
+		if json.Unmarshal(r, &p) != nil {
+			toolResultsOnly = false
+			continue
+		}
+		if p.Type != "tool_result" {
+			toolResultsOnly = false
+		}
 		if p.Type != "text" || p.Text == "" {
 			continue
 		}
@@ -74,5 +63,5 @@ func messageText(content json.RawMessage) (string, error) {
 		}
 		b.WriteString(p.Text)
 	}
-	return b.String(), nil
+	return b.String(), toolResultsOnly
 }

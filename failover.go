@@ -1,0 +1,180 @@
+package llmaffinity
+
+import (
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/llmaffinity/caddy-llm-affinity/affinity"
+)
+
+// serve hands the request to next (reverse_proxy) for each candidate model in
+// turn until one gives a response that reaches the client. A candidate fails
+// over when it fails before any response byte reaches the client: no
+// connection, a timeout, a 429 or a 5xx. The last candidate's response,
+// whatever it is, reaches the client unchanged. The session's pin follows the
+// model that served, and is dropped when none could.
+func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next caddyhttp.Handler) error {
+	r := in.r
+	clientAuth := slices.Clone(r.Header.Values("Authorization"))
+	clientAPIKey := slices.Clone(r.Header.Values("X-Api-Key"))
+	respHeader := w.Header()
+	initialHeader := respHeader.Clone()
+	for i, m := range d.candidates {
+		last := i == len(d.candidates)-1
+		if i > 0 {
+			// drop what the failed attempt's upstream set
+			clear(respHeader)
+			maps.Copy(respHeader, initialHeader.Clone())
+		}
+		// a fresh body each attempt: a failed attempt's transport may still
+		// hold the previous one
+		setBody(r, in.env.Rewrite(nil, in.body, m.quotedUpstreamModel))
+		setCredential(r.Header, m, clientAuth, clientAPIKey)
+		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
+		setDecisionOutputs(w, r, m.Name, d.route, d.status)
+
+		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, mayFail: !last}
+		err := next.ServeHTTP(fw, r)
+		switch {
+		case fw.committed:
+			h.settlePin(d, m, err == nil && !retryable(fw.status))
+			return err
+		case last || r.Context().Err() != nil:
+			// nothing reached the client; Caddy's error handling answers
+			h.settlePin(d, m, false)
+			return err
+		}
+		h.logger.Warn("model failed before responding; failing over",
+			zap.String("model", m.Name), zap.String("next_model", d.candidates[i+1].Name),
+			zap.Int("status", fw.status), zap.Error(err))
+	}
+	return nil // not reached: the last candidate always returns
+}
+
+// settlePin makes the session's pin follow the model that served, or drops
+// it when the request could not be served.
+func (h *Handler) settlePin(d decision, served *Model, ok bool) {
+	switch {
+	case d.pinKey == "":
+	case !ok:
+		h.pins.Delete(d.pinKey)
+	case served != d.candidates[0]:
+		h.pins.Set(d.pinKey, affinity.Pin{Model: served.Name, Route: d.route})
+	}
+}
+
+// setCredential sends the model's key the model's way, replacing the client's
+// credentials; a model without a key gets the client's own.
+func setCredential(header http.Header, m *Model, clientAuth, clientAPIKey []string) {
+	header.Del("Authorization")
+	header.Del("X-Api-Key")
+	switch {
+	case m.apiKey == "":
+		if len(clientAuth) > 0 {
+			header["Authorization"] = clientAuth
+		}
+		if len(clientAPIKey) > 0 {
+			header["X-Api-Key"] = clientAPIKey
+		}
+	case m.Provider == ProviderAnthropic:
+		header.Set("X-Api-Key", m.apiKey)
+	default:
+		header.Set("Authorization", "Bearer "+m.apiKey)
+	}
+}
+
+// setDecisionOutputs reports the decision in response headers and placeholders.
+func setDecisionOutputs(w http.ResponseWriter, r *http.Request, model, route, status string) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.llm_affinity.model", model)
+		repl.Set("http.llm_affinity.route", route)
+		repl.Set("http.llm_affinity.status", status)
+	}
+	hdr := w.Header()
+	hdr.Set(HeaderModel, model)
+	hdr.Set(HeaderRoute, route)
+	hdr.Set(HeaderStatus, status)
+}
+
+// retryable reports whether a status means the model could not serve.
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status >= 500
+}
+
+// failoverWriter passes a response through to the client unless it may fail
+// over and the status says the model could not serve (429, 5xx): then the
+// response is swallowed, so the next candidate can answer instead. Once any
+// byte reaches the client the response is committed and never retried.
+type failoverWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	mayFail   bool
+	failed    bool // a retryable response was swallowed
+	committed bool // the response reached the client
+	status    int
+}
+
+// WriteHeader commits the status, or swallows a retryable one.
+func (fw *failoverWriter) WriteHeader(status int) {
+	switch {
+	case fw.failed || fw.committed:
+		return
+	case status < 200: // informational: not the response
+		fw.ResponseWriterWrapper.WriteHeader(status)
+		return
+	case fw.mayFail && retryable(status):
+		fw.failed, fw.status = true, status
+		return
+	}
+	fw.committed, fw.status = true, status
+	fw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// Write passes body bytes through, or discards a swallowed response's.
+func (fw *failoverWriter) Write(b []byte) (int, error) {
+	if fw.failed {
+		return len(b), nil
+	}
+	fw.commitImplicitly()
+	return fw.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom is Write for io.Copy: it must not bypass the swallowing.
+func (fw *failoverWriter) ReadFrom(src io.Reader) (int64, error) {
+	if fw.failed {
+		return io.Copy(io.Discard, src)
+	}
+	fw.commitImplicitly()
+	return fw.ResponseWriterWrapper.ReadFrom(src)
+}
+
+// FlushError flushes a committed response; it must not flush a swallowed one
+// (http.ResponseController would otherwise reach the client's writer).
+func (fw *failoverWriter) FlushError() error {
+	if fw.failed {
+		return nil
+	}
+	fw.commitImplicitly()
+	return http.NewResponseController(fw.ResponseWriterWrapper.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for callers that use http.Flusher.
+func (fw *failoverWriter) Flush() { _ = fw.FlushError() }
+
+// commitImplicitly marks a response written without WriteHeader as a 200.
+func (fw *failoverWriter) commitImplicitly() {
+	if !fw.committed {
+		fw.committed, fw.status = true, http.StatusOK
+	}
+}
+
+// Interface guards
+var (
+	_ http.Flusher  = (*failoverWriter)(nil)
+	_ io.ReaderFrom = (*failoverWriter)(nil)
+)

@@ -1,0 +1,160 @@
+package router
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Request is the decoded view of an unpinned chat request: what routing
+// rules, implicit affinity keys and per-request preferences need. Decoding it
+// costs a full pass over the body, so pinned requests never do.
+type Request struct {
+	// Conversation is the user and assistant text, as a router sees it.
+	Conversation []Message
+	// LastRole is the role of the last message; "tool" also for an Anthropic
+	// user turn made only of tool_result blocks.
+	LastRole string
+	// LastUserText is the text of the newest user message with text.
+	LastUserText string
+	// FirstUserText is the text of the first user message.
+	FirstUserText string
+	// System is the system prompt: OpenAI system and developer messages, or
+	// Anthropic's top-level "system".
+	System string
+	// ToolNames are the names of the tools the request offers, in order.
+	ToolNames []string
+	// TextChars counts the characters of all message text and the system
+	// prompt, for token estimates.
+	TextChars int
+	// Preferences are the request's own routing_preferences, if any.
+	Preferences []Preference
+}
+
+// Preference is a per-request routing preference (the body's
+// "routing_preferences"): a route that replaces the configured ones.
+type Preference struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Models      []string `json:"models"`
+}
+
+// EstimatedTokens is a rough token count of the request's text (4 characters
+// a token).
+func (r *Request) EstimatedTokens() int { return r.TextChars / 4 }
+
+type wireRequest struct {
+	Messages    []wireMessage     `json:"messages"`
+	System      json.RawMessage   `json:"system"`
+	Tools       []json.RawMessage `json:"tools"`
+	Preferences json.RawMessage   `json:"routing_preferences"`
+}
+
+type wireTool struct {
+	Name     string `json:"name"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+// Decode decodes a body that ParseEnvelope accepted. Its only client errors
+// are about routing_preferences, which is the gateway's own field.
+func Decode(body []byte) (*Request, error) {
+	var wire wireRequest
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return nil, invalid("request body does not match the chat request schema")
+	}
+	req := &Request{}
+	if len(wire.Preferences) > 0 {
+		if err := json.Unmarshal(wire.Preferences, &req.Preferences); err != nil {
+			return nil, invalid("\"routing_preferences\" must be an array of {name, description, models}")
+		}
+		for i, p := range req.Preferences {
+			if p.Name == "" || len(p.Models) == 0 {
+				return nil, invalid("routing_preferences[%d] needs a name and at least one model", i)
+			}
+		}
+	}
+	for _, raw := range wire.Tools {
+		var t wireTool
+		if json.Unmarshal(raw, &t) != nil {
+			continue // the upstream judges its own tool schema
+		}
+		if name := t.Function.Name; name != "" {
+			req.ToolNames = append(req.ToolNames, name)
+		} else if t.Name != "" {
+			req.ToolNames = append(req.ToolNames, t.Name)
+		}
+	}
+	var system []string
+	if text, _ := contentText(wire.System); text != "" {
+		system = append(system, text)
+	}
+	for i, m := range wire.Messages {
+		text, toolResultsOnly := contentText(m.Content)
+		req.TextChars += len(text)
+		if i == len(wire.Messages)-1 {
+			req.LastRole = m.Role
+			if m.Role == "user" && toolResultsOnly {
+				req.LastRole = "tool"
+			}
+		}
+		switch m.Role {
+		case "system", "developer":
+			system = append(system, text)
+		case "user", "assistant":
+			if strings.TrimSpace(text) == "" {
+				continue
+			}
+			if m.Role == "user" {
+				if req.FirstUserText == "" {
+					req.FirstUserText = text
+				}
+				req.LastUserText = text
+			}
+			req.Conversation = append(req.Conversation, Message{Role: m.Role, Content: text})
+		}
+	}
+	req.System = strings.Join(system, "\n")
+	req.TextChars += len(req.System)
+	return req, nil
+}
+
+// envelopeTags are the tags agent harnesses wrap around text they inject into
+// a user turn (reminders, command echoes); such text is not the user speaking.
+var envelopeTags = []string{"system-reminder", "command-name", "command-message", "command-args",
+	"local-command-stdout", "environment_details"}
+
+// IsUserUtterance reports whether a message (see Envelope.LastMessage) is a
+// new user utterance: a user message with text of its own, not tool results
+// and not only harness envelopes such as <system-reminder> blocks.
+func IsUserUtterance(message []byte) bool {
+	var m wireMessage
+	if json.Unmarshal(message, &m) != nil || m.Role != "user" {
+		return false
+	}
+	text, toolResultsOnly := contentText(m.Content)
+	if toolResultsOnly {
+		return false
+	}
+	return strings.TrimSpace(stripEnvelopes(text)) != ""
+}
+
+// stripEnvelopes removes <tag>...</tag> blocks of the envelope tags.
+func stripEnvelopes(text string) string {
+	for _, tag := range envelopeTags {
+		open, closing := "<"+tag+">", "</"+tag+">"
+		for {
+			start := strings.Index(text, open)
+			if start < 0 {
+				break
+			}
+			end := strings.Index(text[start:], closing)
+			if end < 0 {
+				text = text[:start] // an unclosed envelope runs to the end
+				break
+			}
+			text = text[:start] + text[start+end+len(closing):]
+		}
+	}
+	return text
+}
