@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
 
 // cfParse unmarshals a llm_affinity directive given as Caddyfile text.
@@ -191,6 +194,143 @@ func TestCaddyfileUnmarshalValid(t *testing.T) {
 			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
 				"routes": [{"name": "r", "description": "everything", "models": ["a"]}],
 				"router": {"router": "llm", "endpoint": "https://router.example.com/v1/chat/completions", "model": "arch"}}`,
+		},
+		{
+			name: "route_on_user_only bare",
+			input: `llm_affinity {
+	route_on_user_only
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"route_on_user_only": true, "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "route_on_user_only on",
+			input: `llm_affinity {
+	route_on_user_only on
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"route_on_user_only": true, "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "route_on_user_only off",
+			input: `llm_affinity {
+	route_on_user_only off
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "implicit on with a salt placeholder",
+			input: `llm_affinity {
+	implicit on
+	implicit_salt {env.LLM_AFFINITY_SALT}
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"implicit": true, "implicit_salt": "{env.LLM_AFFINITY_SALT}", "default": "a",
+				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "implicit off",
+			input: `llm_affinity {
+	implicit off
+	implicit_salt s3cr3t
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"implicit_salt": "s3cr3t", "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "weights and policies",
+			input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:1
+		weight 3
+	}
+	model b {
+		weight 0
+		to 127.0.0.1:2
+	}
+	model c {
+		to 127.0.0.1:3
+	}
+	route split {
+		models a b c
+		policy weighted
+	}
+	route spread {
+		policy random
+		models c a
+	}
+	route ordered {
+		models b a
+		policy first
+	}
+}`,
+			want: `{"default": "a",
+				"models": [
+					{"name": "a", "to": ["127.0.0.1:1"], "weight": 3},
+					{"name": "b", "to": ["127.0.0.1:2"], "weight": 0},
+					{"name": "c", "to": ["127.0.0.1:3"]}
+				],
+				"routes": [
+					{"name": "split", "models": ["a", "b", "c"], "policy": "weighted"},
+					{"name": "spread", "models": ["c", "a"], "policy": "random"},
+					{"name": "ordered", "models": ["b", "a"], "policy": "first"}
+				]}`,
+		},
+		{
+			name: "when conditions of every kind",
+			input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route agent {
+		models a
+		when tools
+		when last_role tool
+		when tokens_over 8000
+	}
+	route fix {
+		description fixing bugs
+		when regex "(?i)\bfix (this|that)\b"
+		when header X-Tier premium
+		models a
+	}
+	route quoted {
+		models a
+		when header "X-Team" "data science"
+		when last_role assistant
+	}
+	router llm {
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		model arch
+	}
+}`,
+			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
+				"routes": [
+					{"name": "agent", "models": ["a"], "when": [{"tools": true}, {"last_role": "tool"}, {"tokens_over": 8000}]},
+					{"name": "fix", "description": "fixing bugs", "models": ["a"],
+					 "when": [{"regex": "(?i)\\bfix (this|that)\\b"}, {"header": {"name": "X-Tier", "value": "premium"}}]},
+					{"name": "quoted", "models": ["a"],
+					 "when": [{"header": {"name": "X-Team", "value": "data science"}}, {"last_role": "assistant"}]}
+				],
+				"router": {"router": "llm", "endpoint": "http://127.0.0.1:1/v1/chat/completions", "model": "arch"}}`,
 		},
 	}
 	for _, tt := range tests {
@@ -823,6 +963,368 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		to 127.0.0.1:9
 	}
 }`},
+
+		// routing: on|off switches, implicit keys
+		{name: "route_on_user_only bad value", wantErr: "route_on_user_only takes on or off", input: `llm_affinity {
+	default a
+	route_on_user_only yes #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "route_on_user_only two values", wantErr: "route_on_user_only takes on or off", input: `llm_affinity {
+	route_on_user_only on off #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "route_on_user_only in upper case", wantErr: "route_on_user_only takes on or off", input: `llm_affinity {
+	route_on_user_only ON #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "implicit bare", wantErr: "implicit takes on or off", input: `llm_affinity {
+	default a
+	implicit #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "implicit bad value", wantErr: "implicit takes on or off", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	implicit true #<-
+}`},
+		{name: "duplicate implicit_salt", wantErr: "implicit_salt already specified", input: `llm_affinity {
+	implicit on
+	implicit_salt one
+	default a
+	implicit_salt two #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "implicit_salt without value", wantErr: "wrong argument count", input: `llm_affinity {
+	implicit_salt #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "implicit_salt with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	implicit_salt a b #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+
+		// model weight
+		{name: "weight -1", wantErr: "model 'a': invalid weight '-1': must be a whole number, 0 or more", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		weight -1 #<-
+	}
+}`},
+		{name: "weight x", wantErr: "model 'a': invalid weight 'x'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		weight x #<-
+	}
+}`},
+		{name: "weight 1.5", wantErr: "model 'a': invalid weight '1.5'", input: `llm_affinity {
+	default a
+	model a {
+		weight 1.5 #<-
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate weight", wantErr: "model 'a': weight already specified", input: `llm_affinity {
+	default a
+	model a {
+		weight 0
+		to 127.0.0.1:9
+		weight 0 #<-
+	}
+}`},
+		{name: "weight without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		weight #<-
+	}
+}`},
+		{name: "weight with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+		weight 1 2 #<-
+	}
+}`},
+
+		// route policy
+		{name: "unknown policy", wantErr: "route 'r': unknown policy 'sticky' (want first, random or weighted)", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route q {
+		models a
+	}
+	route r { #<-
+		models a
+		policy sticky
+	}
+}`},
+		{name: "policy in upper case", wantErr: "route 'r': unknown policy 'Random'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r { #<-
+		policy Random
+		models a
+	}
+}`},
+		{name: "weighted policy with all weights 0", wantErr: "route 'r': the weighted policy needs a model with a positive weight", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:1
+		weight 0
+	}
+	model b {
+		to 127.0.0.1:2
+		weight 0
+	}
+	route r { #<-
+		models a b
+		policy weighted
+	}
+}`},
+		{name: "duplicate policy", wantErr: "policy already specified", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		policy first
+		models a
+		policy random #<-
+	}
+}`},
+		{name: "policy without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		policy #<-
+	}
+}`},
+		{name: "policy with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		policy first random #<-
+	}
+}`},
+
+		// route when
+		{name: "when without condition", wantErr: "when needs a condition: tools, last_role, regex, tokens_over or header", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when #<-
+	}
+}`},
+		{name: "unknown when condition", wantErr: "unknown when condition 'model' (want tools, last_role, regex, tokens_over or header)", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when model gpt-4o #<-
+	}
+}`},
+		{name: "when tools with an argument", wantErr: "when tools takes 0 argument(s), got 1", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tools yes #<-
+	}
+}`},
+		{name: "when last_role without role", wantErr: "when last_role takes 1 argument(s), got 0", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when last_role #<-
+	}
+}`},
+		{name: "when last_role with two roles", wantErr: "when last_role takes 1 argument(s), got 2", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when last_role user tool #<-
+	}
+}`},
+		{name: "when last_role unknown role", wantErr: "when last_role: last_role 'bot' is not one of user, assistant, system, developer, tool", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		when last_role bot #<-
+		models a
+	}
+}`},
+		{name: "when regex without expression", wantErr: "when regex takes 1 argument(s), got 0", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when regex #<-
+	}
+}`},
+		{name: "when regex unquoted with a space", wantErr: "when regex takes 1 argument(s), got 2", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when regex fix this #<-
+	}
+}`},
+		{name: "when regex bad expression", wantErr: "when regex: regex: error parsing regexp", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when regex "fix(" #<-
+	}
+}`},
+		{name: "when tokens_over without number", wantErr: "when tokens_over takes 1 argument(s), got 0", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tokens_over #<-
+	}
+}`},
+		{name: "when tokens_over 0", wantErr: "when tokens_over: '0' is not a positive whole number", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tokens_over 0 #<-
+	}
+}`},
+		{name: "when tokens_over -5", wantErr: "when tokens_over: '-5' is not a positive whole number", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tokens_over -5 #<-
+	}
+}`},
+		{name: "when tokens_over x", wantErr: "when tokens_over: 'x' is not a positive whole number", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tokens_over x #<-
+	}
+}`},
+		{name: "when tokens_over 8k", wantErr: "when tokens_over: '8k' is not a positive whole number", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tokens_over 8k #<-
+	}
+}`},
+		{name: "when header without value", wantErr: "when header takes 2 argument(s), got 1", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when header X-Tier #<-
+	}
+}`},
+		{name: "when header with three arguments", wantErr: "when header takes 2 argument(s), got 3", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when header X-Tier premium gold #<-
+	}
+}`},
+		{name: "when header with an empty name", wantErr: "when header: header condition needs a header name", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when header "" premium #<-
+	}
+}`},
+		{name: "router with only rule routes", wantErr: "a router needs at least one route to choose from", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	route r {
+		models a
+		when tools
+	}
+	router llm { #<-
+		endpoint http://127.0.0.1:1/v1/chat/completions
+		model arch
+	}
+}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -997,5 +1499,60 @@ func TestCaddyfileAdaptErrorNamesLine(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "route 'r' names unknown model 'b'") || !strings.Contains(msg, "Caddyfile:10") {
 		t.Errorf("error = %q, want it to name the route and Caddyfile:10", msg)
+	}
+}
+
+// Conditions parsed from a Caddyfile are compiled and match as written;
+// weights are set only where written.
+func TestCaddyfileRoutingStruct(t *testing.T) {
+	h, err := cfParse(`llm_affinity {
+	route_on_user_only
+	implicit on
+	default a
+	model a {
+		to 127.0.0.1:1
+		weight 0
+	}
+	model b {
+		to 127.0.0.1:2
+	}
+	route fix {
+		models b a
+		policy weighted
+		when regex "(?i)\bfix\b"
+		when header X-Tier premium
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.RouteOnUserOnly || !h.Implicit || h.ImplicitSalt != "" {
+		t.Errorf("route_on_user_only %v, implicit %v, implicit_salt %q; want true, true, empty",
+			h.RouteOnUserOnly, h.Implicit, h.ImplicitSalt)
+	}
+	if w := h.Models[0].Weight; w == nil || *w != 0 {
+		t.Errorf("model a weight = %v, want 0", w)
+	}
+	if w := h.Models[1].Weight; w != nil {
+		t.Errorf("model b weight = %d, want unset", *w)
+	}
+	r := h.Routes[0]
+	if r.Policy != PolicyWeighted || len(r.When) != 2 {
+		t.Fatalf("route = %+v, want policy weighted and two conditions", r)
+	}
+	tests := []struct {
+		text, tier string
+		want       bool
+	}{
+		{"please FIX this", "premium", true},
+		{"please FIX this", "basic", false},
+		{"prefix only", "premium", false},
+	}
+	for _, tt := range tests {
+		req := &router.Request{LastUserText: tt.text}
+		header := http.Header{"X-Tier": {tt.tier}}
+		if got := router.MatchAll(r.When, req, header); got != tt.want {
+			t.Errorf("MatchAll(%q, X-Tier %s) = %v, want %v", tt.text, tt.tier, got, tt.want)
+		}
 	}
 }

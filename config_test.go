@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
 
 // cfgValidHandler returns a fresh, valid JSON-style handler for a test to
@@ -51,6 +53,37 @@ func TestCheckConfigValid(t *testing.T) {
 		{name: "provider openai", modify: func(h *Handler) { h.Models[0].Provider = ProviderOpenAI }},
 		{name: "route without description", modify: func(h *Handler) { h.Routes[0].Description = "" }},
 		{name: "route repeats a model", modify: func(h *Handler) { h.Routes[0].Models = []string{"small", "small"} }},
+		{name: "weight 0 next to a positive weight", modify: func(h *Handler) {
+			h.Models[0].Weight = cfgInt(0)
+			h.Models[1].Weight = cfgInt(3)
+			h.Routes[1].Policy = PolicyWeighted
+		}},
+		{name: "weighted with default weights", modify: func(h *Handler) { h.Routes[1].Policy = PolicyWeighted }},
+		{name: "weight 0 under another policy", modify: func(h *Handler) {
+			h.Models[0].Weight = cfgInt(0)
+			h.Models[1].Weight = cfgInt(0)
+			h.Routes[1].Policy = PolicyRandom
+		}},
+		{name: "policy first", modify: func(h *Handler) { h.Routes[0].Policy = PolicyFirst }},
+		{name: "when rules of every kind", modify: func(h *Handler) {
+			h.Routes[1].When = []*router.Condition{
+				{Tools: true}, {LastRole: "tool"}, {Regex: `(?i)\bfix\b`}, {TokensOver: 1000},
+				{Header: &router.HeaderCondition{Name: "X-Tier", Value: "premium"}},
+			}
+		}},
+		{name: "router with one described route among rule routes", modify: func(h *Handler) {
+			h.Routes[0].Description = ""
+			h.Routes[0].When = []*router.Condition{{Tools: true}}
+			h.Routes[1].When = []*router.Condition{{LastRole: "user"}}
+		}},
+		{name: "router with a rule route and a route without rules", modify: func(h *Handler) {
+			h.Routes[0].Description = ""
+			h.Routes[0].When = []*router.Condition{{Tools: true}}
+			h.Routes[1].Description = ""
+		}},
+		{name: "implicit settings", modify: func(h *Handler) {
+			h.Implicit, h.ImplicitSalt, h.RouteOnUserOnly = true, "{env.SALT}", true
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +165,43 @@ func TestCheckConfigErrors(t *testing.T) {
 			wantErr: "route 'code' names unknown model 'gpt-5'", wantElem: "route[1]"},
 		{name: "router with no routes", modify: func(h *Handler) { h.Routes = nil },
 			wantErr: "a router needs at least one route", wantElem: "router"},
+		{name: "negative weight", modify: func(h *Handler) { h.Models[1].Weight = cfgInt(-1) },
+			wantErr: "model 'big': weight must not be negative", wantElem: "model[1]"},
+		{name: "unknown policy", modify: func(h *Handler) { h.Routes[1].Policy = "sticky" },
+			wantErr: "route 'code': unknown policy 'sticky' (want first, random or weighted)", wantElem: "route[1]"},
+		{name: "policy in upper case", modify: func(h *Handler) { h.Routes[0].Policy = "First" },
+			wantErr: "route 'chat': unknown policy 'First'", wantElem: "route[0]"},
+		{name: "weighted with all weights 0", modify: func(h *Handler) {
+			h.Models[0].Weight = cfgInt(0)
+			h.Models[1].Weight = cfgInt(0)
+			h.Routes[1].Policy = PolicyWeighted
+		}, wantErr: "route 'code': the weighted policy needs a model with a positive weight", wantElem: "route[1]"},
+		{name: "weighted with its only model at weight 0", modify: func(h *Handler) {
+			h.Models[0].Weight = cfgInt(0)
+			h.Routes[0].Policy = PolicyWeighted
+		}, wantErr: "route 'chat': the weighted policy needs a model with a positive weight", wantElem: "route[0]"},
+		{name: "nil when condition", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{Tools: true}, nil} },
+			wantErr: "route 'code': empty when condition", wantElem: "route[1]"},
+		{name: "when condition with nothing set", modify: func(h *Handler) { h.Routes[0].When = []*router.Condition{{}} },
+			wantErr: "route 'chat': when: a condition needs exactly one of", wantElem: "route[0]"},
+		{name: "when condition with two set", modify: func(h *Handler) {
+			h.Routes[0].When = []*router.Condition{{Tools: true, LastRole: "user"}}
+		}, wantErr: "route 'chat': when: a condition needs exactly one of", wantElem: "route[0]"},
+		{name: "when bad regex", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{Regex: "fix("}} },
+			wantErr: "route 'code': when: regex: error parsing regexp", wantElem: "route[1]"},
+		{name: "when bad last_role", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{LastRole: "bot"}} },
+			wantErr: "route 'code': when: last_role 'bot' is not one of", wantElem: "route[1]"},
+		{name: "when negative tokens_over", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{TokensOver: -1}} },
+			wantErr: "route 'code': when: tokens_over must be positive", wantElem: "route[1]"},
+		{name: "when header without name", modify: func(h *Handler) {
+			h.Routes[1].When = []*router.Condition{{Header: &router.HeaderCondition{Value: "x"}}}
+		}, wantErr: "route 'code': when: header condition needs a header name", wantElem: "route[1]"},
+		{name: "router with only rule routes", modify: func(h *Handler) {
+			for _, r := range h.Routes {
+				r.Description = ""
+				r.When = []*router.Condition{{Tools: true}}
+			}
+		}, wantErr: "a router needs at least one route to choose from", wantElem: "router"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,6 +236,9 @@ func TestCheckConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// cfgInt returns a pointer to n, for Model.Weight.
+func cfgInt(n int) *int { return &n }
 
 // cfgProvision provisions h with a fresh Caddy context and cleans it up when
 // the test ends.
@@ -370,6 +443,99 @@ func TestProvisionThenValidateErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error = %q, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestProvisionRouting(t *testing.T) {
+	const salt = "salt-0123456789abcdef"
+	t.Setenv("LLM_AFFINITY_TEST_SALT", salt)
+	// from JSON, as Caddy loads it: conditions arrive uncompiled
+	var h Handler
+	err := json.Unmarshal([]byte(`{
+		"default": "a",
+		"implicit": true,
+		"implicit_salt": "{env.LLM_AFFINITY_TEST_SALT}",
+		"models": [
+			{"name": "a", "to": ["127.0.0.1:1"]},
+			{"name": "b", "to": ["127.0.0.1:2"], "weight": 0},
+			{"name": "c", "to": ["127.0.0.1:3"], "weight": 5}
+		],
+		"routes": [
+			{"name": "plain", "models": ["a", "b"]},
+			{"name": "fix", "models": ["c", "a"], "policy": "weighted", "when": [{"regex": "(?i)\\bfix\\b"}]}
+		]
+	}`), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfgProvision(t, &h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+
+	for _, tt := range []struct {
+		model string
+		want  int
+	}{{"a", 1}, {"b", 0}, {"c", 5}} {
+		if m := h.models[tt.model]; m == nil || m.weight != tt.want {
+			t.Errorf("model %s: weight = %+v, want %d", tt.model, m, tt.want)
+		}
+	}
+	if h.Models[0].Weight != nil {
+		t.Errorf("model a: Weight = %d, want it left unset in the config", *h.Models[0].Weight)
+	}
+
+	plain, fix := h.routeByName["plain"], h.routeByName["fix"]
+	if plain == nil || fix == nil {
+		t.Fatalf("routes by name = %v", h.routeByName)
+	}
+	if plain.Policy != PolicyFirst {
+		t.Errorf("route plain: policy = %q, want %q", plain.Policy, PolicyFirst)
+	}
+	if fix.Policy != PolicyWeighted {
+		t.Errorf("route fix: policy = %q, want %q", fix.Policy, PolicyWeighted)
+	}
+	if len(fix.models) != 2 || fix.models[0] != h.models["c"] || fix.models[1] != h.models["a"] {
+		t.Errorf("route fix: models = %+v, want c then a", fix.models)
+	}
+	if !fix.When[0].Match(&router.Request{LastUserText: "please FIX it"}, nil) {
+		t.Errorf("route fix: the regex condition does not match after Provision (not compiled?)")
+	}
+	if fix.When[0].Match(&router.Request{LastUserText: "prefix"}, nil) {
+		t.Errorf("route fix: the regex condition matches text it should not")
+	}
+	if err := h.Validate(); err != nil {
+		t.Errorf("Validate after Provision: %v", err)
+	}
+
+	if h.implicitSalt != salt {
+		t.Errorf("implicitSalt = %q, want the resolved placeholder %q", h.implicitSalt, salt)
+	}
+	if h.ImplicitSalt != "{env.LLM_AFFINITY_TEST_SALT}" {
+		t.Errorf("ImplicitSalt = %q, want the placeholder left in the config", h.ImplicitSalt)
+	}
+	if cfg, _ := json.Marshal(&h); strings.Contains(string(cfg), salt) {
+		t.Errorf("the handler's JSON holds the resolved salt: %s", cfg)
+	}
+}
+
+func TestProvisionImplicitSaltDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		salt string
+	}{
+		{name: "unset", salt: ""},
+		{name: "placeholder of an unset variable", salt: "{env.LLM_AFFINITY_TEST_UNSET_SALT}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &Handler{Default: "a", ImplicitSalt: tt.salt, Models: []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}}}
+			if err := cfgProvision(t, h); err != nil {
+				t.Fatalf("Provision: %v", err)
+			}
+			if h.implicitSalt == "" || h.implicitSalt != processSalt {
+				t.Errorf("implicitSalt = %q, want the process salt %q", h.implicitSalt, processSalt)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -272,17 +273,15 @@ func (h *Handler) candidates(chosen *Model, rt *Route) []*Model {
 	out = append(out, chosen)
 	if rt != nil {
 		for _, m := range rt.models {
-			if m != chosen {
+			if !slices.Contains(out, m) {
 				out = append(out, m)
 			}
 		}
 	}
-	for _, m := range out {
-		if m == h.defaultModel {
-			return out
-		}
+	if !slices.Contains(out, h.defaultModel) {
+		out = append(out, h.defaultModel)
 	}
-	return append(out, h.defaultModel)
+	return out
 }
 
 // preferenceRoutes turns a request's routing_preferences into routes for

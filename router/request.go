@@ -43,10 +43,10 @@ type Preference struct {
 func (r *Request) EstimatedTokens() int { return r.TextChars / 4 }
 
 type wireRequest struct {
-	Messages    []wireMessage     `json:"messages"`
-	System      json.RawMessage   `json:"system"`
-	Tools       []json.RawMessage `json:"tools"`
-	Preferences json.RawMessage   `json:"routing_preferences"`
+	Messages    []wireMessage   `json:"messages"`
+	System      json.RawMessage `json:"system"`
+	Tools       json.RawMessage `json:"tools"`
+	Preferences json.RawMessage `json:"routing_preferences"`
 }
 
 type wireTool struct {
@@ -74,7 +74,9 @@ func Decode(body []byte) (*Request, error) {
 			}
 		}
 	}
-	for _, raw := range wire.Tools {
+	var tools []json.RawMessage
+	_ = json.Unmarshal(wire.Tools, &tools) // the upstream judges its own tool schema
+	for _, raw := range tools {
 		var t wireTool
 		if json.Unmarshal(raw, &t) != nil {
 			continue // the upstream judges its own tool schema
@@ -91,12 +93,14 @@ func Decode(body []byte) (*Request, error) {
 	}
 	for i, m := range wire.Messages {
 		text, toolResultsOnly := contentText(m.Content)
-		req.TextChars += len(text)
 		if i == len(wire.Messages)-1 {
 			req.LastRole = m.Role
 			if m.Role == "user" && toolResultsOnly {
 				req.LastRole = "tool"
 			}
+		}
+		if m.Role != "system" && m.Role != "developer" {
+			req.TextChars += len(text) // the system prompt is counted once, below
 		}
 		switch m.Role {
 		case "system", "developer":
