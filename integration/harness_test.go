@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,6 +66,10 @@ type fakeUpstream struct {
 	// streamGate, when set, is awaited between the first and the rest of the
 	// SSE events of a streamed response.
 	streamGate chan struct{}
+
+	// respond, when set, answers each request instead of the echoing
+	// default, after the request is recorded.
+	respond func(w http.ResponseWriter, r *http.Request, body []byte)
 }
 
 func newFakeUpstream(t *testing.T, name string) *fakeUpstream {
@@ -73,6 +78,35 @@ func newFakeUpstream(t *testing.T, name string) *fakeUpstream {
 	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.srv.Close)
 	return u
+}
+
+// newFakeUpstreamFunc is a fakeUpstream that records requests like any other
+// and answers them with respond.
+func newFakeUpstreamFunc(t *testing.T, name string, respond func(w http.ResponseWriter, r *http.Request, body []byte)) *fakeUpstream {
+	t.Helper()
+	u := &fakeUpstream{name: name, respond: respond}
+	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// deadAddr is a loopback host:port with nothing listening (connection refused).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// count is how many requests reached the upstream.
+func (u *fakeUpstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
 }
 
 // addr is the upstream's host:port.
@@ -106,6 +140,10 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	})
 	u.mu.Unlock()
 
+	if u.respond != nil {
+		u.respond(w, r, body)
+		return
+	}
 	w.Header().Set("X-Upstream", u.name)
 	switch {
 	case r.Method == http.MethodGet:
