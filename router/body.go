@@ -86,13 +86,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 			if env.modelStart >= 0 {
 				return invalid("duplicate \"model\" field")
 			}
-			if s.peek() != '"' {
-				if err := s.value(1); err != nil {
-					return err
-				}
-				return invalid("\"model\" must be a string")
-			}
-			if err := s.value(1); err != nil {
+			if err := s.expect(1, '"', "\"model\" must be a string"); err != nil {
 				return err
 			}
 			env.modelStart, env.modelEnd = start, s.i
@@ -115,13 +109,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 			if env.Preferences != nil {
 				return invalid("duplicate \"routing_preferences\" field")
 			}
-			if s.peek() != '[' {
-				if err := s.value(1); err != nil {
-					return err
-				}
-				return invalid("\"routing_preferences\" must be an array")
-			}
-			if err := s.value(1); err != nil {
+			if err := s.expect(1, '[', "\"routing_preferences\" must be an array"); err != nil {
 				return err
 			}
 			env.Preferences = s.b[start:s.i]
@@ -289,6 +277,19 @@ func (s *scanner) value(depth int) error {
 	default:
 		return s.number()
 	}
+}
+
+// expect validates one value at depth, failing with msg when it does not
+// start with first (a JSON type check by its first byte).
+func (s *scanner) expect(depth int, first byte, msg string) error {
+	ok := s.peek() == first
+	if err := s.value(depth); err != nil {
+		return err
+	}
+	if !ok {
+		return &InvalidRequestError{Msg: msg}
+	}
+	return nil
 }
 
 // object validates an object, calling member with each key (raw, without
