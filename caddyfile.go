@@ -30,7 +30,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	llm_affinity [<matcher>] {
+//		name        <name>           # default "default"; the pin store, kept across reloads
 //		header      <name>           # default X-Model-Affinity
+//		strip_header on|off          # default on; remove the affinity header before upstream
+//		scope       <placeholder>    # e.g. {http.auth.user.id}; tenants' pins stay apart
 //		ttl         <duration>       # default 10m; idle lifetime of a pin, each use refreshes it
 //		max_entries <n>              # default 10000
 //		max_body    <size>           # default 10MiB; larger bodies get 413
@@ -38,6 +41,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		route_on_user_only [on|off]  # default off; re-route only on a new user message
 //		implicit    on|off           # default off; key requests without the header
 //		implicit_salt <value>        # default random per process; share it across instances
+//
+//		store redis {                # share pins between instances
+//			address  <host:port> ... # required
+//			password <value>         # placeholders allowed
+//			db       <n>             # default 0
+//			prefix   <prefix>        # default llm_affinity:<name>:
+//			timeout  <duration>      # default 100ms
+//		}
 //
 //		model <name> {               # one block per model that may serve traffic
 //			to             <host:port> ...   # required; one or more replicas
@@ -80,9 +91,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		sub := d.Val()
 		var err error
 		switch sub {
+		case "name":
+			err = singleArg(d, &h.Name, sub)
 		case "header":
 			lines["header"] = d.Line()
 			err = singleArg(d, &h.Header, sub)
+		case "strip_header":
+			if h.StripHeader != nil {
+				return d.Errf("%s already specified", sub)
+			}
+			var strip bool
+			if err = onOff(d, sub, &strip, false); err == nil {
+				h.StripHeader = &strip
+			}
+		case "scope":
+			err = singleArg(d, &h.Scope, sub)
+		case "store":
+			lines["store"] = d.Line()
+			err = h.unmarshalStore(d)
 		case "default":
 			lines["default"] = d.Line()
 			err = singleArg(d, &h.Default, sub)
@@ -240,6 +266,58 @@ func (h *Handler) unmarshalRoute(d *caddyfile.Dispenser) error {
 		}
 	}
 	h.Routes = append(h.Routes, r)
+	return nil
+}
+
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	if h.Store != nil {
+		return d.Err("store already specified")
+	}
+	var kind string
+	if !d.AllArgs(&kind) || kind != "redis" {
+		return d.Errf("store takes a type: 'store redis { ... }'")
+	}
+	rc := new(RedisConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "address":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			rc.Addresses = append(rc.Addresses, args...)
+		case "password":
+			err = singleArg(d, &rc.Password, sub)
+		case "prefix":
+			err = singleArg(d, &rc.Prefix, sub)
+		case "db":
+			var arg string
+			if err = singleArg(d, &arg, sub); err == nil {
+				n, perr := strconv.Atoi(arg)
+				if perr != nil || n < 0 {
+					return d.Errf("store redis: invalid db '%s'", arg)
+				}
+				rc.DB = n
+			}
+		case "timeout":
+			var arg string
+			if err = singleArg(d, &arg, sub); err == nil {
+				dur, perr := caddy.ParseDuration(arg)
+				if perr != nil || dur <= 0 {
+					return d.Errf("store redis: invalid timeout '%s': must be a positive duration", arg)
+				}
+				rc.Timeout = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("store redis: unrecognized subdirective '%s'", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h.Store = &StoreConfig{Redis: rc}
 	return nil
 }
 

@@ -45,6 +45,23 @@ func (h *Handler) checkConfig() error {
 	if len(h.Models) == 0 {
 		return configErrorf("", "at least one model is required")
 	}
+	if h.Store != nil {
+		rc := h.Store.Redis
+		if rc == nil {
+			return configErrorf("store", "store needs a backend: redis")
+		}
+		if len(rc.Addresses) == 0 {
+			return configErrorf("store", "store redis: address is required (one or more host:port)")
+		}
+		for _, addr := range rc.Addresses {
+			if err := checkDial(addr); err != nil {
+				return configErrorf("store", "store redis: address %s: %v", addr, err)
+			}
+		}
+		if rc.DB < 0 || rc.Timeout < 0 {
+			return configErrorf("store", "store redis: db and timeout must not be negative")
+		}
+	}
 	models := make(map[string]bool, len(h.Models))
 	for i, m := range h.Models {
 		elem := fmt.Sprintf("model[%d]", i)

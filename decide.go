@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
@@ -32,6 +34,7 @@ type incoming struct {
 	body   []byte
 	key    string // affinity key: the header's, or an implicit one; "" for none
 	optOut bool   // route fresh, pin nothing
+	scope  string // hashed tenant scope; "" without one
 
 	// preferences are the request's own routes (routing_preferences),
 	// replacing the configured ones; nil when it has none.
@@ -98,6 +101,25 @@ func (h *Handler) implicitKey(req *router.Request) string {
 	return "implicit:" + hex.EncodeToString(sum.Sum(nil)[:16])
 }
 
+// scopeOf evaluates the scope placeholder for a request and hashes it, so
+// pin keys hold no tenant credentials.
+func (h *Handler) scopeOf(r *http.Request) string {
+	if h.Scope == "" {
+		return ""
+	}
+	value := h.Scope
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		value = repl.ReplaceAll(h.Scope, "")
+	}
+	return hashScope(value)
+}
+
+// hashScope is how a tenant scope value appears in pin keys.
+func hashScope(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return hex.EncodeToString(sum[:16])
+}
+
 // hashKey is how an affinity key appears in logs: a short SHA-256 prefix.
 func hashKey(key string) string {
 	if key == "" {
@@ -113,20 +135,20 @@ func (h *Handler) decide(ctx context.Context, in *incoming) decision {
 	if in.key == "" || in.optOut {
 		return h.route(ctx, in)
 	}
-	pinKey := affinity.PinKey(in.key, in.env.Model)
+	pinKey := affinity.PinKey(in.scope, in.key, in.env.Model)
 	if h.RouteOnUserOnly && router.IsUserUtterance(in.env.LastMessage) {
 		// a new user turn: route afresh and re-pin
 		d := h.route(ctx, in)
-		h.pins.Set(pinKey, affinity.Pin{Model: d.candidates[0].Name, Route: d.route})
+		h.pins.Set(ctx, pinKey, affinity.Pin{Model: d.candidates[0].Name, Route: d.route})
 		d.pinKey = pinKey
 		return d
 	}
-	if pin, ok := h.pins.Get(pinKey); ok {
+	if pin, ok := h.pins.Get(ctx, pinKey); ok {
 		if d, ok := h.pinned(pin, in); ok {
 			d.pinKey = pinKey
 			return d
 		}
-		h.pins.Delete(pinKey) // pinned to a model this config no longer has
+		h.pins.Delete(ctx, pinKey) // pinned to a model this config no longer has
 	}
 	var fresh decision
 	pin, decided := h.pins.GetOrDecide(ctx, pinKey, func(ctx context.Context) affinity.Pin {
@@ -199,9 +221,12 @@ func (h *Handler) route(ctx context.Context, in *incoming) decision {
 			}
 		}
 		if h.router != nil && len(req.Conversation) > 0 {
+			start := time.Now()
 			name, err := h.router.Route(ctx, routerRoutes(routes), req.Conversation)
+			routerDuration.Observe(time.Since(start).Seconds())
 			switch {
 			case err != nil:
+				routerErrors.Inc()
 				h.logger.Warn("router failed; falling back", zap.Error(err))
 			case name == "":
 			default:

@@ -1,6 +1,7 @@
 package llmaffinity
 
 import (
+	"context"
 	"io"
 	"maps"
 	"net/http"
@@ -37,17 +38,17 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		setBody(r, in.env.Rewrite(nil, in.body, m.quotedUpstreamModel))
 		setCredential(r.Header, m, clientAuth, clientAPIKey)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
-		setDecisionOutputs(w, r, m.Name, d.route, d.status)
+		setDecisionOutputs(w, r, m.Name, d.route, d.status, in.key)
 
 		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, mayFail: !last}
 		err := next.ServeHTTP(fw, r)
 		switch {
 		case fw.committed:
-			h.settlePin(d, m, err == nil && !retryable(fw.status))
+			h.settlePin(r.Context(), d, m, err == nil && !retryable(fw.status))
 			return err
 		case last || r.Context().Err() != nil:
 			// nothing reached the client; Caddy's error handling answers
-			h.settlePin(d, m, false)
+			h.settlePin(r.Context(), d, m, false)
 			return err
 		}
 		h.logger.Warn("model failed before responding; failing over",
@@ -59,13 +60,13 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 
 // settlePin makes the session's pin follow the model that served, or drops
 // it when the request could not be served.
-func (h *Handler) settlePin(d decision, served *Model, ok bool) {
+func (h *Handler) settlePin(ctx context.Context, d decision, served *Model, ok bool) {
 	switch {
 	case d.pinKey == "":
 	case !ok:
-		h.pins.Delete(d.pinKey)
+		h.pins.Delete(ctx, d.pinKey)
 	case served != d.candidates[0]:
-		h.pins.Set(d.pinKey, affinity.Pin{Model: served.Name, Route: d.route})
+		h.pins.Set(ctx, d.pinKey, affinity.Pin{Model: served.Name, Route: d.route})
 	}
 }
 
@@ -89,12 +90,19 @@ func setCredential(header http.Header, m *Model, clientAuth, clientAPIKey []stri
 	}
 }
 
-// setDecisionOutputs reports the decision in response headers and placeholders.
-func setDecisionOutputs(w http.ResponseWriter, r *http.Request, model, route, status string) {
+// setDecisionOutputs reports the decision in response headers, placeholders
+// and the access log's extra fields (with the affinity key hashed).
+func setDecisionOutputs(w http.ResponseWriter, r *http.Request, model, route, status, key string) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.llm_affinity.model", model)
 		repl.Set("http.llm_affinity.route", route)
 		repl.Set("http.llm_affinity.status", status)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String("llm_model", model))
+		extra.Set(zap.String("llm_route", route))
+		extra.Set(zap.String("llm_status", status))
+		extra.Set(zap.String("llm_affinity_key_hash", hashKey(key)))
 	}
 	hdr := w.Header()
 	hdr.Set(HeaderModel, model)

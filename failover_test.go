@@ -1,6 +1,7 @@
 package llmaffinity
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -292,20 +293,20 @@ func TestSettlePin(t *testing.T) {
 			}
 			t.Cleanup(pins.Close)
 			h := &Handler{pins: pins}
-			pins.Set(pinKey, affinity.Pin{Model: "a", Route: "r"})
-			pins.Set(otherKey, affinity.Pin{Model: "b", Route: "q"})
+			pins.Set(context.Background(), pinKey, affinity.Pin{Model: "a", Route: "r"})
+			pins.Set(context.Background(), otherKey, affinity.Pin{Model: "b", Route: "q"})
 
 			dec := decision{candidates: []*Model{a, b, d}, route: "r", status: StatusRouted, pinKey: tt.pinKey}
-			h.settlePin(dec, tt.served, tt.ok)
+			h.settlePin(context.Background(), dec, tt.served, tt.ok)
 
-			got, has := pins.Get(pinKey)
+			got, has := pins.Get(context.Background(), pinKey)
 			if has != tt.wantHas || got != tt.wantPin {
 				t.Errorf("pin = %+v (present %v), want %+v (present %v)", got, has, tt.wantPin, tt.wantHas)
 			}
-			if stray, ok := pins.Get(""); ok {
+			if stray, ok := pins.Get(context.Background(), ""); ok {
 				t.Errorf("a pin %+v was written under the empty key", stray)
 			}
-			if other, ok := pins.Get(otherKey); !ok || other != (affinity.Pin{Model: "b", Route: "q"}) {
+			if other, ok := pins.Get(context.Background(), otherKey); !ok || other != (affinity.Pin{Model: "b", Route: "q"}) {
 				t.Errorf("another session's pin = %+v (present %v), want it untouched", other, ok)
 			}
 		})

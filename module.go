@@ -27,10 +27,12 @@ func init() {
 
 // Defaults for the handler's optional settings.
 const (
-	DefaultHeader     = "X-Model-Affinity"
-	DefaultTTL        = 10 * time.Minute
-	DefaultMaxEntries = 10000
-	DefaultMaxBody    = 10 << 20
+	DefaultName         = "default"
+	DefaultHeader       = "X-Model-Affinity"
+	DefaultTTL          = 10 * time.Minute
+	DefaultMaxEntries   = 10000
+	DefaultMaxBody      = 10 << 20
+	DefaultRedisTimeout = 100 * time.Millisecond
 )
 
 // Response headers that tell the client what the gateway decided.
@@ -78,6 +80,13 @@ const upstreamVar = "llm_affinity.upstream"
 // (OpenAI) or /messages (Anthropic) pass through untouched to the default
 // model's upstreams.
 type Handler struct {
+	// The name of this handler's pin store. Pins live in a store shared by
+	// every config generation, so a config reload keeps them; handlers with
+	// the same name share one store, and the admin API addresses it by name.
+	// Give each site its own name when several use llm_affinity.
+	// Default: "default".
+	Name string `json:"name,omitempty"`
+
 	// The request header that carries the session's affinity key.
 	// Default: X-Model-Affinity.
 	Header string `json:"header,omitempty"`
@@ -123,6 +132,20 @@ type Handler struct {
 	// time. Default: a random salt per process.
 	ImplicitSalt string `json:"implicit_salt,omitempty"`
 
+	// A placeholder whose value is folded, hashed, into every pin key, e.g.
+	// {http.request.header.Authorization} or {http.auth.user.id}, so one
+	// tenant can neither read nor overwrite another's pins. Default: none.
+	Scope string `json:"scope,omitempty"`
+
+	// Remove the affinity header (and X-Model-Affinity-Mode) before the
+	// request goes upstream. Turn it off to balance replicas on it with
+	// reverse_proxy's "lb_policy header X-Model-Affinity". Default: true.
+	StripHeader *bool `json:"strip_header,omitempty"`
+
+	// Where pins are shared between gateway instances. Default: this
+	// process only.
+	Store *StoreConfig `json:"store,omitempty"`
+
 	// The router that picks a route for an unpinned request when no route's
 	// rules decide, e.g. {"router": "llm", ...}. Optional: without one,
 	// rules decide or the requested model (if configured) or the default
@@ -130,6 +153,7 @@ type Handler struct {
 	RouterRaw json.RawMessage `json:"router,omitempty" caddy:"namespace=http.handlers.llm_affinity.routers inline_key=router"`
 
 	router       router.Router
+	stripHeader  bool
 	models       map[string]*Model
 	routeByName  map[string]*Route
 	defaultModel *Model
@@ -199,6 +223,30 @@ type Route struct {
 	models []*Model
 }
 
+// StoreConfig selects a store that shares pins between gateway instances.
+type StoreConfig struct {
+	// Redis (or a Redis cluster or sentinels) holds the shared pins; each
+	// instance keeps its own in-memory pins in front of it.
+	Redis *RedisConfig `json:"redis,omitempty"`
+}
+
+// RedisConfig is the shared Redis store. A hit in memory costs no network; a
+// miss reads Redis before routing; a new pin is set in Redis only if absent,
+// so instances racing on one session agree on one model. Redis being down or
+// slow costs at most Timeout per call: requests go on from memory.
+type RedisConfig struct {
+	// host:port of the server (or of cluster nodes or sentinels). Required.
+	Addresses []string `json:"addresses"`
+	// Placeholders such as {env.REDIS_PASSWORD} are resolved at provision time.
+	Password string `json:"password,omitempty"`
+	// The database number. Default: 0.
+	DB int `json:"db,omitempty"`
+	// Namespaces the keys. Default: "llm_affinity:<name>:".
+	Prefix string `json:"prefix,omitempty"`
+	// The longest a Redis call may take. Default: 100ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
 // upstreamTarget is what the handler hands the upstream source: the serving
 // model's name and dial addresses, and nothing secret.
 type upstreamTarget struct {
@@ -221,6 +269,10 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // route rules, loads the router and creates the pin store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if h.Name == "" {
+		h.Name = DefaultName
+	}
+	h.stripHeader = h.StripHeader == nil || *h.StripHeader
 	if h.Header == "" {
 		h.Header = DefaultHeader
 	}
@@ -289,11 +341,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.router = r
 	}
 
-	pins, err := affinity.New(affinity.Options{TTL: time.Duration(h.TTL), MaxEntries: h.MaxEntries})
+	registerMetrics(ctx, h.logger)
+	pins, err := loadPinStore(h.Name, time.Duration(h.TTL), h.MaxEntries)
 	if err != nil {
 		return err
 	}
-	h.pins = pins
+	h.pins = pins.Store
+	if err := pins.share(h.Store, h.Name, repl); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -314,10 +370,12 @@ func (h *Handler) Validate() error {
 	return h.checkConfig()
 }
 
-// Cleanup releases the pin store.
+// Cleanup releases this config's hold on the pin store; the store itself
+// lives on while a newer config uses the same name.
 func (h *Handler) Cleanup() error {
 	if h.pins != nil {
-		h.pins.Close()
+		_, err := pinStores.Delete(h.Name)
+		return err
 	}
 	return nil
 }
@@ -348,7 +406,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
 	}
-	in := &incoming{r: r, env: &env, body: body, key: key, optOut: optOut}
+	in := &incoming{r: r, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r)}
 	if env.Preferences != nil || (h.Implicit && key == "" && !optOut) {
 		// decode now: per-request preferences can be a client error, and an
 		// implicit key needs the system prompt, tools and first user message
@@ -365,8 +423,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	d := h.decide(r.Context(), in)
+	decisions.WithLabelValues(d.status, d.candidates[0].Name, d.route).Inc()
 	if decisionOnly {
 		return writeDecision(w, d, in.key)
+	}
+	if h.stripHeader {
+		r.Header.Del(h.Header)
+		r.Header.Del(HeaderMode)
 	}
 	if c := h.logger.Check(zapcore.DebugLevel, "routing decision"); c != nil {
 		c.Write(zap.String("api", api.String()),

@@ -1,11 +1,15 @@
 // Package affinity is the pin store: which model a session was routed to,
-// kept in an otter cache with an idle TTL, plus affinity key validation.
+// kept in an otter cache with an idle TTL (L1), optionally shared between
+// gateway instances through Redis (L2), plus affinity key validation.
 package affinity
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -31,11 +35,12 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// PinKey is the cache key of a pin: the affinity key and the model the client
-// asked for, so a side call on another model with the same affinity key has a
-// pin of its own. The separator cannot occur in a valid affinity key.
-func PinKey(key, requestedModel string) string {
-	return key + "\x00" + requestedModel
+// PinKey is the cache key of a pin: the tenant scope (a hash, or ""), the
+// affinity key and the model the client asked for, so a side call on another
+// model with the same affinity key has a pin of its own, and tenants cannot
+// reach each other's pins. The separator cannot occur in a valid affinity key.
+func PinKey(scope, key, requestedModel string) string {
+	return scope + "\x00" + key + "\x00" + requestedModel
 }
 
 // Pin is a pinned routing decision.
@@ -46,19 +51,61 @@ type Pin struct {
 	Route string
 }
 
+// entry is a pin as the local cache keeps it.
+type entry struct {
+	Pin
+	sharedAt int64 // clock time the shared store last heard this pin is in use
+}
+
+// Shared is a store of pins shared by gateway instances (Redis). Every call
+// is bounded by its context; errors leave the local store in charge.
+type Shared interface {
+	// Get returns the pin for key, found false when there is none.
+	Get(ctx context.Context, key string) (pin Pin, found bool, err error)
+	// SetIfAbsent pins key unless it is pinned already, and returns the pin
+	// that holds: pin itself, or the one another instance set first.
+	SetIfAbsent(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error)
+	// Set pins key, replacing any pin.
+	Set(ctx context.Context, key string, pin Pin, ttl time.Duration) error
+	// Touch extends the life of key's pin to ttl from now.
+	Touch(ctx context.Context, key string, ttl time.Duration) error
+	// Delete removes key's pin.
+	Delete(ctx context.Context, key string) error
+	// Flush removes every pin of this store.
+	Flush(ctx context.Context) error
+	// Close releases the connection.
+	Close() error
+}
+
 // Options configure a Store.
 type Options struct {
 	// TTL is the idle lifetime of a pin: every read refreshes it.
 	TTL time.Duration
-	// MaxEntries bounds how many pins are kept; the least valuable are evicted.
+	// MaxEntries bounds how many pins are kept locally; the least valuable
+	// are evicted.
 	MaxEntries int
 	// Clock is the time source; nil means the wall clock. Tests inject one.
 	Clock otter.Clock
+	// OnSharedError is told of every failed shared-store call (for metrics).
+	OnSharedError func(op string, err error)
 }
 
-// Store keeps pins. It is safe for concurrent use.
+// maxConcurrentTouches bounds the background TTL refreshes of the shared
+// store in flight; when it is reached, refreshes wait for a later request.
+const maxConcurrentTouches = 64
+
+// Store keeps pins: in memory, and in a shared store when one is attached.
+// It is safe for concurrent use.
 type Store struct {
-	cache *otter.Cache[string, Pin]
+	cache   *otter.Cache[string, entry]
+	clock   otter.Clock
+	ttl     atomic.Int64 // nanoseconds
+	onError func(op string, err error)
+
+	mu      sync.RWMutex
+	shared  Shared
+	timeout time.Duration
+	touches chan struct{} // semaphore for background touches
 }
 
 // New creates a Store.
@@ -69,63 +116,229 @@ func New(opts Options) (*Store, error) {
 	if opts.MaxEntries <= 0 {
 		return nil, fmt.Errorf("max entries must be positive, got %d", opts.MaxEntries)
 	}
-	cache, err := otter.New(&otter.Options[string, Pin]{
-		MaximumSize:      opts.MaxEntries,
-		ExpiryCalculator: otter.ExpiryAccessing[string, Pin](opts.TTL),
-		Clock:            opts.Clock,
+	s := &Store{clock: opts.Clock, onError: opts.OnSharedError, touches: make(chan struct{}, maxConcurrentTouches)}
+	if s.clock == nil {
+		s.clock = wallClock{}
+	}
+	if s.onError == nil {
+		s.onError = func(string, error) {}
+	}
+	s.ttl.Store(int64(opts.TTL))
+	cache, err := otter.New(&otter.Options[string, entry]{
+		MaximumSize: opts.MaxEntries,
+		ExpiryCalculator: otter.ExpiryAccessingFunc(func(otter.Entry[string, entry]) time.Duration {
+			return time.Duration(s.ttl.Load())
+		}),
+		Clock: opts.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating pin cache: %w", err)
 	}
-	return &Store{cache: cache}, nil
+	s.cache = cache
+	return s, nil
 }
 
-// Get returns the pin for key and refreshes its TTL.
-func (s *Store) Get(key string) (Pin, bool) {
-	return s.cache.GetIfPresent(key)
+// Reconfigure applies a new TTL and bound to the pins already kept.
+func (s *Store) Reconfigure(ttl time.Duration, maxEntries int) {
+	if ttl > 0 {
+		s.ttl.Store(int64(ttl))
+	}
+	if maxEntries > 0 {
+		s.cache.SetMaximum(uint64(maxEntries))
+	}
+}
+
+// Share attaches a shared store (nil detaches), closing the one it replaces.
+// timeout bounds each shared-store call.
+func (s *Store) Share(shared Shared, timeout time.Duration) {
+	s.mu.Lock()
+	old := s.shared
+	s.shared, s.timeout = shared, timeout
+	s.mu.Unlock()
+	if old != nil && old != shared {
+		_ = old.Close()
+	}
+}
+
+func (s *Store) sharedStore() (Shared, time.Duration) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.shared, s.timeout
+}
+
+// Get returns the pin for key and refreshes its TTL. A local miss asks the
+// shared store, if any.
+func (s *Store) Get(ctx context.Context, key string) (Pin, bool) {
+	if e, ok := s.cache.GetIfPresent(key); ok {
+		s.touchShared(key, e)
+		return e.Pin, true
+	}
+	shared, timeout := s.sharedStore()
+	if shared == nil {
+		return Pin{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	pin, found, err := shared.Get(ctx, key)
+	if err != nil {
+		s.onError("get", err)
+		return Pin{}, false
+	}
+	if !found {
+		return Pin{}, false
+	}
+	s.cache.Set(key, entry{Pin: pin, sharedAt: s.clock.NowNano()})
+	return pin, true
 }
 
 // GetOrDecide returns the pin for key, or calls decide, pins its result and
 // returns it. Concurrent calls for one missing key share a single decide call
 // and all return its result; decided is true only for the call whose decide
-// ran. decide runs under a context that is not canceled with ctx, so a
+// ran. With a shared store, a pin another instance made is adopted, and a new
+// decision is set only if absent there, so instances racing on one key end on
+// one model. decide runs under a context that is not canceled with ctx, so a
 // client that goes away does not cut the decision short for the others.
 func (s *Store) GetOrDecide(ctx context.Context, key string, decide func(context.Context) Pin) (pin Pin, decided bool) {
-	loader := otter.LoaderFunc[string, Pin](func(ctx context.Context, _ string) (Pin, error) {
-		decided = true
-		return decide(ctx), nil
+	loader := otter.LoaderFunc[string, entry](func(ctx context.Context, _ string) (entry, error) {
+		shared, timeout := s.sharedStore()
+		if shared == nil {
+			decided = true
+			return entry{Pin: decide(ctx)}, nil
+		}
+		now := s.clock.NowNano()
+		if pin, ok := s.sharedGet(ctx, shared, timeout, key); ok {
+			return entry{Pin: pin, sharedAt: now}, nil
+		}
+		mine := decide(ctx)
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		winner, err := shared.SetIfAbsent(sctx, key, mine, time.Duration(s.ttl.Load()))
+		if err != nil {
+			s.onError("set", err)
+			winner = mine
+		}
+		decided = winner == mine
+		return entry{Pin: winner, sharedAt: now}, nil
 	})
-	pin, err := s.cache.Get(context.WithoutCancel(ctx), key, loader)
+	e, err := s.cache.Get(context.WithoutCancel(ctx), key, loader)
 	if err != nil {
-		// the loader never fails, so this is a panic recovered by otter:
+		// the loader never fails: this was a panic recovered by otter;
 		// decide outside the cache rather than lose the request
 		return decide(ctx), true
 	}
-	return pin, decided
+	return e.Pin, decided
 }
 
-// Set pins key to pin, replacing any pin it had.
-func (s *Store) Set(key string, pin Pin) {
-	s.cache.Set(key, pin)
+func (s *Store) sharedGet(ctx context.Context, shared Shared, timeout time.Duration, key string) (Pin, bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pin, found, err := shared.Get(ctx, key)
+	if err != nil {
+		s.onError("get", err)
+		return Pin{}, false
+	}
+	return pin, found
 }
 
-// Delete removes the pin for key.
-func (s *Store) Delete(key string) {
+// Set pins key to pin, replacing any pin it had, here and in the shared store.
+func (s *Store) Set(ctx context.Context, key string, pin Pin) {
+	s.cache.Set(key, entry{Pin: pin, sharedAt: s.clock.NowNano()})
+	if shared, timeout := s.sharedStore(); shared != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		if err := shared.Set(ctx, key, pin, time.Duration(s.ttl.Load())); err != nil {
+			s.onError("set", err)
+		}
+	}
+}
+
+// Delete removes the pin for key, here and in the shared store.
+func (s *Store) Delete(ctx context.Context, key string) {
 	s.cache.Invalidate(key)
+	if shared, timeout := s.sharedStore(); shared != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		if err := shared.Delete(ctx, key); err != nil {
+			s.onError("delete", err)
+		}
+	}
 }
 
-// Len returns the approximate number of pins.
+// Flush removes every pin, here and in the shared store.
+func (s *Store) Flush(ctx context.Context) error {
+	s.cache.InvalidateAll()
+	if shared, timeout := s.sharedStore(); shared != nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*timeout)
+		defer cancel()
+		if err := shared.Flush(ctx); err != nil {
+			s.onError("flush", err)
+			return err
+		}
+	}
+	return nil
+}
+
+// touchShared extends a hot pin's life in the shared store at most once per
+// quarter TTL, in the background, so a busy session does not write to the
+// shared store on every request.
+func (s *Store) touchShared(key string, e entry) {
+	shared, timeout := s.sharedStore()
+	if shared == nil {
+		return
+	}
+	ttl := s.ttl.Load()
+	now := s.clock.NowNano()
+	if now-e.sharedAt < ttl/4 {
+		return
+	}
+	select {
+	case s.touches <- struct{}{}:
+	default:
+		return // enough refreshes in flight; a later request will do it
+	}
+	e.sharedAt = now
+	s.cache.Set(key, e)
+	go func() {
+		defer func() { <-s.touches }()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := shared.Touch(ctx, key, time.Duration(ttl)); err != nil {
+			s.onError("touch", err)
+		}
+	}()
+}
+
+// Len returns the approximate number of pins kept locally.
 func (s *Store) Len() int {
 	return s.cache.EstimatedSize()
 }
 
-// CleanUp performs pending maintenance: expirations and evictions.
+// All iterates over the pins kept locally.
+func (s *Store) All() iter.Seq2[string, Pin] {
+	return func(yield func(string, Pin) bool) {
+		for key, e := range s.cache.All() {
+			if !yield(key, e.Pin) {
+				return
+			}
+		}
+	}
+}
+
+// CleanUp performs pending local maintenance: expirations and evictions.
 func (s *Store) CleanUp() {
 	s.cache.CleanUp()
 }
 
-// Close stops the store's background work and drops its pins.
+// Close stops the store's background work, drops its local pins and closes
+// the shared store's connection.
 func (s *Store) Close() {
 	s.cache.InvalidateAll()
 	s.cache.StopAllGoroutines()
+	s.Share(nil, 0)
 }
+
+// wallClock is otter's default time source, for the store's own timestamps.
+type wallClock struct{}
+
+func (wallClock) NowNano() int64                      { return time.Now().UnixNano() }
+func (wallClock) Tick(time.Duration) <-chan time.Time { return nil }

@@ -142,8 +142,8 @@ func TestPinKey(t *testing.T) {
 		if err := ValidateKey(p[0]); err != nil {
 			t.Fatalf("test pair %q uses an invalid key: %v", p, err)
 		}
-		k := PinKey(p[0], p[1])
-		if k != PinKey(p[0], p[1]) {
+		k := PinKey("", p[0], p[1])
+		if k != PinKey("", p[0], p[1]) {
 			t.Errorf("PinKey%q is not deterministic", p)
 		}
 		if prev, ok := seen[k]; ok {
@@ -193,9 +193,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func TestStoreGetOrDecidePins(t *testing.T) {
 	s := newTestStore(t, time.Minute, 100, newFakeClock())
 	ctx := context.Background()
-	key := PinKey("session-1", "gpt-4o")
+	key := PinKey("", "session-1", "gpt-4o")
 
-	if pin, ok := s.Get(key); ok {
+	if pin, ok := s.Get(context.Background(), key); ok {
 		t.Fatalf("Get on an empty store = %+v, true; want a miss", pin)
 	}
 
@@ -205,7 +205,7 @@ func TestStoreGetOrDecidePins(t *testing.T) {
 	if pin != want || !decided {
 		t.Fatalf("first GetOrDecide = %+v, %v; want %+v, true", pin, decided, want)
 	}
-	if got, ok := s.Get(key); !ok || got != want {
+	if got, ok := s.Get(context.Background(), key); !ok || got != want {
 		t.Fatalf("Get after GetOrDecide = %+v, %v; want %+v, true", got, ok, want)
 	}
 
@@ -219,23 +219,23 @@ func TestStoreGetOrDecidePins(t *testing.T) {
 	}
 
 	// pins are per (key, requested model)
-	other := PinKey("session-1", "gpt-4o-mini")
-	if pin, ok := s.Get(other); ok {
+	other := PinKey("", "session-1", "gpt-4o-mini")
+	if pin, ok := s.Get(context.Background(), other); ok {
 		t.Fatalf("Get(%q) = %+v, true; want a miss", other, pin)
 	}
 	want2 := Pin{Model: "small"}
 	if pin, decided := s.GetOrDecide(ctx, other, pinTo(want2, &calls)); pin != want2 || !decided {
 		t.Fatalf("GetOrDecide(%q) = %+v, %v; want %+v, true", other, pin, decided, want2)
 	}
-	if got, _ := s.Get(key); got != want {
+	if got, _ := s.Get(context.Background(), key); got != want {
 		t.Fatalf("pin of %q changed to %+v", key, got)
 	}
 	if n := s.Len(); n != 2 {
 		t.Fatalf("Len = %d, want 2", n)
 	}
 
-	s.Delete(key)
-	if pin, ok := s.Get(key); ok {
+	s.Delete(context.Background(), key)
+	if pin, ok := s.Get(context.Background(), key); ok {
 		t.Fatalf("Get after Delete = %+v, true; want a miss", pin)
 	}
 	if pin, decided := s.GetOrDecide(ctx, key, pinTo(Pin{Model: "small"}, &calls)); pin.Model != "small" || !decided {
@@ -247,7 +247,7 @@ func TestStoreTTLRefreshedByReads(t *testing.T) {
 	const ttl = time.Minute
 	clock := newFakeClock()
 	s := newTestStore(t, ttl, 100, clock)
-	key := PinKey("session-1", "m")
+	key := PinKey("", "session-1", "m")
 	want := Pin{Model: "a"}
 	if _, decided := s.GetOrDecide(context.Background(), key, pinTo(want, nil)); !decided {
 		t.Fatal("first GetOrDecide did not decide")
@@ -258,7 +258,7 @@ func TestStoreTTLRefreshedByReads(t *testing.T) {
 	for elapsed <= 3*ttl {
 		clock.Advance(step)
 		elapsed += step
-		got, ok := s.Get(key)
+		got, ok := s.Get(context.Background(), key)
 		if !ok || got != want {
 			t.Fatalf("after %v (reads every %v, TTL %v): Get = %+v, %v; want %+v, true", elapsed, step, ttl, got, ok, want)
 		}
@@ -275,7 +275,7 @@ func TestStoreTTLRefreshedByReads(t *testing.T) {
 
 	// idle longer than the TTL: gone
 	clock.Advance(ttl + time.Second)
-	if got, ok := s.Get(key); ok {
+	if got, ok := s.Get(context.Background(), key); ok {
 		t.Fatalf("Get after %v idle (TTL %v) = %+v, true; want a miss", ttl+time.Second, ttl, got)
 	}
 }
@@ -287,20 +287,20 @@ func TestStoreTTLExpiresIdlePins(t *testing.T) {
 	ctx := context.Background()
 
 	for i := 0; i < 10; i++ {
-		s.GetOrDecide(ctx, PinKey(fmt.Sprintf("session-%d", i), "m"), pinTo(Pin{Model: "a"}, nil))
+		s.GetOrDecide(ctx, PinKey("", fmt.Sprintf("session-%d", i), "m"), pinTo(Pin{Model: "a"}, nil))
 	}
 	// still there just before the TTL
 	clock.Advance(ttl - time.Second)
-	if _, ok := s.Get(PinKey("session-0", "m")); !ok {
+	if _, ok := s.Get(context.Background(), PinKey("", "session-0", "m")); !ok {
 		t.Fatal("pin gone before its TTL")
 	}
 	// session-0 was just read; the others are idle past the TTL
 	clock.Advance(2 * time.Second)
-	if _, ok := s.Get(PinKey("session-0", "m")); !ok {
+	if _, ok := s.Get(context.Background(), PinKey("", "session-0", "m")); !ok {
 		t.Fatal("pin read 2s ago expired")
 	}
 	for i := 1; i < 10; i++ {
-		if pin, ok := s.Get(PinKey(fmt.Sprintf("session-%d", i), "m")); ok {
+		if pin, ok := s.Get(context.Background(), PinKey("", fmt.Sprintf("session-%d", i), "m")); ok {
 			t.Fatalf("session-%d: Get after %v idle = %+v, true; want a miss", i, ttl+time.Second, pin)
 		}
 	}
@@ -317,7 +317,7 @@ func TestStoreTTLExpiresIdlePins(t *testing.T) {
 
 	// an expired key decides afresh
 	var calls atomic.Int32
-	pin, decided := s.GetOrDecide(ctx, PinKey("session-3", "m"), pinTo(Pin{Model: "b"}, &calls))
+	pin, decided := s.GetOrDecide(ctx, PinKey("", "session-3", "m"), pinTo(Pin{Model: "b"}, &calls))
 	if pin.Model != "b" || !decided || calls.Load() != 1 {
 		t.Fatalf("GetOrDecide on an expired key = %+v, %v (%d calls); want a fresh decision", pin, decided, calls.Load())
 	}
@@ -329,7 +329,7 @@ func TestStoreMaxEntries(t *testing.T) {
 	ctx := context.Background()
 	var calls atomic.Int32
 	for i := 0; i < 1000; i++ {
-		key := PinKey(fmt.Sprintf("session-%d", i), "m")
+		key := PinKey("", fmt.Sprintf("session-%d", i), "m")
 		pin, decided := s.GetOrDecide(ctx, key, pinTo(Pin{Model: fmt.Sprint(i)}, &calls))
 		if !decided || pin.Model != fmt.Sprint(i) {
 			t.Fatalf("GetOrDecide(%q) = %+v, %v; want a fresh decision", key, pin, decided)
@@ -349,7 +349,7 @@ func TestStoreMaxEntries(t *testing.T) {
 
 func TestStoreGetOrDecideCoalesces(t *testing.T) {
 	s := newTestStore(t, time.Hour, 100, nil) // wall clock
-	key := PinKey("session-1", "m")
+	key := PinKey("", "session-1", "m")
 	want := Pin{Model: "big", Route: "code"}
 
 	var calls atomic.Int32
@@ -392,14 +392,14 @@ func TestStoreGetOrDecideCoalesces(t *testing.T) {
 	if nDecided != 1 {
 		t.Errorf("%d callers got decided=true, want exactly 1", nDecided)
 	}
-	if got, ok := s.Get(key); !ok || got != want {
+	if got, ok := s.Get(context.Background(), key); !ok || got != want {
 		t.Errorf("Get after the decision = %+v, %v; want %+v, true", got, ok, want)
 	}
 }
 
 func TestStoreGetOrDecideCanceledContext(t *testing.T) {
 	s := newTestStore(t, time.Hour, 100, newFakeClock())
-	key := PinKey("session-1", "m")
+	key := PinKey("", "session-1", "m")
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
 	cancel()
 
@@ -429,7 +429,7 @@ func TestStoreGetOrDecideCanceledContext(t *testing.T) {
 	if pin != completed || !decided {
 		t.Fatalf("GetOrDecide with a canceled context = %+v, %v; want %+v, true", pin, decided, completed)
 	}
-	if got, ok := s.Get(key); !ok || got != completed {
+	if got, ok := s.Get(context.Background(), key); !ok || got != completed {
 		t.Fatalf("Get after the decision = %+v, %v; want %+v, true", got, ok, completed)
 	}
 	if c := calls.Load(); c != 1 {
@@ -450,7 +450,7 @@ func TestStoreCloseThenUse(t *testing.T) {
 	s.GetOrDecide(ctx, "k1", pinTo(Pin{Model: "a"}, nil))
 	s.Close()
 
-	if pin, ok := s.Get("k1"); ok {
+	if pin, ok := s.Get(context.Background(), "k1"); ok {
 		t.Errorf("Get after Close = %+v, true; want the pins dropped", pin)
 	}
 	// none of these may panic
@@ -458,8 +458,8 @@ func TestStoreCloseThenUse(t *testing.T) {
 	if pin.Model != "b" || !decided {
 		t.Errorf("GetOrDecide after Close = %+v, %v; want %+v, true", pin, decided, Pin{Model: "b"})
 	}
-	s.Get("k2")
-	s.Delete("k2")
+	s.Get(context.Background(), "k2")
+	s.Delete(context.Background(), "k2")
 	s.CleanUp()
 	_ = s.Len()
 	s.Close()
@@ -472,7 +472,7 @@ func TestStoreCloseWithWallClock(t *testing.T) {
 	}
 	s.GetOrDecide(context.Background(), "k", pinTo(Pin{Model: "a"}, nil))
 	s.Close()
-	s.Get("k")
+	s.Get(context.Background(), "k")
 	s.GetOrDecide(context.Background(), "k", pinTo(Pin{Model: "a"}, nil))
 	s.CleanUp()
 	_ = s.Len()

@@ -563,6 +563,7 @@ func TestJSONConfigBehavesTheSame(t *testing.T) {
 	}
 	tester := caddytest.NewTester(t)
 	tester.InitServer(string(cfgJSON), "json")
+	flushPins(t)
 
 	var models []string
 	for turn := 1; turn <= 3; turn++ {

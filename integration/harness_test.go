@@ -250,8 +250,18 @@ func startCaddy(t *testing.T, site string) *caddytest.Tester {
 	return startCaddyConfig(t, globalOptions+site)
 }
 
-// startCaddyConfig loads a whole Caddyfile into the test binary's Caddy.
+// startCaddyConfig loads a whole Caddyfile into the test binary's Caddy and
+// flushes every pin store: pins outlive config reloads, and each test starts
+// from none.
 func startCaddyConfig(t *testing.T, caddyfile string) *caddytest.Tester {
+	t.Helper()
+	tester := reloadCaddy(t, caddyfile)
+	flushPins(t)
+	return tester
+}
+
+// reloadCaddy loads a whole Caddyfile as a config reload: pins are kept.
+func reloadCaddy(t *testing.T, caddyfile string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
@@ -259,6 +269,36 @@ func startCaddyConfig(t *testing.T, caddyfile string) *caddytest.Tester {
 		t.FailNow()
 	}
 	return tester
+}
+
+// adminURL is the test Caddy's admin endpoint.
+const adminURL = "http://localhost:2999"
+
+// flushPins empties every pin store through the admin API.
+func flushPins(t *testing.T) {
+	t.Helper()
+	resp, err := http.Get(adminURL + "/llm_affinity/")
+	if err != nil {
+		t.Fatalf("listing pin stores: %v", err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Stores map[string]int `json:"stores"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("listing pin stores: status %d, %v", resp.StatusCode, err)
+	}
+	for name := range list.Stores {
+		req, _ := http.NewRequest(http.MethodDelete, adminURL+"/llm_affinity/"+name, nil)
+		del, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("flushing pin store %s: %v", name, err)
+		}
+		del.Body.Close()
+		if del.StatusCode != http.StatusOK {
+			t.Fatalf("flushing pin store %s: status %d", name, del.StatusCode)
+		}
+	}
 }
 
 // chat is a minimal OpenAI chat request body.

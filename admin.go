@@ -1,0 +1,152 @@
+package llmaffinity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/llmaffinity/caddy-llm-affinity/affinity"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminSampleSize is how many pins a store listing shows.
+const adminSampleSize = 20
+
+// adminAPI serves the pin stores on Caddy's admin endpoint:
+//
+//	GET    /llm_affinity/                      every store: name and pin count
+//	GET    /llm_affinity/<name>                count and a sample of pins
+//	GET    /llm_affinity/<name>/pin?key=K&model=M[&scope=S]   one pin
+//	DELETE /llm_affinity/<name>/pin?key=K&model=M[&scope=S]   delete one pin
+//	DELETE /llm_affinity/<name>                flush every pin (shared store too)
+//
+// model is the model the client asked for; scope is the scope placeholder's
+// value for that tenant, when the handler has a scope.
+type adminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.llm_affinity",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/llm_affinity/", Handler: caddy.AdminHandlerFunc(serveAdmin)}}
+}
+
+// adminPin is a pin as the admin API shows it.
+type adminPin struct {
+	Key   string `json:"key"`
+	Model string `json:"requested_model"`
+	Scope string `json:"scope,omitempty"` // hashed
+	Pin   struct {
+		Model string `json:"model"`
+		Route string `json:"route,omitempty"`
+	} `json:"pin"`
+}
+
+func serveAdmin(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/llm_affinity/"), "/")
+	name, sub, _ := strings.Cut(rest, "/")
+	if name == "" {
+		if r.Method != http.MethodGet {
+			return adminError(http.StatusMethodNotAllowed, "method not allowed")
+		}
+		stores := map[string]int{}
+		pinStores.Range(func(key, value any) bool {
+			stores[key.(string)] = value.(*pooledStore).Len()
+			return true
+		})
+		return writeAdminJSON(w, map[string]any{"stores": stores})
+	}
+	store := lookupStore(name)
+	if store == nil {
+		return adminError(http.StatusNotFound, fmt.Sprintf("no pin store named %q", name))
+	}
+	switch {
+	case sub == "" && r.Method == http.MethodGet:
+		sample := make([]adminPin, 0, adminSampleSize)
+		for key, pin := range store.All() {
+			if len(sample) == adminSampleSize {
+				break
+			}
+			sample = append(sample, describePin(key, pin))
+		}
+		return writeAdminJSON(w, map[string]any{"name": name, "count": store.Len(), "sample": sample})
+	case sub == "" && r.Method == http.MethodDelete:
+		if err := store.Flush(r.Context()); err != nil {
+			return adminError(http.StatusBadGateway, "flushed memory, but the shared store failed: "+err.Error())
+		}
+		return writeAdminJSON(w, map[string]any{"flushed": name})
+	case sub == "pin":
+		q := r.URL.Query()
+		key := q.Get("key")
+		if err := affinity.ValidateKey(key); err != nil {
+			return adminError(http.StatusBadRequest, "key: "+err.Error())
+		}
+		scope := ""
+		if q.Has("scope") {
+			scope = hashScope(q.Get("scope"))
+		}
+		pinKey := affinity.PinKey(scope, key, q.Get("model"))
+		switch r.Method {
+		case http.MethodGet:
+			pin, ok := store.Get(r.Context(), pinKey)
+			if !ok {
+				return adminError(http.StatusNotFound, "no such pin")
+			}
+			return writeAdminJSON(w, describePin(pinKey, pin))
+		case http.MethodDelete:
+			store.Delete(r.Context(), pinKey)
+			return writeAdminJSON(w, map[string]any{"deleted": true})
+		}
+		return adminError(http.StatusMethodNotAllowed, "method not allowed")
+	}
+	return adminError(http.StatusNotFound, "unknown path; see GET /llm_affinity/")
+}
+
+// lookupStore finds a pooled store by name.
+func lookupStore(name string) *pooledStore {
+	var found *pooledStore
+	pinStores.Range(func(key, value any) bool {
+		if key.(string) == name {
+			found = value.(*pooledStore)
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+// describePin splits a pin key into its parts for display.
+func describePin(pinKey string, pin affinity.Pin) adminPin {
+	var out adminPin
+	parts := strings.SplitN(pinKey, "\x00", 3)
+	if len(parts) == 3 {
+		out.Scope, out.Key, out.Model = parts[0], parts[1], parts[2]
+	}
+	out.Pin.Model, out.Pin.Route = pin.Model, pin.Route
+	return out
+}
+
+func writeAdminJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+func adminError(status int, msg string) error {
+	return caddy.APIError{HTTPStatus: status, Err: errors.New(msg)}
+}
+
+// Interface guard
+var _ caddy.AdminRouter = adminAPI{}

@@ -1,0 +1,130 @@
+package affinity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configure a Redis shared store.
+type RedisOptions struct {
+	// Addresses are host:port of a server, cluster nodes or sentinels.
+	Addresses []string
+	Password  string
+	DB        int
+	// Prefix namespaces the store's keys, e.g. "llm_affinity:main:".
+	Prefix string
+}
+
+// Redis is a Shared store on Redis. Its keys are Prefix plus a SHA-256 of the
+// pin key, so they carry neither affinity ids nor prompt text; its values are
+// "model\x00route".
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+// NewRedis connects lazily: the first call dials.
+func NewRedis(opts RedisOptions) *Redis {
+	return &Redis{
+		client: redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:    opts.Addresses,
+			Password: opts.Password,
+			DB:       opts.DB,
+			// fail fast: the local store serves while Redis is away
+			MaxRetries:  1,
+			DialTimeout: time.Second,
+		}),
+		prefix: opts.Prefix,
+	}
+}
+
+// key maps a pin key to its Redis key.
+func (r *Redis) key(pinKey string) string {
+	sum := sha256.Sum256([]byte(pinKey))
+	return r.prefix + hex.EncodeToString(sum[:16])
+}
+
+func encodePin(p Pin) string { return p.Model + "\x00" + p.Route }
+
+func decodePin(v string) (Pin, bool) {
+	model, route, ok := strings.Cut(v, "\x00")
+	return Pin{Model: model, Route: route}, ok && model != ""
+}
+
+// Get returns the pin for key.
+func (r *Redis) Get(ctx context.Context, key string) (Pin, bool, error) {
+	v, err := r.client.Get(ctx, r.key(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Pin{}, false, nil
+	}
+	if err != nil {
+		return Pin{}, false, err
+	}
+	pin, ok := decodePin(v)
+	return pin, ok, nil
+}
+
+// SetIfAbsent sets key unless it exists (SET NX), and returns the pin that holds.
+func (r *Redis) SetIfAbsent(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error) {
+	rkey := r.key(key)
+	prev, err := r.client.SetArgs(ctx, rkey, encodePin(pin), redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil): // it was absent: ours holds
+		return pin, nil
+	case err != nil:
+		return pin, err
+	}
+	if winner, ok := decodePin(prev); ok {
+		return winner, nil
+	}
+	return pin, nil
+}
+
+// Set sets key with the TTL.
+func (r *Redis) Set(ctx context.Context, key string, pin Pin, ttl time.Duration) error {
+	return r.client.Set(ctx, r.key(key), encodePin(pin), ttl).Err()
+}
+
+// Touch resets key's TTL.
+func (r *Redis) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	return r.client.Expire(ctx, r.key(key), ttl).Err()
+}
+
+// Delete removes key.
+func (r *Redis) Delete(ctx context.Context, key string) error {
+	return r.client.Del(ctx, r.key(key)).Err()
+}
+
+// Flush removes every key under the prefix.
+func (r *Redis) Flush(ctx context.Context) error {
+	iter := r.client.Scan(ctx, 0, r.prefix+"*", 500).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := r.client.Del(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return r.client.Del(ctx, batch...).Err()
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// Interface guard
+var _ Shared = (*Redis)(nil)
