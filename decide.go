@@ -143,13 +143,6 @@ func (h *Handler) decide(ctx context.Context, in *incoming) decision {
 		d.pinKey = pinKey
 		return d
 	}
-	if pin, ok := h.pins.Get(ctx, pinKey); ok {
-		if d, ok := h.pinned(pin, in); ok {
-			d.pinKey = pinKey
-			return d
-		}
-		h.pins.Delete(ctx, pinKey) // pinned to a model this config no longer has
-	}
 	var fresh decision
 	pin, decided := h.pins.GetOrDecide(ctx, pinKey, func(ctx context.Context) affinity.Pin {
 		fresh = h.route(ctx, in)
@@ -159,10 +152,13 @@ func (h *Handler) decide(ctx context.Context, in *incoming) decision {
 		fresh.pinKey = pinKey
 		return fresh
 	}
-	d, ok := h.pinned(pin, in)
-	if !ok { // a pin made under another config won the race
-		return h.route(ctx, in)
+	if d, ok := h.pinned(pin, in); ok {
+		d.pinKey = pinKey
+		return d
 	}
+	// pinned to a model this config no longer has: decide afresh and re-pin
+	d := h.route(ctx, in)
+	h.pins.Set(ctx, pinKey, affinity.Pin{Model: d.candidates[0].Name, Route: d.route})
 	d.pinKey = pinKey
 	return d
 }

@@ -199,6 +199,10 @@ func (s *Store) Get(ctx context.Context, key string) (Pin, bool) {
 // one model. decide runs under a context that is not canceled with ctx, so a
 // client that goes away does not cut the decision short for the others.
 func (s *Store) GetOrDecide(ctx context.Context, key string, decide func(context.Context) Pin) (pin Pin, decided bool) {
+	if e, ok := s.cache.GetIfPresent(key); ok {
+		s.touchShared(key, e)
+		return e.Pin, false
+	}
 	loader := otter.LoaderFunc[string, entry](func(ctx context.Context, _ string) (entry, error) {
 		shared, timeout := s.sharedStore()
 		if shared == nil {
