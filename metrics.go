@@ -37,6 +37,18 @@ var (
 		"Pins kept in memory, by pin store name.", []string{"name"}, nil)
 )
 
+// requestRouteLabel stands for every route a request brought itself
+// (routing_preferences): client-chosen names stay out of metric labels.
+const requestRouteLabel = "(routing_preferences)"
+
+// metricRoute is the route label of a decision.
+func metricRoute(route string, in *incoming) string {
+	if in.preferences != nil && route != "" {
+		return requestRouteLabel
+	}
+	return route
+}
+
 // countStoreError counts a failed shared-store call.
 func countStoreError(op string, _ error) {
 	storeErrors.WithLabelValues(op).Inc()
