@@ -41,12 +41,14 @@ var (
 // (routing_preferences): client-chosen names stay out of metric labels.
 const requestRouteLabel = "(routing_preferences)"
 
-// metricRoute is the route label of a decision.
-func metricRoute(route string, in *incoming) string {
-	if in.preferences != nil && route != "" {
-		return requestRouteLabel
+// metricRoute is the route label of a decision: a configured route's name,
+// "" for none, else requestRouteLabel. A pin may carry a route a request
+// brought, so the name is checked against the config, not the request.
+func (h *Handler) metricRoute(route string) string {
+	if route == "" || h.routeByName[route] != nil {
+		return route
 	}
-	return route
+	return requestRouteLabel
 }
 
 // countStoreError counts a failed shared-store call.

@@ -423,7 +423,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	d := h.decide(r.Context(), in)
-	decisions.WithLabelValues(d.status, d.candidates[0].Name, metricRoute(d.route, in)).Inc()
+	decisions.WithLabelValues(d.status, d.candidates[0].Name, h.metricRoute(d.route)).Inc()
 	if decisionOnly {
 		return writeDecision(w, d, in.key)
 	}
