@@ -88,6 +88,8 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 			return adminError(http.StatusBadGateway, "flushed memory, but the shared store failed: "+err.Error())
 		}
 		return writeAdminJSON(w, map[string]any{"flushed": name})
+	case sub == "":
+		return adminError(http.StatusMethodNotAllowed, "method not allowed: use GET or DELETE")
 	case sub == "pin":
 		q := r.URL.Query()
 		key := q.Get("key")

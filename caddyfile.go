@@ -293,6 +293,9 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 		case "prefix":
 			err = singleArg(d, &rc.Prefix, sub)
 		case "db":
+			if rc.DB != 0 {
+				return d.Errf("store redis: db already specified")
+			}
 			var arg string
 			if err = singleArg(d, &arg, sub); err == nil {
 				n, perr := strconv.Atoi(arg)
@@ -302,6 +305,9 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 				rc.DB = n
 			}
 		case "timeout":
+			if rc.Timeout != 0 {
+				return d.Errf("store redis: timeout already specified")
+			}
 			var arg string
 			if err = singleArg(d, &arg, sub); err == nil {
 				dur, perr := caddy.ParseDuration(arg)

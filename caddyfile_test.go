@@ -332,6 +332,92 @@ func TestCaddyfileUnmarshalValid(t *testing.T) {
 				],
 				"router": {"router": "llm", "endpoint": "http://127.0.0.1:1/v1/chat/completions", "model": "arch"}}`,
 		},
+		{
+			name: "name, scope and strip_header off",
+			input: `llm_affinity {
+	name site-a
+	scope {http.auth.user.id}
+	strip_header off
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"name": "site-a", "scope": "{http.auth.user.id}", "strip_header": false, "default": "a",
+				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "strip_header on, scope of a header",
+			input: `llm_affinity {
+	default a
+	strip_header on
+	scope {http.request.header.Authorization}
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"strip_header": true, "scope": "{http.request.header.Authorization}", "default": "a",
+				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "store redis with every subdirective",
+			input: `llm_affinity {
+	name main
+	default a
+	store redis {
+		address 10.0.0.1:6379 10.0.0.2:6379
+		address redis.internal:6380
+		address [::1]:6379
+		password {env.REDIS_PASSWORD}
+		db 3
+		prefix gw:prod:
+		timeout 250ms
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"name": "main", "default": "a",
+				"store": {"redis": {
+					"addresses": ["10.0.0.1:6379", "10.0.0.2:6379", "redis.internal:6380", "[::1]:6379"],
+					"password": "{env.REDIS_PASSWORD}",
+					"db": 3,
+					"prefix": "gw:prod:",
+					"timeout": 250000000
+				}},
+				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
+		},
+		{
+			name: "store redis with only an address, after the models",
+			input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	store redis {
+		address localhost:6379
+	}
+}`,
+			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
+				"store": {"redis": {"addresses": ["localhost:6379"]}}}`,
+		},
+		{
+			name: "store redis db 0, timeout in seconds, quoted password",
+			input: `llm_affinity {
+	default a
+	store redis {
+		timeout 2s
+		db 0
+		password "p@ss word"
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`,
+			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
+				"store": {"redis": {"addresses": ["127.0.0.1:6379"], "password": "p@ss word", "timeout": 2000000000}}}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1325,6 +1411,353 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		model arch
 	}
 }`},
+
+		// name, scope, strip_header
+		{name: "duplicate name", wantErr: "name already specified", input: `llm_affinity {
+	name a
+	default a
+	name b #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "name without value", wantErr: "wrong argument count", input: `llm_affinity {
+	name #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "name with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	name site a #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate scope", wantErr: "scope already specified", input: `llm_affinity {
+	scope {http.auth.user.id}
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	scope {http.request.header.Authorization} #<-
+}`},
+		{name: "scope without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	scope #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "scope with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	scope {http.auth.user.id} {http.request.host} #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "strip_header bare", wantErr: "strip_header takes on or off", input: `llm_affinity {
+	default a
+	strip_header #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "strip_header bad value", wantErr: "strip_header takes on or off", input: `llm_affinity {
+	strip_header yes #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "strip_header two values", wantErr: "strip_header takes on or off", input: `llm_affinity {
+	strip_header on off #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate strip_header", wantErr: "strip_header already specified", input: `llm_affinity {
+	strip_header on
+	default a
+	strip_header off #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate strip_header off then off", wantErr: "strip_header already specified", input: `llm_affinity {
+	strip_header off
+	strip_header off #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+
+		// store
+		{name: "store without type", wantErr: "store takes a type: 'store redis { ... }'", input: `llm_affinity {
+	default a
+	store { #<-
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store without type or block", wantErr: "store takes a type", input: `llm_affinity {
+	default a
+	store #<-
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store of another type", wantErr: "store takes a type: 'store redis { ... }'", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	store memcached { #<-
+		address 127.0.0.1:11211
+	}
+}`},
+		{name: "store redis with an extra argument", wantErr: "store takes a type", input: `llm_affinity {
+	default a
+	store redis main { #<-
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store type in upper case", wantErr: "store takes a type", input: `llm_affinity {
+	default a
+	store Redis { #<-
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis unknown subdirective", wantErr: "store redis: unrecognized subdirective 'host'", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		host 127.0.0.1 #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis subdirective of the handler", wantErr: "store redis: unrecognized subdirective 'ttl'", input: `llm_affinity {
+	default a
+	store redis {
+		ttl 1m #<-
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis address without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	store redis {
+		address #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis db -1", wantErr: "store redis: invalid db '-1'", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		db -1 #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis db x", wantErr: "store redis: invalid db 'x'", input: `llm_affinity {
+	default a
+	store redis {
+		db x #<-
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis db 1.5", wantErr: "store redis: invalid db '1.5'", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		db 1.5 #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis db without value", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		db #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis timeout 0", wantErr: "store redis: invalid timeout '0': must be a positive duration", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		timeout 0 #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis timeout -1s", wantErr: "store redis: invalid timeout '-1s'", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		timeout -1s #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis timeout abc", wantErr: "store redis: invalid timeout 'abc'", input: `llm_affinity {
+	default a
+	store redis {
+		timeout abc #<-
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis timeout with two values", wantErr: "wrong argument count", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		timeout 1s 2s #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis duplicate password", wantErr: "password already specified", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		password one
+		password two #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis duplicate prefix", wantErr: "prefix already specified", input: `llm_affinity {
+	default a
+	store redis {
+		prefix a:
+		address 127.0.0.1:6379
+		prefix b: #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis duplicate db", wantErr: "db already specified", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+		db 1
+		db 2 #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis duplicate timeout", wantErr: "timeout already specified", input: `llm_affinity {
+	default a
+	store redis {
+		timeout 1s
+		address 127.0.0.1:6379
+		timeout 2s #<-
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate store", wantErr: "store already specified", input: `llm_affinity {
+	default a
+	store redis {
+		address 127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+	store redis { #<-
+		address 127.0.0.1:6380
+	}
+}`},
+		{name: "store redis without address", wantErr: "store redis: address is required (one or more host:port)", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	store redis { #<-
+		db 1
+		prefix p:
+	}
+}`},
+		{name: "store redis with an empty block", wantErr: "store redis: address is required", input: `llm_affinity {
+	store redis { #<-
+	}
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis address is a URL", wantErr: "store redis: address redis://127.0.0.1:6379: want host:port, not a URL", input: `llm_affinity {
+	default a
+	store redis { #<-
+		address 127.0.0.1:6380
+		address redis://127.0.0.1:6379
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis address is a TLS URL", wantErr: "store redis: address rediss://cache.internal:6380: want host:port", input: `llm_affinity {
+	default a
+	store redis { #<-
+		address rediss://cache.internal:6380
+	}
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "store redis address without port", wantErr: "store redis: address 127.0.0.1: want host:port", input: `llm_affinity {
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	store redis { #<-
+		address 127.0.0.1:6379 127.0.0.1
+	}
+}`},
+		{name: "store error reported before a model error", wantErr: "store redis: address is required", input: `llm_affinity {
+	default a
+	store redis { #<-
+		db 2
+	}
+	model a {
+	}
+}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1554,5 +1987,58 @@ func TestCaddyfileRoutingStruct(t *testing.T) {
 		if got := router.MatchAll(r.When, req, header); got != tt.want {
 			t.Errorf("MatchAll(%q, X-Tier %s) = %v, want %v", tt.text, tt.tier, got, tt.want)
 		}
+	}
+}
+
+// The parsed struct of the pin store settings, not only its JSON.
+func TestCaddyfileUnmarshalStoreStruct(t *testing.T) {
+	h, err := cfParse(`llm_affinity {
+	name gateway
+	scope {http.auth.user.id}
+	strip_header off
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+	store redis {
+		address 127.0.0.1:6379 127.0.0.1:6380
+		address 127.0.0.1:6381
+		password {env.REDIS_PASSWORD}
+		db 15
+		prefix llm:gw:
+		timeout 1m30s
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	want := &Handler{
+		Name:        "gateway",
+		Scope:       "{http.auth.user.id}",
+		StripHeader: &off,
+		Default:     "a",
+		Models:      []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}},
+		Store: &StoreConfig{Redis: &RedisConfig{
+			Addresses: []string{"127.0.0.1:6379", "127.0.0.1:6380", "127.0.0.1:6381"},
+			Password:  "{env.REDIS_PASSWORD}",
+			DB:        15,
+			Prefix:    "llm:gw:",
+			Timeout:   caddy.Duration(90 * time.Second),
+		}},
+	}
+	if !reflect.DeepEqual(h, want) {
+		gotJSON, _ := json.Marshal(h)
+		wantJSON, _ := json.Marshal(want)
+		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
+	}
+
+	// strip_header unset stays unset: Provision applies the default
+	h, err = cfParse("llm_affinity {\n\tdefault a\n\tmodel a {\n\t\tto 127.0.0.1:9\n\t}\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.StripHeader != nil || h.Store != nil || h.Name != "" || h.Scope != "" {
+		t.Errorf("without the settings: strip_header %v, store %+v, name %q, scope %q; want all unset", h.StripHeader, h.Store, h.Name, h.Scope)
 	}
 }

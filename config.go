@@ -1,6 +1,7 @@
 package llmaffinity
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -77,7 +78,11 @@ func (h *Handler) checkConfig() error {
 		}
 		for _, addr := range m.To {
 			if err := checkDial(addr); err != nil {
-				return configErrorf(elem, "model '%s': to %s: %v", m.Name, addr, err)
+				hint := ""
+				if errors.Is(err, errDialIsURL) {
+					hint = "; TLS to an upstream is set with reverse_proxy's 'transport http { tls }'"
+				}
+				return configErrorf(elem, "model '%s': to %s: %v%s", m.Name, addr, err, hint)
 			}
 		}
 		switch m.Provider {
@@ -155,11 +160,14 @@ func (h *Handler) modelWeight(name string) int {
 	return 0
 }
 
+// errDialIsURL is checkDial's error for a URL where a dial address belongs.
+var errDialIsURL = errors.New("want host:port, not a URL")
+
 // checkDial accepts a host:port dial address (or a unix socket address as
 // reverse_proxy writes it) and explains what to do with a URL.
 func checkDial(addr string) error {
 	if strings.Contains(addr, "://") {
-		return fmt.Errorf("want host:port, not a URL; TLS to an upstream is set with reverse_proxy's 'transport http { tls }'")
+		return errDialIsURL
 	}
 	if strings.HasPrefix(addr, "unix/") {
 		return nil

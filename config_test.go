@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/llmaffinity/caddy-llm-affinity/affinity"
 	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
 
@@ -83,6 +86,26 @@ func TestCheckConfigValid(t *testing.T) {
 		}},
 		{name: "implicit settings", modify: func(h *Handler) {
 			h.Implicit, h.ImplicitSalt, h.RouteOnUserOnly = true, "{env.SALT}", true
+		}},
+		{name: "name, scope and strip_header", modify: func(h *Handler) {
+			off := false
+			h.Name, h.Scope, h.StripHeader = "site-a", "{http.auth.user.id}", &off
+		}},
+		{name: "strip_header on", modify: func(h *Handler) {
+			on := true
+			h.StripHeader = &on
+		}},
+		{name: "store redis with an address", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:6379"}}}
+		}},
+		{name: "store redis with every setting", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{
+				Addresses: []string{"10.0.0.1:6379", "redis.internal:6380", "[::1]:6379"},
+				Password:  "{env.REDIS_PASSWORD}",
+				DB:        15,
+				Prefix:    "gw:",
+				Timeout:   caddy.Duration(time.Second),
+			}}
 		}},
 	}
 	for _, tt := range tests {
@@ -202,6 +225,31 @@ func TestCheckConfigErrors(t *testing.T) {
 				r.When = []*router.Condition{{Tools: true}}
 			}
 		}, wantErr: "a router needs at least one route to choose from", wantElem: "router"},
+		{name: "store without a backend", modify: func(h *Handler) { h.Store = &StoreConfig{} },
+			wantErr: "store needs a backend: redis", wantElem: "store"},
+		{name: "store redis without address", modify: func(h *Handler) { h.Store = &StoreConfig{Redis: &RedisConfig{DB: 1}} },
+			wantErr: "store redis: address is required (one or more host:port)", wantElem: "store"},
+		{name: "store redis with an empty address list", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{}}}
+		}, wantErr: "store redis: address is required", wantElem: "store"},
+		{name: "store redis address is a URL", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"redis://127.0.0.1:6379"}}}
+		}, wantErr: "store redis: address redis://127.0.0.1:6379: want host:port, not a URL", wantElem: "store"},
+		{name: "store redis second address is a URL", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:6379", "rediss://cache:6380"}}}
+		}, wantErr: "store redis: address rediss://cache:6380: want host:port", wantElem: "store"},
+		{name: "store redis address without port", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"cache.internal"}}}
+		}, wantErr: "store redis: address cache.internal: want host:port", wantElem: "store"},
+		{name: "store redis empty address", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{""}}}
+		}, wantErr: "want host:port", wantElem: "store"},
+		{name: "store redis negative db", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:6379"}, DB: -1}}
+		}, wantErr: "store redis: db and timeout must not be negative", wantElem: "store"},
+		{name: "store redis negative timeout", modify: func(h *Handler) {
+			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:6379"}, Timeout: caddy.Duration(-time.Second)}}
+		}, wantErr: "store redis: db and timeout must not be negative", wantElem: "store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,5 +586,241 @@ func TestProvisionImplicitSaltDefault(t *testing.T) {
 				t.Errorf("implicitSalt = %q, want the process salt %q", h.implicitSalt, processSalt)
 			}
 		})
+	}
+}
+
+// cfgProvisionHeld provisions h and returns its Cleanup for the test to call
+// when it chooses; it runs when the test ends if the test did not call it.
+func cfgProvisionHeld(t *testing.T, h *Handler) (cleanup func()) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	var once sync.Once
+	cleanup = func() {
+		once.Do(func() {
+			if err := h.Cleanup(); err != nil {
+				t.Errorf("Cleanup: %v", err)
+			}
+		})
+	}
+	t.Cleanup(cleanup)
+	return cleanup
+}
+
+// cfgMinimal is a minimal valid handler with the given pin store name.
+func cfgMinimal(name string) *Handler {
+	return &Handler{Name: name, Default: "a", Models: []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}}}
+}
+
+func TestProvisionStoreDefaults(t *testing.T) {
+	on, off := true, false
+	tests := []struct {
+		name      string
+		strip     *bool
+		wantStrip bool
+	}{
+		{name: "strip_header unset", strip: nil, wantStrip: true},
+		{name: "strip_header on", strip: &on, wantStrip: true},
+		{name: "strip_header off", strip: &off, wantStrip: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := cfgMinimal("")
+			h.StripHeader = tt.strip
+			cfgProvisionHeld(t, h)
+			if h.Name != "default" {
+				t.Errorf("Name = %q, want default", h.Name)
+			}
+			if h.stripHeader != tt.wantStrip {
+				t.Errorf("stripHeader = %v, want %v", h.stripHeader, tt.wantStrip)
+			}
+			if h.StripHeader != tt.strip {
+				t.Errorf("StripHeader = %v, want the config's %v unchanged", h.StripHeader, tt.strip)
+			}
+			p := lookupStore("default")
+			if p == nil || p.Store != h.pins {
+				t.Fatalf("the pool's store named default = %v; want the handler's store", p)
+			}
+			if p.sharedConfig != "" {
+				t.Errorf("sharedConfig = %q without a store, want empty", p.sharedConfig)
+			}
+		})
+	}
+}
+
+// Handlers with one name share one pin store: a reload keeps the pins.
+func TestProvisionSharesStoreByName(t *testing.T) {
+	const name = "cfg-test-shared"
+	ctx := context.Background()
+	key := affinity.PinKey("", "session-1", "m")
+	pin := affinity.Pin{Model: "a", Route: "r"}
+
+	h1, h2, other := cfgMinimal(name), cfgMinimal(name), cfgMinimal("cfg-test-other")
+	cleanup1 := cfgProvisionHeld(t, h1)
+	cleanup2 := cfgProvisionHeld(t, h2)
+	cfgProvisionHeld(t, other)
+
+	if h1.pins == nil || h1.pins != h2.pins {
+		t.Fatalf("two handlers named %q have different stores", name)
+	}
+	if other.pins == h1.pins {
+		t.Fatalf("handlers with different names share a store")
+	}
+	if refs, ok := pinStores.References(name); !ok || refs != 2 {
+		t.Errorf("pool references of %q = %d, %v; want 2", name, refs, ok)
+	}
+	h1.pins.Set(ctx, key, pin)
+	if got, ok := h2.pins.Get(ctx, key); !ok || got != pin {
+		t.Errorf("pin set through one handler, seen through the other = %+v, %v; want %+v", got, ok, pin)
+	}
+	if got, ok := other.pins.Get(ctx, key); ok {
+		t.Errorf("a store of another name holds the pin %+v", got)
+	}
+
+	// the old config goes: the store stays for the new one
+	cleanup1()
+	p := lookupStore(name)
+	if p == nil || p.Store != h2.pins {
+		t.Fatalf("after one Cleanup the pool's %q = %v; want the store kept", name, p)
+	}
+	if got, ok := h2.pins.Get(ctx, key); !ok || got != pin {
+		t.Errorf("after one Cleanup the pin = %+v, %v; want %+v", got, ok, pin)
+	}
+
+	// the last one goes: so does the store
+	cleanup2()
+	if p := lookupStore(name); p != nil {
+		t.Fatalf("after both Cleanups the pool still has %q", name)
+	}
+	if _, ok := pinStores.References(name); ok {
+		t.Errorf("after both Cleanups the pool still counts references to %q", name)
+	}
+	if lookupStore("cfg-test-other") == nil {
+		t.Errorf("the other store went with them")
+	}
+
+	// a new handler of that name starts empty
+	h3 := cfgMinimal(name)
+	cfgProvisionHeld(t, h3)
+	if h3.pins == h1.pins {
+		t.Errorf("a destroyed store was handed out again")
+	}
+	if got, ok := h3.pins.Get(ctx, key); ok {
+		t.Errorf("a new store holds the old pin %+v", got)
+	}
+}
+
+// A reload with another ttl applies it to the kept store.
+func TestProvisionReconfiguresKeptStore(t *testing.T) {
+	const name = "cfg-test-reconfigure"
+	ctx := context.Background()
+	key := affinity.PinKey("", "session-1", "m")
+
+	h1 := cfgMinimal(name)
+	h1.TTL = caddy.Duration(time.Hour)
+	cfgProvisionHeld(t, h1)
+	h1.pins.Set(ctx, key, affinity.Pin{Model: "a"})
+
+	h2 := cfgMinimal(name)
+	h2.TTL = caddy.Duration(100 * time.Millisecond)
+	cfgProvisionHeld(t, h2)
+	if h2.pins != h1.pins {
+		t.Fatal("the reload got another store")
+	}
+	if _, ok := h2.pins.Get(ctx, key); !ok { // this read applies the new TTL
+		t.Fatal("the pin did not survive the reload")
+	}
+	// idle: with the new 100ms TTL it expires; with the old 1h it would not
+	// (CleanUp and Len do not count as reads)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h2.pins.CleanUp()
+		if h2.pins.Len() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pin is still there 10s after its last read; the reload's ttl of 100ms was not applied")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, ok := h2.pins.Get(ctx, key); ok {
+		t.Errorf("Get after expiry = %+v, true", got)
+	}
+}
+
+// The shared store's settings: defaults filled in, placeholders resolved,
+// the config left as written.
+func TestProvisionSharedStoreConfig(t *testing.T) {
+	const name = "cfg-test-redis"
+	t.Setenv("LLM_AFFINITY_TEST_REDIS_PASSWORD", "s3cret")
+	newHandler := func(rc *RedisConfig) *Handler {
+		h := cfgMinimal(name)
+		if rc != nil {
+			h.Store = &StoreConfig{Redis: rc}
+		}
+		return h
+	}
+	fingerprint := func() map[string]any {
+		t.Helper()
+		p := lookupStore(name)
+		if p == nil {
+			t.Fatalf("no store named %q", name)
+		}
+		if p.sharedConfig == "" {
+			return nil
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(p.sharedConfig), &v); err != nil {
+			t.Fatalf("sharedConfig %q: %v", p.sharedConfig, err)
+		}
+		return v
+	}
+
+	// port 1 on loopback refuses connections: the store must serve anyway
+	h1 := newHandler(&RedisConfig{Addresses: []string{"127.0.0.1:1"}, Password: "{env.LLM_AFFINITY_TEST_REDIS_PASSWORD}"})
+	cfgProvisionHeld(t, h1)
+	want := map[string]any{
+		"addresses": []any{"127.0.0.1:1"},
+		"password":  "s3cret",
+		"prefix":    "llm_affinity:" + name + ":",
+		"timeout":   float64(DefaultRedisTimeout),
+	}
+	if got := fingerprint(); !reflect.DeepEqual(got, want) {
+		t.Errorf("shared store settings = %v, want %v", got, want)
+	}
+	if rc := h1.Store.Redis; rc.Prefix != "" || rc.Timeout != 0 || rc.Password != "{env.LLM_AFFINITY_TEST_REDIS_PASSWORD}" {
+		t.Errorf("Provision changed the config: %+v", rc)
+	}
+	ctx := context.Background()
+	key := affinity.PinKey("", "session-1", "m")
+	pin, decided := h1.pins.GetOrDecide(ctx, key, func(context.Context) affinity.Pin { return affinity.Pin{Model: "a"} })
+	if pin.Model != "a" || !decided {
+		t.Errorf("GetOrDecide with Redis down = %+v, %v; want a local decision", pin, decided)
+	}
+	if got, ok := h1.pins.Get(ctx, key); !ok || got.Model != "a" {
+		t.Errorf("Get with Redis down = %+v, %v; want the local pin", got, ok)
+	}
+
+	// a reload with the same settings, then with others, then without
+	cfgProvisionHeld(t, newHandler(&RedisConfig{Addresses: []string{"127.0.0.1:1"}, Password: "{env.LLM_AFFINITY_TEST_REDIS_PASSWORD}"}))
+	if got := fingerprint(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after an unchanged reload, shared store settings = %v, want %v", got, want)
+	}
+	cfgProvisionHeld(t, newHandler(&RedisConfig{Addresses: []string{"127.0.0.1:1"}, Prefix: "p:", DB: 2, Timeout: caddy.Duration(time.Second)}))
+	want = map[string]any{
+		"addresses": []any{"127.0.0.1:1"},
+		"db":        float64(2),
+		"prefix":    "p:",
+		"timeout":   float64(time.Second),
+	}
+	if got := fingerprint(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a changed reload, shared store settings = %v, want %v", got, want)
+	}
+	cfgProvisionHeld(t, newHandler(nil))
+	if got := fingerprint(); got != nil {
+		t.Errorf("after a reload without a store, shared store settings = %v, want none", got)
 	}
 }

@@ -36,9 +36,11 @@ func NewRedis(opts RedisOptions) *Redis {
 			Addrs:    opts.Addresses,
 			Password: opts.Password,
 			DB:       opts.DB,
-			// fail fast: the local store serves while Redis is away
-			MaxRetries:  1,
-			DialTimeout: time.Second,
+			// fail fast: the local store serves while Redis is away, and
+			// every call ends at its context's deadline (the store's timeout)
+			MaxRetries:            1,
+			DialTimeout:           time.Second,
+			ContextTimeoutEnabled: true,
 		}),
 		prefix: opts.Prefix,
 	}
@@ -103,7 +105,7 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 
 // Flush removes every key under the prefix.
 func (r *Redis) Flush(ctx context.Context) error {
-	iter := r.client.Scan(ctx, 0, r.prefix+"*", 500).Iterator()
+	iter := r.client.Scan(ctx, 0, globEscape(r.prefix)+"*", 500).Iterator()
 	var batch []string
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
@@ -121,6 +123,18 @@ func (r *Redis) Flush(ctx context.Context) error {
 		return r.client.Del(ctx, batch...).Err()
 	}
 	return nil
+}
+
+// globEscape makes s match itself literally in a Redis glob pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\^-`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Close closes the connection pool.

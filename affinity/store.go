@@ -300,8 +300,15 @@ func (s *Store) touchShared(key string, e entry) {
 	default:
 		return // enough refreshes in flight; a later request will do it
 	}
-	e.sharedAt = now
-	s.cache.Set(key, e)
+	// stamp the entry only if it is still the pin we read: a Delete or a
+	// new pin since then must not be undone
+	s.cache.ComputeIfPresent(key, func(current entry) (entry, otter.ComputeOp) {
+		if current.Pin != e.Pin {
+			return current, otter.CancelOp
+		}
+		current.sharedAt = now
+		return current, otter.WriteOp
+	})
 	go func() {
 		defer func() { <-s.touches }()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
