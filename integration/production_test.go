@@ -1,0 +1,1040 @@
+package integration
+
+// Integration tests of the production features: pins that survive config
+// reloads, pins shared between gateway instances through Redis (and a Redis
+// outage that no request notices), tenant scopes, the admin API, metrics,
+// strip_header and the access log fields. Redis is a private redis-server
+// child process on loopback (or, for tests that do not kill it, the server
+// named by LLM_AFFINITY_TEST_REDIS); the second gateway instance is the real
+// ./cmd/caddy binary, built once per test that needs it.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ---------------------------------------------------------------------------
+// Redis
+
+// redisServer is a private redis-server child process on a loopback port.
+// It can be killed and restarted on the same port.
+type redisServer struct {
+	t       *testing.T
+	bin     string
+	port    int
+	addr    string
+	dir     string
+	logPath string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// redisBinary finds redis-server or fails the test with how to install it.
+func redisBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is not on PATH (%v); these tests need it: install it with "+
+			"`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), "+
+			"or set LLM_AFFINITY_TEST_REDIS=host:port for the tests that do not kill Redis", err)
+	}
+	return bin
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startRedis starts a private redis-server and stops it when the test ends.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, bin: redisBinary(t), port: freePort(t), dir: t.TempDir()}
+	r.addr = fmt.Sprintf("127.0.0.1:%d", r.port)
+	r.logPath = filepath.Join(r.dir, "redis.log")
+	r.start()
+	t.Cleanup(r.kill)
+	return r
+}
+
+// testRedisAddr is a Redis server for tests that do not kill it: the one CI
+// names in LLM_AFFINITY_TEST_REDIS, else a private child process.
+func testRedisAddr(t *testing.T) string {
+	t.Helper()
+	if addr := os.Getenv("LLM_AFFINITY_TEST_REDIS"); addr != "" {
+		if err := pingRedis(addr); err != nil {
+			t.Fatalf("LLM_AFFINITY_TEST_REDIS=%s does not answer PING: %v", addr, err)
+		}
+		return addr
+	}
+	return startRedis(t).addr
+}
+
+// start runs redis-server on r.port and waits until it answers PING.
+func (r *redisServer) start() {
+	r.t.Helper()
+	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer logFile.Close() // the child has its own descriptor
+	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("starting redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	r.mu.Lock()
+	r.cmd, r.exited = cmd, exited
+	r.mu.Unlock()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-exited:
+			r.t.Fatalf("redis-server on port %d exited at start:\n%s", r.port, r.log())
+		default:
+		}
+		err := pingRedis(r.addr)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.kill()
+			r.t.Fatalf("redis-server on %s did not answer PING within 10s (%v):\n%s", r.addr, err, r.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill stops the server at once (SIGKILL, no shutdown) and waits for it.
+func (r *redisServer) kill() {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		r.t.Errorf("redis-server pid %d did not exit after SIGKILL", cmd.Process.Pid)
+	}
+}
+
+// restart starts the server again on the same port, empty.
+func (r *redisServer) restart() {
+	r.t.Helper()
+	r.start()
+}
+
+func (r *redisServer) log() string {
+	b, _ := os.ReadFile(r.logPath)
+	return string(b)
+}
+
+// pingRedis sends a plain RESP PING and expects +PONG.
+func pingRedis(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// redisClient is a go-redis client for inspecting what the gateway stored.
+func redisClient(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// uniquePrefix is a Redis key prefix no other test or run uses, so tests can
+// share a Redis server; its keys are deleted when the test ends.
+func uniquePrefix(t *testing.T, addr string) string {
+	t.Helper()
+	prefix := fmt.Sprintf("llma-itest:%s:%d:", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+	t.Cleanup(func() {
+		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if keys, err := c.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
+			c.Del(ctx, keys...)
+		}
+	})
+	return prefix
+}
+
+// redisKeys lists the keys under prefix (SCAN, bounded).
+func redisKeys(t *testing.T, c *redis.Client, prefix string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var keys []string
+	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN %s*: %v", prefix, err)
+	}
+	return keys
+}
+
+// storeRedis is the llm_affinity lines of a shared Redis store.
+func storeRedis(name, addr, prefix, timeout string) string {
+	lines := fmt.Sprintf("name %s\n\t\tstore redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n", name, addr, prefix)
+	if timeout != "" {
+		lines += "\t\t\ttimeout " + timeout + "\n"
+	}
+	return lines + "\t\t}"
+}
+
+// ---------------------------------------------------------------------------
+// A second gateway instance: the real binary
+
+// buildCaddyBinary builds ./cmd/caddy (Caddy with this module) into a
+// directory removed when the test ends.
+func buildCaddyBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "caddy")
+	start := time.Now()
+	var out []byte
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		cmd := exec.Command("go", "build", "-o", bin, "../cmd/caddy")
+		out, err = cmd.CombinedOutput()
+		if err == nil {
+			break
+		}
+		// the module may be mid-edit; wait a little and retry
+		time.Sleep(5 * time.Second)
+	}
+	if err != nil {
+		t.Fatalf("go build ../cmd/caddy: %v\n%s", err, out)
+	}
+	t.Logf("built the caddy binary in %v", time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// caddyProcess is a gateway instance run from the binary.
+type caddyProcess struct {
+	base   string // http://127.0.0.1:<port>
+	admin  string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
+}
+
+// startCaddyBinary runs bin with its own Caddyfile: admin, http and https
+// ports are free loopback ports, and site is a site body whose address
+// "http://localhost:9080" is replaced by this instance's address. It waits
+// until the site answers and stops the process when the test ends.
+func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
+	t.Helper()
+	dir := t.TempDir()
+	port, adminPort, httpsPort := freePort(t), freePort(t), freePort(t)
+	p := &caddyProcess{
+		base:  fmt.Sprintf("http://127.0.0.1:%d", port),
+		admin: fmt.Sprintf("http://localhost:%d", adminPort),
+		log:   filepath.Join(dir, "caddy.log"),
+	}
+	caddyfile := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	https_port %d
+	persist_config off
+	skip_install_trust
+	grace_period 1ns
+}
+`, adminPort, port, httpsPort) + strings.Replace(site, "http://localhost:9080", p.base, 1)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	// keep the instance's storage and config dirs out of the user's home
+	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	p.exited = make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(p.log)
+			t.Logf("second instance's log:\n%s", tail(string(b), 4000))
+		}
+	})
+
+	// a GET passes through to the default model's upstream: 200 once the
+	// site is up
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			b, _ := os.ReadFile(p.log)
+			t.Fatalf("the second instance exited at start:\n%s", tail(string(b), 4000))
+		default:
+		}
+		resp, err := client.Get(p.base + "/v1/models")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(p.log)
+			t.Fatalf("the second instance did not answer on %s within 30s (%v):\n%s", p.base, err, tail(string(b), 4000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// ---------------------------------------------------------------------------
+// Requests, admin API and metrics
+
+// sendTo posts body to base+path without touching t, so it can run in
+// worker goroutines.
+func sendTo(client *http.Client, base, path string, body []byte, headers ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp, out, err
+}
+
+// postTo is post against another gateway instance.
+func postTo(t *testing.T, base, path string, body []byte, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	resp, out, err := sendTo(&http.Client{Timeout: 15 * time.Second}, base, path, body, headers...)
+	if err != nil {
+		t.Fatalf("POST %s%s: %v", base, path, err)
+	}
+	return resp, out
+}
+
+// mustChat posts a chat request and fails the test unless it is answered 200.
+func mustChat(t *testing.T, base string, body []byte, headers ...string) *http.Response {
+	t.Helper()
+	resp, out := postTo(t, base, "/v1/chat/completions", body, headers...)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s/v1/chat/completions: status %d: %s", base, resp.StatusCode, out)
+	}
+	return resp
+}
+
+// adminCall calls the in-process Caddy's admin API.
+func adminCall(t *testing.T, method, path string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, adminURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// listStores is GET /llm_affinity/: store name -> pin count.
+func listStores(t *testing.T) map[string]int {
+	t.Helper()
+	status, body := adminCall(t, http.MethodGet, "/llm_affinity/")
+	var list struct {
+		Stores map[string]int `json:"stores"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil || status != http.StatusOK || list.Stores == nil {
+		t.Fatalf("GET /llm_affinity/: status %d body %s (%v)", status, body, err)
+	}
+	return list.Stores
+}
+
+// sample is one metric sample of the Prometheus text format.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+	line   string
+}
+
+var (
+	sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)`)
+	labelPair  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+)
+
+// scrape reads the metrics endpoint at url.
+func scrape(t *testing.T, url string) (samples []sample, raw string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", url, resp.StatusCode, body)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			continue
+		}
+		s := sample{name: m[1], labels: map[string]string{}, value: v, line: line}
+		for _, lp := range labelPair.FindAllStringSubmatch(m[2], -1) {
+			s.labels[lp[1]] = lp[2]
+		}
+		samples = append(samples, s)
+	}
+	return samples, string(body)
+}
+
+// sum adds up the samples named name whose labels include want.
+func sum(samples []sample, name string, want map[string]string) (total float64, found bool) {
+	for _, s := range samples {
+		if s.name != name {
+			continue
+		}
+		match := true
+		for k, v := range want {
+			if s.labels[k] != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			total += s.value
+			found = true
+		}
+	}
+	return total, found
+}
+
+// withSiteLines inserts site-level directives (log, metrics) into a site
+// made by routerSite, before its llm_affinity block.
+func withSiteLines(site, lines string) string {
+	return strings.Replace(site, "\tllm_affinity {", lines+"\n\tllm_affinity {", 1)
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+// TestReloadKeepsPins: pins live in a store kept across config generations
+// by name. Without the package-level pool (a store per handler instance) the
+// reload would drop S's pin and the request after it would call the router
+// and switch to gpt-4o; without releasing stores in Cleanup, reload-a would
+// still be listed after the rename.
+func TestReloadKeepsPins(t *testing.T) {
+	f := newFleet(t, alternating)
+	extra := newFakeUpstream(t, "extra")
+	startCaddy(t, routerSite(f, "name reload-a\n\t\tttl 10m"))
+
+	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first turn"), "X-Model-Affinity", "S-reload")
+	expectDecision(t, "S before the reload", resp, "claude", "code", "routed")
+
+	// an edited config: another ttl, another model
+	edited := routerSite(f, "name reload-a\n\t\tttl 20m\n\t\tmodel extra {\n\t\t\tto "+extra.addr()+"\n\t\t}")
+	reloadCaddy(t, globalOptions+edited)
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", "second turn"), "X-Model-Affinity", "S-reload")
+	expectDecision(t, "S after a reload", resp, "claude", "code", "pinned")
+	if got := f.router.calls.Load(); got != 1 {
+		t.Errorf("router calls %d after a reload with S pinned, want 1", got)
+	}
+	// a new session after the reload routes normally (2nd router call)
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", "hello"), "X-Model-Affinity", "S-new-after-reload")
+	expectDecision(t, "a new session after the reload", resp, "gpt-4o", "analysis", "routed")
+	if stores := listStores(t); stores["reload-a"] != 2 {
+		t.Errorf("stores after the reload: %v; want reload-a with 2 pins", stores)
+	}
+
+	// another name is another store: it starts empty, and the old one is gone
+	reloadCaddy(t, globalOptions+routerSite(f, "name reload-b"))
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", "third turn"), "X-Model-Affinity", "S-reload")
+	expectDecision(t, "S after renaming the store", resp, "claude", "code", "routed")
+	if got := f.router.calls.Load(); got != 3 {
+		t.Errorf("router calls %d after renaming the store, want 3", got)
+	}
+	stores := listStores(t)
+	if _, ok := stores["reload-a"]; ok {
+		t.Errorf("stores %v still list reload-a after the config that used it was replaced", stores)
+	}
+	if stores["reload-b"] != 1 {
+		t.Errorf("stores %v; want reload-b with 1 pin", stores)
+	}
+}
+
+// TestTwoInstancesShareRedis runs the in-process Caddy and the real binary
+// side by side on one Redis store (same name and prefix).
+func TestTwoInstancesShareRedis(t *testing.T) {
+	addr := testRedisAddr(t)
+	rc := redisClient(t, addr)
+	bin := buildCaddyBinary(t)
+
+	// A pin made on instance 1 serves instance 2. Without the shared store,
+	// instance 2 would call the (alternating) router and answer gpt-4o.
+	t.Run("pin made on one instance serves the other", func(t *testing.T) {
+		prefix := uniquePrefix(t, addr)
+		f := newFleet(t, alternating)
+		site := routerSite(f, storeRedis("shared", addr, prefix, ""))
+		startCaddy(t, site)
+		other := startCaddyBinary(t, bin, site)
+
+		const key = "S-shared-session-7f3a"
+		const prompt = "SECRET-PROMPT-TEXT compare the two databases"
+		resp := mustChat(t, gateway, chat("gpt-4o-mini", prompt), "X-Model-Affinity", key)
+		expectDecision(t, "instance 1, first request", resp, "claude", "code", "routed")
+		resp = mustChat(t, other.base, chat("gpt-4o-mini", prompt, "next turn"), "X-Model-Affinity", key)
+		expectDecision(t, "instance 2, same session", resp, "claude", "code", "pinned")
+		if got := f.router.calls.Load(); got != 1 {
+			t.Errorf("router calls %d, want 1: instance 2 must use instance 1's pin", got)
+		}
+		if n := f.claude.count(); n != 2 {
+			t.Errorf("claude served %d requests, want 2 (one per instance)", n)
+		}
+
+		// Redis holds one key under the prefix; neither it nor its value
+		// carries the affinity id or prompt text
+		keys := redisKeys(t, rc, prefix)
+		if len(keys) != 1 {
+			t.Fatalf("redis keys under %q: %v, want exactly 1", prefix, keys)
+		}
+		val, err := rc.Get(context.Background(), keys[0]).Result()
+		if err != nil {
+			t.Fatalf("GET %s: %v", keys[0], err)
+		}
+		for _, secret := range []string{key, "S-shared", prompt, "SECRET", "compare"} {
+			if strings.Contains(keys[0], secret) || strings.Contains(val, secret) {
+				t.Errorf("redis key %q = %q contains %q", keys[0], val, secret)
+			}
+		}
+		if !strings.Contains(val, "claude") {
+			t.Errorf("redis value %q does not name the pinned model claude", val)
+		}
+		if ttl, err := rc.TTL(context.Background(), keys[0]).Result(); err != nil || ttl <= 0 || ttl > 10*time.Minute {
+			t.Errorf("redis key TTL %v (%v), want the pin ttl (10m)", ttl, err)
+		}
+	})
+
+	// Concurrent first requests for one key on both instances end on one
+	// model: each instance makes one router call (the router alternates, so
+	// they disagree), and SET NX lets only one decision stand; the loser
+	// adopts it. Without SET NX adoption each instance would answer its own
+	// router decision: claude on one, gpt-4o on the other.
+	t.Run("racing first requests agree", func(t *testing.T) {
+		prefix := uniquePrefix(t, addr)
+		f := newFleet(t, alternating)
+		f.router.delay.Store(int64(300 * time.Millisecond))
+		site := routerSite(f, storeRedis("shared", addr, prefix, ""))
+		startCaddy(t, site)
+		other := startCaddyBinary(t, bin, site)
+
+		const perInstance = 10
+		type result struct {
+			base, model string
+			status      int
+			err         error
+		}
+		results := make([]result, 2*perInstance)
+		gate := make(chan struct{})
+		var wg sync.WaitGroup
+		client := &http.Client{Timeout: 15 * time.Second}
+		for i := range results {
+			base := gateway
+			if i%2 == 1 {
+				base = other.base
+			}
+			wg.Go(func() {
+				<-gate
+				resp, _, err := sendTo(client, base, "/v1/chat/completions", chat("gpt-4o-mini", "first turn"),
+					"X-Model-Affinity", "R-race")
+				r := result{base: base, err: err}
+				if err == nil {
+					r.status = resp.StatusCode
+					r.model, _, _ = decisionOf(resp)
+				}
+				results[i] = r
+			})
+		}
+		close(gate)
+		wg.Wait()
+		for i, r := range results {
+			if r.err != nil || r.status != http.StatusOK || r.model == "" || r.model != results[0].model {
+				t.Errorf("request %d to %s: status %d model %q err %v; all 20 must be 200 on one model (first %q)",
+					i, r.base, r.status, r.model, r.err, results[0].model)
+			}
+		}
+		calls := f.router.calls.Load()
+		if calls < 1 || calls > 2 {
+			t.Errorf("router calls %d, want 1 or 2 (at most one per instance)", calls)
+		}
+		if calls == 1 {
+			t.Logf("only one instance reached the router; the race was not exercised this time")
+		}
+		// later requests on either instance stay on the winner
+		for _, base := range []string{gateway, other.base} {
+			resp := mustChat(t, base, chat("gpt-4o-mini", "next turn"), "X-Model-Affinity", "R-race")
+			expectDecision(t, "after the race on "+base, resp, results[0].model, map[string]string{"claude": "code", "gpt-4o": "analysis"}[results[0].model], "pinned")
+		}
+	})
+}
+
+// TestRedisOutage: Redis hangs, then dies mid-test. Every request still gets
+// a 200 promptly (pins come from memory, new sessions are decided locally),
+// the failures are counted in caddy_llm_affinity_store_errors_total, and
+// after Redis comes back new pins reach it again with no reload. Without the
+// per-call timeout requests would hang with Redis; without the fall-back to
+// memory they would fail; without OnSharedError the metric would not move;
+// without a client that reconnects, no key would appear after the restart.
+func TestRedisOutage(t *testing.T) {
+	rs := startRedis(t) // always a private child: this test kills it
+	rc := redisClient(t, rs.addr)
+	prefix := uniquePrefix(t, rs.addr)
+	f := newFleet(t, alternating)
+	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.addr, prefix, "100ms")), "\tmetrics /metrics"))
+
+	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first"), "X-Model-Affinity", "S-outage")
+	expectDecision(t, "S before the outage", resp, "claude", "code", "routed")
+	if keys := redisKeys(t, rc, prefix); len(keys) != 1 {
+		t.Fatalf("redis keys before the outage: %v, want 1", keys)
+	}
+	samples, _ := scrape(t, gateway+"/metrics")
+	errorsBefore, _ := sum(samples, "caddy_llm_affinity_store_errors_total", nil)
+
+	// Redis hangs (CLIENT PAUSE: connections open, no answers): each call is
+	// cut at the 100ms timeout, so requests stay prompt. Without the
+	// timeout, the first new session would wait out the 5s pause.
+	if err := rc.ClientPause(context.Background(), 5*time.Second).Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := range 4 {
+		key := "S-outage"
+		if i%2 == 1 {
+			key = fmt.Sprintf("new-while-paused-%d", i)
+		}
+		start := time.Now()
+		resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("gpt-4o-mini", "turn"), "X-Model-Affinity", key)
+		elapsed := time.Since(start)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d (%s) while redis hangs: %v %v %s", i, key, err, resp, out)
+		}
+		if elapsed > 2*time.Second {
+			t.Errorf("request %d (%s) took %v while redis hangs; the redis timeout is 100ms", i, key, elapsed)
+		}
+	}
+
+	rs.kill()
+	for i := range 20 {
+		key := "S-outage"
+		if i%2 == 1 {
+			key = fmt.Sprintf("new-during-outage-%d", i)
+		}
+		start := time.Now()
+		resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("gpt-4o-mini", "turn"), "X-Model-Affinity", key)
+		elapsed := time.Since(start)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d (%s) during the outage: %v %v %s", i, key, err, resp, out)
+		}
+		if elapsed > 3*time.Second {
+			t.Errorf("request %d (%s) took %v during the outage; the redis timeout is 100ms", i, key, elapsed)
+		}
+		if key == "S-outage" {
+			expectDecision(t, fmt.Sprintf("request %d: S during the outage", i), resp, "claude", "code", "pinned")
+		} else if _, _, status := decisionOf(resp); status != "routed" {
+			t.Errorf("request %d: a new session during the outage got status %q, want routed", i, status)
+		}
+	}
+	// a session decided during the outage is pinned in memory
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", "again"), "X-Model-Affinity", "new-during-outage-1")
+	if _, _, status := decisionOf(resp); status != "pinned" {
+		t.Errorf("a session decided during the outage, next request: status %q, want pinned (from memory)", status)
+	}
+	samples, _ = scrape(t, gateway+"/metrics")
+	errorsAfter, _ := sum(samples, "caddy_llm_affinity_store_errors_total", nil)
+	if errorsAfter <= errorsBefore {
+		t.Errorf("caddy_llm_affinity_store_errors_total %v after the outage, was %v; want it to increase", errorsAfter, errorsBefore)
+	}
+
+	// Redis comes back, empty; new sessions reach it again by themselves
+	rs.restart()
+	var keys []string
+	for i := 0; i < 30 && len(keys) == 0; i++ {
+		mustChat(t, gateway, chat("gpt-4o-mini", "after"), "X-Model-Affinity", fmt.Sprintf("new-after-restart-%d", i))
+		keys = redisKeys(t, rc, prefix)
+		if len(keys) == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if len(keys) == 0 {
+		t.Errorf("no pin reached redis after it restarted (30 new sessions over ~3s)")
+	}
+}
+
+// TestTenantScope: with a scope, the same affinity key of two tenants names
+// two pins. Without the scope in the pin key, tenant B would get tenant A's
+// pin (claude, no router call), and B's routing could never yield another
+// model.
+func TestTenantScope(t *testing.T) {
+	f := newFleet(t, alternating)
+	startCaddy(t, routerSite(f, "name tenants\n\t\tscope {http.request.header.X-Tenant}"))
+
+	send := func(tenant string) *http.Response {
+		t.Helper()
+		return mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "S-tenant", "X-Tenant", tenant)
+	}
+	expectDecision(t, "tenant A, first", send("A"), "claude", "code", "routed")
+	expectDecision(t, "tenant B, same key", send("B"), "gpt-4o", "analysis", "routed")
+	if got := f.router.calls.Load(); got != 2 {
+		t.Errorf("router calls %d, want 2 (one decision per tenant)", got)
+	}
+	expectDecision(t, "tenant A again", send("A"), "claude", "code", "pinned")
+	expectDecision(t, "tenant B again", send("B"), "gpt-4o", "analysis", "pinned")
+	if got := f.router.calls.Load(); got != 2 {
+		t.Errorf("router calls %d after both tenants' second requests, want 2", got)
+	}
+
+	// the admin API addresses each tenant's pin by its scope value
+	for tenant, want := range map[string]string{"A": "claude", "B": "gpt-4o"} {
+		status, body := adminCall(t, http.MethodGet, "/llm_affinity/tenants/pin?key=S-tenant&model=gpt-4o-mini&scope="+tenant)
+		var p struct {
+			Pin struct {
+				Model string `json:"model"`
+			} `json:"pin"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil || status != http.StatusOK || p.Pin.Model != want {
+			t.Errorf("tenant %s's pin: status %d body %s, want %s", tenant, status, body, want)
+		}
+	}
+	if status, body := adminCall(t, http.MethodGet, "/llm_affinity/tenants/pin?key=S-tenant&model=gpt-4o-mini"); status != http.StatusNotFound {
+		t.Errorf("unscoped pin lookup: status %d body %s, want 404 (every pin here is scoped)", status, body)
+	}
+}
+
+// TestAdminAPI: list, inspect, read, delete and flush pins through Caddy's
+// admin endpoint, and its errors.
+func TestAdminAPI(t *testing.T) {
+	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+	startCaddy(t, routerSite(f, "name admin-test"))
+	for _, key := range []string{"adm-1", "adm-2", "adm-3"} {
+		mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
+	}
+
+	if stores := listStores(t); len(stores) != 1 || stores["admin-test"] != 3 {
+		t.Errorf("GET /llm_affinity/: %v, want admin-test with 3 pins", stores)
+	}
+
+	status, body := adminCall(t, http.MethodGet, "/llm_affinity/admin-test")
+	var detail struct {
+		Name   string `json:"name"`
+		Count  int    `json:"count"`
+		Sample []struct {
+			Key            string `json:"key"`
+			RequestedModel string `json:"requested_model"`
+			Pin            struct {
+				Model string `json:"model"`
+				Route string `json:"route"`
+			} `json:"pin"`
+		} `json:"sample"`
+	}
+	if err := json.Unmarshal(body, &detail); err != nil || status != http.StatusOK {
+		t.Fatalf("GET /llm_affinity/admin-test: status %d body %s (%v)", status, body, err)
+	}
+	if detail.Name != "admin-test" || detail.Count != 3 || len(detail.Sample) != 3 {
+		t.Errorf("store detail %s; want name admin-test, count 3, 3 samples", body)
+	}
+	seen := map[string]bool{}
+	for _, s := range detail.Sample {
+		seen[s.Key] = true
+		if s.RequestedModel != "gpt-4o-mini" || s.Pin.Model != "claude" || s.Pin.Route != "code" {
+			t.Errorf("sample %+v; want requested_model gpt-4o-mini pinned to claude by route code", s)
+		}
+	}
+	if !seen["adm-1"] || !seen["adm-2"] || !seen["adm-3"] {
+		t.Errorf("sample keys %v, want adm-1..3", seen)
+	}
+
+	status, body = adminCall(t, http.MethodGet, "/llm_affinity/admin-test/pin?key=adm-1&model=gpt-4o-mini")
+	var pin struct {
+		Key            string `json:"key"`
+		RequestedModel string `json:"requested_model"`
+		Pin            struct {
+			Model string `json:"model"`
+		} `json:"pin"`
+	}
+	if err := json.Unmarshal(body, &pin); err != nil || status != http.StatusOK ||
+		pin.Key != "adm-1" || pin.RequestedModel != "gpt-4o-mini" || pin.Pin.Model != "claude" {
+		t.Errorf("GET pin adm-1: status %d body %s; want adm-1/gpt-4o-mini pinned to claude", status, body)
+	}
+	// a pin is per requested model: adm-1 has none for another model
+	if status, body := adminCall(t, http.MethodGet, "/llm_affinity/admin-test/pin?key=adm-1&model=other"); status != http.StatusNotFound {
+		t.Errorf("GET pin for another model: status %d body %s, want 404", status, body)
+	}
+
+	// delete one pin: its next request routes again
+	if status, body := adminCall(t, http.MethodDelete, "/llm_affinity/admin-test/pin?key=adm-1&model=gpt-4o-mini"); status != http.StatusOK {
+		t.Errorf("DELETE pin adm-1: status %d body %s", status, body)
+	}
+	if status, _ := adminCall(t, http.MethodGet, "/llm_affinity/admin-test/pin?key=adm-1&model=gpt-4o-mini"); status != http.StatusNotFound {
+		t.Errorf("GET pin adm-1 after DELETE: status %d, want 404", status)
+	}
+	calls := f.router.calls.Load()
+	resp := mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "adm-1")
+	expectDecision(t, "adm-1 after its pin was deleted", resp, "claude", "code", "routed")
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "adm-2")
+	expectDecision(t, "adm-2 (not deleted)", resp, "claude", "code", "pinned")
+	if got := f.router.calls.Load(); got != calls+1 {
+		t.Errorf("router calls %d, want %d (only the deleted pin routes again)", got, calls+1)
+	}
+
+	// flush the store
+	if status, body := adminCall(t, http.MethodDelete, "/llm_affinity/admin-test"); status != http.StatusOK {
+		t.Errorf("DELETE /llm_affinity/admin-test: status %d body %s", status, body)
+	}
+	status, body = adminCall(t, http.MethodGet, "/llm_affinity/admin-test")
+	if err := json.Unmarshal(body, &detail); err != nil || status != http.StatusOK || detail.Count != 0 || len(detail.Sample) != 0 {
+		t.Errorf("after flush: status %d body %s, want count 0 and no sample", status, body)
+	}
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "adm-2")
+	expectDecision(t, "adm-2 after the flush", resp, "claude", "code", "routed")
+
+	// errors: a JSON body with an error message; a wrong method is 405
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodPost, "/llm_affinity/admin-test", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/llm_affinity/", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/llm_affinity/no-such-store", http.StatusNotFound},
+		{http.MethodDelete, "/llm_affinity/no-such-store", http.StatusNotFound},
+		{http.MethodGet, "/llm_affinity/no-such-store/pin?key=a&model=b", http.StatusNotFound},
+		{http.MethodGet, "/llm_affinity/admin-test/pin?key=&model=gpt-4o-mini", http.StatusBadRequest},
+		{http.MethodGet, "/llm_affinity/admin-test/pin?model=gpt-4o-mini", http.StatusBadRequest},
+		{http.MethodGet, "/llm_affinity/admin-test/pin?key=bad%01key&model=gpt-4o-mini", http.StatusBadRequest},
+		{http.MethodDelete, "/llm_affinity/admin-test/pin?key=" + strings.Repeat("k", 257) + "&model=m", http.StatusBadRequest},
+	} {
+		status, body := adminCall(t, tc.method, tc.path)
+		var e struct {
+			Error string `json:"error"`
+		}
+		if status != tc.status || json.Unmarshal(body, &e) != nil || e.Error == "" {
+			t.Errorf("%s %s: status %d body %s; want %d with a JSON error", tc.method, tc.path, status, body, tc.status)
+		}
+	}
+}
+
+// TestMetricsEndpoint: the module's metrics appear on a metrics endpoint of
+// the config, labeled by configured names only. Without registerMetrics on
+// the config's registry none of them would be scraped.
+func TestMetricsEndpoint(t *testing.T) {
+	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+	startCaddy(t, withSiteLines(routerSite(f, "name metrics-test"), "\tmetrics /metrics"))
+
+	const key = "S-metrics-key-9c1e"
+	const prompt = "METRICS-SECRET-PROMPT about the merger"
+	resp := mustChat(t, gateway, chat("gpt-4o-mini", prompt), "X-Model-Affinity", key)
+	expectDecision(t, "first", resp, "claude", "code", "routed")
+	resp = mustChat(t, gateway, chat("gpt-4o-mini", prompt), "X-Model-Affinity", key)
+	expectDecision(t, "second", resp, "claude", "code", "pinned")
+
+	samples, raw := scrape(t, gateway+"/metrics")
+	for _, status := range []string{"routed", "pinned"} {
+		if v, ok := sum(samples, "caddy_llm_affinity_decisions_total",
+			map[string]string{"status": status, "model": "claude", "route": "code"}); !ok || v < 1 {
+			t.Errorf("caddy_llm_affinity_decisions_total{status=%q,model=\"claude\",route=\"code\"} = %v (found %v), want >= 1", status, v, ok)
+		}
+	}
+	if v, ok := sum(samples, "caddy_llm_affinity_router_duration_seconds_count", nil); !ok || v < 1 {
+		t.Errorf("caddy_llm_affinity_router_duration_seconds_count = %v (found %v), want >= 1", v, ok)
+	}
+	if v, ok := sum(samples, "caddy_llm_affinity_pins", map[string]string{"name": "metrics-test"}); !ok || v < 1 {
+		t.Errorf(`caddy_llm_affinity_pins{name="metrics-test"} = %v (found %v), want >= 1`, v, ok)
+	}
+	for _, line := range strings.Split(raw, "\n") {
+		for _, secret := range []string{key, "S-metrics", prompt, "METRICS-SECRET", "merger"} {
+			if strings.Contains(line, secret) {
+				t.Errorf("metrics line %q contains %q", line, secret)
+			}
+		}
+	}
+}
+
+// headerRecorder is an upstream that records the affinity headers it gets.
+type headerRecorder struct {
+	mu       sync.Mutex
+	affinity []string
+	mode     []string
+}
+
+func (h *headerRecorder) upstream(t *testing.T) *fakeUpstream {
+	return newFakeUpstreamFunc(t, "recorder", func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		h.mu.Lock()
+		h.affinity = append(h.affinity, strings.Join(r.Header.Values("X-Model-Affinity"), ","))
+		h.mode = append(h.mode, strings.Join(r.Header.Values("X-Model-Affinity-Mode"), ","))
+		h.mu.Unlock()
+		fixedResponse(http.StatusOK, `{"id":"c","object":"chat.completion","model":"m","choices":[]}`)(w, r, nil)
+	})
+}
+
+// TestStripHeader: the affinity header and X-Model-Affinity-Mode stay at the
+// gateway unless strip_header is off. Without stripping the first case would
+// see both headers upstream; with stripping forced the second would see none.
+func TestStripHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra, wantAffinity, wantMode string
+	}{
+		{"default strips", "", "", ""},
+		{"strip_header on", "strip_header on", "", ""},
+		{"strip_header off", "strip_header off", "S-strip", "on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &headerRecorder{}
+			f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+			f.claude = rec.upstream(t)
+			startCaddy(t, routerSite(f, tc.extra))
+			resp := mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "S-strip", "X-Model-Affinity-Mode", "on")
+			expectDecision(t, "request", resp, "claude", "code", "routed")
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.affinity) != 1 || rec.affinity[0] != tc.wantAffinity || rec.mode[0] != tc.wantMode {
+				t.Errorf("upstream saw X-Model-Affinity %q and X-Model-Affinity-Mode %q; want %q and %q",
+					rec.affinity, rec.mode, tc.wantAffinity, tc.wantMode)
+			}
+		})
+	}
+}
+
+// TestAccessLogFields: the access log line of a routed request carries the
+// decision and a hash of the affinity key. Without the extra log fields the
+// line would have no llm_* fields; a raw key in llm_affinity_key_hash would
+// leak session ids into logs.
+func TestAccessLogFields(t *testing.T) {
+	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	startCaddy(t, withSiteLines(routerSite(f, ""), "\tlog {\n\t\toutput file "+logPath+"\n\t}"))
+	// close the log file before the temp dir goes away
+	t.Cleanup(func() { startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n") })
+
+	const key = "S-access-log-key-4d2b"
+	mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
+
+	var entry map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for entry == nil && time.Now().Before(deadline) {
+		b, _ := os.ReadFile(logPath)
+		for _, line := range strings.Split(string(b), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil && e["llm_model"] != nil {
+				entry = e
+			}
+		}
+		if entry == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if entry == nil {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("no access log line with llm_model within 5s:\n%s", b)
+	}
+	digest := sha256.Sum256([]byte(key))
+	wantHash := hex.EncodeToString(digest[:8])
+	for field, want := range map[string]string{
+		"llm_model": "claude", "llm_route": "code", "llm_status": "routed", "llm_affinity_key_hash": wantHash,
+	} {
+		if got, _ := entry[field].(string); got != want {
+			t.Errorf("access log field %s = %q, want %q", field, got, want)
+		}
+	}
+	if h, _ := entry["llm_affinity_key_hash"].(string); strings.Contains(h, key) || strings.Contains(h, "S-access") {
+		t.Errorf("llm_affinity_key_hash %q carries the raw key", h)
+	}
+}
