@@ -193,11 +193,7 @@ func (h *Handler) unmarshalModel(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "to":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			m.To = append(m.To, args...)
+			err = appendArgs(d, &m.To)
 		case "upstream_model":
 			err = singleArg(d, &m.UpstreamModel, sub)
 		case "api_key":
@@ -283,11 +279,7 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "address":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			rc.Addresses = append(rc.Addresses, args...)
+			err = appendArgs(d, &rc.Addresses)
 		case "password":
 			err = singleArg(d, &rc.Password, sub)
 		case "prefix":
@@ -400,6 +392,16 @@ func onOff(d *caddyfile.Dispenser, name string, dst *bool, bareValue bool) error
 	default:
 		return d.Errf("%s takes on or off", name)
 	}
+	return nil
+}
+
+// appendArgs appends the line's remaining arguments, at least one, to *dst.
+func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = append(*dst, args...)
 	return nil
 }
 
