@@ -33,9 +33,9 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 			clear(respHeader)
 			maps.Copy(respHeader, initialHeader.Clone())
 		}
-		// a fresh body each attempt: a failed attempt's transport may still
-		// hold the previous one
-		setBody(r, in.env.Rewrite(nil, in.body, m.quotedUpstreamModel))
+		// fresh segments each attempt: a failed attempt's transport may still
+		// be reading the previous ones
+		setBody(r, in.env.Segments(make([][]byte, 0, 8), in.body, m.quotedUpstreamModel))
 		setCredential(r.Header, m, clientAuth, clientAPIKey)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
 		setDecisionOutputs(w, r, m.Name, d.route, d.status, in.key)

@@ -42,10 +42,17 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errBodyTooLarge
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	if r.ContentLength >= 0 {
+		// the server stops the body at its Content-Length
+		body := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, body)
+		var tooLarge *http.MaxBytesError // from a request_body limit in front of us
+		if errors.As(err, &tooLarge) {
+			return nil, errBodyTooLarge
+		}
+		return body, err
 	}
+	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	var tooLarge *http.MaxBytesError // from a request_body limit in front of us
 	if errors.As(err, &tooLarge) {
@@ -60,15 +67,58 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// setBody replaces r's body with b, keeping every length field consistent
-// and letting reverse_proxy replay it on retries.
-func setBody(r *http.Request, b []byte) {
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.ContentLength = int64(len(b))
-	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+// setBody replaces r's body with the concatenation of segs, keeping every
+// length field consistent and letting reverse_proxy replay it on retries.
+// The segments are sent as they are: the body is not copied.
+func setBody(r *http.Request, segs [][]byte) {
+	n := 0
+	for _, s := range segs {
+		n += len(s)
+	}
+	r.Body = &segmentReader{segs: segs}
+	r.GetBody = func() (io.ReadCloser, error) { return &segmentReader{segs: segs}, nil }
+	r.ContentLength = int64(n)
+	r.Header.Set("Content-Length", strconv.Itoa(n))
 	r.TransferEncoding = nil
 }
+
+// segmentReader reads a list of byte slices as one stream. It never writes
+// to the list, which the request's GetBody replays share.
+type segmentReader struct {
+	segs [][]byte
+	i    int // current segment
+	off  int // offset in it
+}
+
+// Read implements io.Reader.
+func (sr *segmentReader) Read(p []byte) (int, error) {
+	for sr.i < len(sr.segs) && sr.off == len(sr.segs[sr.i]) {
+		sr.i, sr.off = sr.i+1, 0
+	}
+	if sr.i == len(sr.segs) {
+		return 0, io.EOF
+	}
+	n := copy(p, sr.segs[sr.i][sr.off:])
+	sr.off += n
+	return n, nil
+}
+
+// WriteTo writes the remaining segments to w without an intermediate buffer.
+func (sr *segmentReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for ; sr.i < len(sr.segs); sr.i, sr.off = sr.i+1, 0 {
+		n, err := w.Write(sr.segs[sr.i][sr.off:])
+		total += int64(n)
+		sr.off += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Close implements io.Closer; there is nothing to release.
+func (sr *segmentReader) Close() error { return nil }
 
 // openAIError and anthropicError are the error bodies of the two APIs.
 type openAIError struct {

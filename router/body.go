@@ -138,40 +138,57 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 // changes, body itself is returned; otherwise the result is appended to
 // dst[:0], so a caller can reuse one buffer across requests.
 func (e *Envelope) Rewrite(dst, body, quotedModel []byte) []byte {
+	var segs [maxSegments][]byte
+	parts := e.Segments(segs[:0], body, quotedModel)
+	if len(parts) == 1 {
+		return body
+	}
+	dst = dst[:0]
+	for _, part := range parts {
+		dst = append(dst, part...)
+	}
+	return dst
+}
+
+// maxSegments is the most slices Segments returns.
+const maxSegments = 8
+
+var (
+	modelMember = []byte(`"model":`)
+	comma       = []byte(",")
+)
+
+// Segments is Rewrite without the copy: it appends to dst the slices (of
+// body, quotedModel and constants) whose concatenation is the rewritten
+// body, at most maxSegments of them; just body when nothing changes. A
+// caller can send them as they are, so a large body is never copied.
+func (e *Envelope) Segments(dst [][]byte, body, quotedModel []byte) [][]byte {
 	replaceModel := e.modelStart >= 0 && !bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel)
 	insertModel := e.modelStart < 0
 	dropFrom, dropTo := e.memberWithComma(body)
 	if !replaceModel && !insertModel && dropFrom < 0 {
-		return body
+		return append(dst, body)
 	}
-	dst = dst[:0]
 	at := 0
 	if insertModel {
 		// right after '{'; "messages" is required, so another member follows
 		at = e.objectStart + 1
-		dst = append(dst, body[:at]...)
-		dst = append(dst, `"model":`...)
-		dst = append(dst, quotedModel...)
-		dst = append(dst, ',')
-	}
-	spliceModel := func() {
-		dst = append(dst, body[at:e.modelStart]...)
-		dst = append(dst, quotedModel...)
-		at = e.modelEnd
-		replaceModel = false
+		dst = append(dst, body[:at], modelMember, quotedModel, comma)
 	}
 	// the remaining edits, in body order
 	if replaceModel && (dropFrom < 0 || e.modelStart < dropFrom) {
-		spliceModel()
+		dst = append(dst, body[at:e.modelStart], quotedModel)
+		at, replaceModel = e.modelEnd, false
 	}
 	if dropFrom >= 0 {
-		dst = append(dst, body[at:dropFrom]...)
+		dst = append(dst, body[at:dropFrom])
 		at = dropTo
 	}
 	if replaceModel {
-		spliceModel()
+		dst = append(dst, body[at:e.modelStart], quotedModel)
+		at = e.modelEnd
 	}
-	return append(dst, body[at:]...)
+	return append(dst, body[at:])
 }
 
 // memberWithComma returns the span to cut to remove routing_preferences: the
