@@ -143,6 +143,12 @@ func (h *Handler) decide(ctx context.Context, in *incoming) decision {
 		d.pinKey = pinKey
 		return d
 	}
+	if pin, ok := h.pins.Cached(pinKey); ok {
+		if d, ok := h.pinned(pin, in); ok { // the hot path: no closure built
+			d.pinKey = pinKey
+			return d
+		}
+	}
 	var fresh decision
 	pin, decided := h.pins.GetOrDecide(ctx, pinKey, func(ctx context.Context) affinity.Pin {
 		fresh = h.route(ctx, in)

@@ -199,10 +199,26 @@ func (s *Store) Get(ctx context.Context, key string) (Pin, bool) {
 // one model. decide runs under a context that is not canceled with ctx, so a
 // client that goes away does not cut the decision short for the others.
 func (s *Store) GetOrDecide(ctx context.Context, key string, decide func(context.Context) Pin) (pin Pin, decided bool) {
-	if e, ok := s.cache.GetIfPresent(key); ok {
-		s.touchShared(key, e)
-		return e.Pin, false
+	if pin, ok := s.Cached(key); ok {
+		return pin, false
 	}
+	return s.load(ctx, key, decide)
+}
+
+// Cached returns the pin for key if it is kept locally, refreshing its TTL;
+// it never calls the shared store in the foreground and never allocates.
+func (s *Store) Cached(key string) (Pin, bool) {
+	e, ok := s.cache.GetIfPresent(key)
+	if !ok {
+		return Pin{}, false
+	}
+	s.touchShared(key, e)
+	return e.Pin, true
+}
+
+// load is GetOrDecide's miss path, apart so the hit path allocates nothing.
+func (s *Store) load(ctx context.Context, key string, decide func(context.Context) Pin) (Pin, bool) {
+	decided := false
 	loader := otter.LoaderFunc[string, entry](func(ctx context.Context, _ string) (entry, error) {
 		shared, timeout := s.sharedStore()
 		if shared == nil {
