@@ -51,7 +51,7 @@ type Envelope struct {
 	// LastMessage is the raw JSON object of the last message.
 	LastMessage []byte
 	// Preferences is the raw "routing_preferences" value, nil when absent.
-	// Rewrite strips the field: it is for the gateway, not the upstream.
+	// Segments strips the field: it is for the gateway, not the upstream.
 	Preferences []byte
 
 	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
@@ -132,24 +132,6 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	return env, nil
 }
 
-// Rewrite returns body as it goes upstream: its "model" value replaced by
-// quotedModel (a JSON string literal), inserted when the body had none, and
-// "routing_preferences" removed. Every other byte is kept. When nothing
-// changes, body itself is returned; otherwise the result is appended to
-// dst[:0], so a caller can reuse one buffer across requests.
-func (e *Envelope) Rewrite(dst, body, quotedModel []byte) []byte {
-	var segs [maxSegments][]byte
-	parts := e.Segments(segs[:0], body, quotedModel)
-	if len(parts) == 1 {
-		return body
-	}
-	dst = dst[:0]
-	for _, part := range parts {
-		dst = append(dst, part...)
-	}
-	return dst
-}
-
 // maxSegments is the most slices Segments returns.
 const maxSegments = 8
 
@@ -158,10 +140,12 @@ var (
 	comma       = []byte(",")
 )
 
-// Segments is Rewrite without the copy: it appends to dst the slices (of
-// body, quotedModel and constants) whose concatenation is the rewritten
-// body, at most maxSegments of them; just body when nothing changes. A
-// caller can send them as they are, so a large body is never copied.
+// Segments returns body as it goes upstream, without copying it: its
+// "model" value replaced by quotedModel (a JSON string literal), inserted
+// when the body had none, and "routing_preferences" removed, every other
+// byte kept. It appends to dst the slices (of body, quotedModel and
+// constants) whose concatenation is that body, at most maxSegments of them;
+// just body when nothing changes.
 func (e *Envelope) Segments(dst [][]byte, body, quotedModel []byte) [][]byte {
 	replaceModel := e.modelStart >= 0 && !bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel)
 	insertModel := e.modelStart < 0

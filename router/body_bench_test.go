@@ -184,30 +184,6 @@ func BenchmarkParseEnvelope(b *testing.B) {
 	}
 }
 
-// BenchmarkParseAndRewrite is the envelope pass plus Rewrite to another model
-// into a reused buffer (a copy of the body).
-func BenchmarkParseAndRewrite(b *testing.B) {
-	quoted := []byte(`"claude-sonnet-4-20250514"`)
-	for _, sz := range benchSizes {
-		b.Run(sz.name, func(b *testing.B) {
-			body := benchBody(b, sz.size)
-			dst := make([]byte, 0, len(body)+len(quoted))
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				env, err := ParseEnvelope(body)
-				if err != nil {
-					b.Fatal(err)
-				}
-				dst = env.Rewrite(dst, body, quoted)
-			}
-			if len(dst) == 0 {
-				b.Fatal("empty rewrite")
-			}
-		})
-	}
-}
-
 // BenchmarkParseAndSegments is what the handler does (failover.go): the
 // envelope pass plus Segments, which sends the body upstream without a copy.
 func BenchmarkParseAndSegments(b *testing.B) {

@@ -427,12 +427,12 @@ func TestRewriteReplace(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseEnvelope: %v", err)
 			}
-			got := env.Rewrite(nil, body, []byte(tt.model))
+			got := rewrite(env, body, []byte(tt.model))
 			if string(got) != tt.want {
-				t.Errorf("Rewrite =\n%s\nwant\n%s", got, tt.want)
+				t.Errorf("rewrite =\n%s\nwant\n%s", got, tt.want)
 			}
 			if !bytes.Equal(body, orig) {
-				t.Errorf("Rewrite modified its input body: %s", body)
+				t.Errorf("rewrite modified its input body: %s", body)
 			}
 			checkRewritten(t, body, got, tt.model)
 		})
@@ -444,7 +444,7 @@ func TestRewriteReplace(t *testing.T) {
 func checkRewritten(t *testing.T, in, out []byte, quotedModel string) {
 	t.Helper()
 	if !json.Valid(out) {
-		t.Fatalf("Rewrite output is not valid JSON: %q", out)
+		t.Fatalf("rewrite output is not valid JSON: %q", out)
 	}
 	var wantModel string
 	if err := json.Unmarshal([]byte(quotedModel), &wantModel); err != nil {
@@ -473,14 +473,19 @@ func checkRewritten(t *testing.T, in, out []byte, quotedModel string) {
 	}
 	env, err := ParseEnvelope(out)
 	if err != nil {
-		t.Fatalf("ParseEnvelope(Rewrite output): %v", err)
+		t.Fatalf("ParseEnvelope(rewrite output): %v", err)
 	}
 	if env.Model != wantModel {
 		t.Errorf("re-parsed model = %q, want %q", env.Model, wantModel)
 	}
 }
 
-func TestRewriteSameValueReturnsBody(t *testing.T) {
+// rewrite is the body Segments describes, as one slice.
+func rewrite(env Envelope, body, quotedModel []byte) []byte {
+	return bytes.Join(env.Segments(nil, body, quotedModel), nil)
+}
+
+func TestSegmentsUnchangedIsBodyItself(t *testing.T) {
 	for _, body := range []string{
 		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`,
 		`{ "messages":[{"role":"user"}] , "model" : "gpt-4o" }`,
@@ -490,40 +495,10 @@ func TestRewriteSameValueReturnsBody(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseEnvelope(%s): %v", body, err)
 		}
-		dst := make([]byte, 0, 1024)
-		got := env.Rewrite(dst, b, []byte(`"gpt-4o"`))
-		if len(got) != len(b) || &got[0] != &b[0] {
-			t.Errorf("Rewrite with the same value did not return body itself for %s", body)
+		segs := env.Segments(nil, b, []byte(`"gpt-4o"`))
+		if len(segs) != 1 || len(segs[0]) != len(b) || &segs[0][0] != &b[0] {
+			t.Errorf("Segments with the same model is not the body itself for %s", body)
 		}
-	}
-}
-
-func TestRewriteReusesDst(t *testing.T) {
-	body := []byte(`{"model":"a","messages":[{"role":"user"}]}`)
-	env, err := ParseEnvelope(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := make([]byte, 0, 256)
-	dst = append(dst, "GARBAGE-FROM-A-PREVIOUS-REQUEST"...)
-	got := env.Rewrite(dst, body, []byte(`"bb"`))
-	want := `{"model":"bb","messages":[{"role":"user"}]}`
-	if string(got) != want {
-		t.Fatalf("Rewrite = %s, want %s", got, want)
-	}
-	if &got[0] != &dst[0] {
-		t.Errorf("Rewrite did not reuse dst's backing array despite enough capacity")
-	}
-
-	// the same buffer again, for an insertion
-	body2 := []byte(`{"messages":[{"role":"user"}]}`)
-	env2, err := ParseEnvelope(body2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got2 := env2.Rewrite(got, body2, []byte(`"c"`))
-	if want2 := `{"model":"c","messages":[{"role":"user"}]}`; string(got2) != want2 {
-		t.Errorf("Rewrite = %s, want %s", got2, want2)
 	}
 }
 
@@ -752,19 +727,19 @@ func FuzzParseEnvelope(f *testing.F) {
 			t.Fatalf("reference rejects a body ParseEnvelope accepted (ok %v, model %q)", ok, model)
 		}
 
-		out := env.Rewrite(nil, body, newModel)
+		out := rewrite(env, body, newModel)
 		if !bytes.Equal(body, orig) {
-			t.Fatalf("Rewrite modified its input")
+			t.Fatalf("rewrite modified its input")
 		}
 		if !json.Valid(out) {
-			t.Fatalf("Rewrite output is not valid JSON: %q", out)
+			t.Fatalf("rewrite output is not valid JSON: %q", out)
 		}
 		env2, err := ParseEnvelope(out)
 		if err != nil {
-			t.Fatalf("ParseEnvelope(Rewrite output): %v", err)
+			t.Fatalf("ParseEnvelope(rewrite output): %v", err)
 		}
 		if env2.Model != "routed-é/model" {
-			t.Fatalf("model after Rewrite = %q", env2.Model)
+			t.Fatalf("model after rewrite = %q", env2.Model)
 		}
 		var top2 map[string]json.RawMessage
 		if err := json.Unmarshal(out, &top2); err != nil {
@@ -773,11 +748,11 @@ func FuzzParseEnvelope(f *testing.F) {
 		delete(rawTop, "model")
 		delete(top2, "model")
 		if len(rawTop) != len(top2) {
-			t.Fatalf("Rewrite changed the field count: %d -> %d", len(rawTop), len(top2))
+			t.Fatalf("rewrite changed the field count: %d -> %d", len(rawTop), len(top2))
 		}
 		for k, v := range rawTop {
 			if !bytes.Equal(top2[k], v) {
-				t.Fatalf("Rewrite changed field %q", k)
+				t.Fatalf("rewrite changed field %q", k)
 			}
 		}
 	})
@@ -810,9 +785,9 @@ func TestRewriteStripsRoutingPreferences(t *testing.T) {
 			if !strings.HasPrefix(string(env.Preferences), "[") {
 				t.Fatalf("Preferences = %q, want the raw array", env.Preferences)
 			}
-			got := env.Rewrite(nil, []byte(tt.body), []byte(`"new"`))
+			got := rewrite(env, []byte(tt.body), []byte(`"new"`))
 			if string(got) != tt.want {
-				t.Errorf("Rewrite =\n%s\nwant\n%s", got, tt.want)
+				t.Errorf("rewrite =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
 	}
