@@ -1,14 +1,12 @@
 package affinity
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmaffinity/caddy-llm-affinity/internal/redistest"
 )
 
 // testRedis is a private redis-server child process on a loopback port.
@@ -25,75 +25,14 @@ type testRedis struct {
 	client *redis.Client // a plain client for looking at what the store wrote
 }
 
-// startRedis starts a redis-server on a free loopback port and stops it when
-// the test ends. There is no skip: the shared store must be tested.
+// startRedis starts a private redis-server on a free loopback port, stopped
+// when the test ends. There is no skip: the shared store must be tested.
 func startRedis(t *testing.T) *testRedis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is not on PATH (%v): apt-get install redis-server", err)
-	}
-	var lastOut string
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting redis-server: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-
-		ready, gone := false, false
-		deadline := time.Now().Add(15 * time.Second)
-		for !ready && !gone && time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				gone = true
-				continue
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			ready = client.Ping(ctx).Err() == nil
-			cancel()
-			if !ready {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		if ready {
-			t.Cleanup(func() {
-				_ = client.Close()
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-			return &testRedis{addr: addr, client: client}
-		}
-		_ = client.Close()
-		if !gone {
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Fatalf("redis-server on %s did not answer PING within 15s; output:\n%s", addr, out.String())
-		}
-		lastOut = out.String() // exited early, e.g. the port was taken: try another
-	}
-	t.Fatalf("redis-server would not start; last output:\n%s", lastOut)
-	return nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	addr := redistest.Start(t).Addr
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = client.Close() })
+	return &testRedis{addr: addr, client: client}
 }
 
 // newRedisStore returns a Redis shared store on r under prefix, closed when
@@ -462,7 +401,7 @@ func hungServer(t *testing.T) string {
 // A Redis that is down or stuck costs a call at most its context's timeout
 // (the Store's configured timeout), with an error, never a hang.
 func TestRedisUnreachable(t *testing.T) {
-	closedPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	closedPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 	tests := []struct {
 		name    string
 		addr    string

@@ -9,7 +9,6 @@ package integration
 // ./cmd/caddy binary, built once per test that needs it.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -17,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,163 +28,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmaffinity/caddy-llm-affinity/internal/redistest"
 )
 
 // ---------------------------------------------------------------------------
 // Redis
-
-// redisServer is a private redis-server child process on a loopback port.
-// It can be killed and restarted on the same port.
-type redisServer struct {
-	t       *testing.T
-	bin     string
-	port    int
-	addr    string
-	dir     string
-	logPath string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// redisBinary finds redis-server or fails the test with how to install it.
-func redisBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is not on PATH (%v); these tests need it: install it with "+
-			"`apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), "+
-			"or set LLM_AFFINITY_TEST_REDIS=host:port for the tests that do not kill Redis", err)
-	}
-	return bin
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startRedis starts a private redis-server and stops it when the test ends.
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	r := &redisServer{t: t, bin: redisBinary(t), port: freePort(t), dir: t.TempDir()}
-	r.addr = fmt.Sprintf("127.0.0.1:%d", r.port)
-	r.logPath = filepath.Join(r.dir, "redis.log")
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-// testRedisAddr is a Redis server for tests that do not kill it: the one CI
-// names in LLM_AFFINITY_TEST_REDIS, else a private child process.
-func testRedisAddr(t *testing.T) string {
-	t.Helper()
-	if addr := os.Getenv("LLM_AFFINITY_TEST_REDIS"); addr != "" {
-		if err := pingRedis(addr); err != nil {
-			t.Fatalf("LLM_AFFINITY_TEST_REDIS=%s does not answer PING: %v", addr, err)
-		}
-		return addr
-	}
-	return startRedis(t).addr
-}
-
-// start runs redis-server on r.port and waits until it answers PING.
-func (r *redisServer) start() {
-	r.t.Helper()
-	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("starting redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	r.mu.Lock()
-	r.cmd, r.exited = cmd, exited
-	r.mu.Unlock()
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-exited:
-			r.t.Fatalf("redis-server on port %d exited at start:\n%s", r.port, r.log())
-		default:
-		}
-		err := pingRedis(r.addr)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.kill()
-			r.t.Fatalf("redis-server on %s did not answer PING within 10s (%v):\n%s", r.addr, err, r.log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill stops the server at once (SIGKILL, no shutdown) and waits for it.
-func (r *redisServer) kill() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("redis-server pid %d did not exit after SIGKILL", cmd.Process.Pid)
-	}
-}
-
-// restart starts the server again on the same port, empty.
-func (r *redisServer) restart() {
-	r.t.Helper()
-	r.start()
-}
-
-func (r *redisServer) log() string {
-	b, _ := os.ReadFile(r.logPath)
-	return string(b)
-}
-
-// pingRedis sends a plain RESP PING and expects +PONG.
-func pingRedis(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
-}
 
 // redisClient is a go-redis client for inspecting what the gateway stored.
 func redisClient(t *testing.T, addr string) *redis.Client {
@@ -281,7 +128,7 @@ type caddyProcess struct {
 func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
 	t.Helper()
 	dir := t.TempDir()
-	port, adminPort, httpsPort := freePort(t), freePort(t), freePort(t)
+	port, adminPort, httpsPort := redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)
 	p := &caddyProcess{
 		base:  fmt.Sprintf("http://127.0.0.1:%d", port),
 		admin: fmt.Sprintf("http://localhost:%d", adminPort),
@@ -556,7 +403,7 @@ func TestReloadKeepsPins(t *testing.T) {
 // TestTwoInstancesShareRedis runs the in-process Caddy and the real binary
 // side by side on one Redis store (same name and prefix).
 func TestTwoInstancesShareRedis(t *testing.T) {
-	addr := testRedisAddr(t)
+	addr := redistest.Addr(t)
 	rc := redisClient(t, addr)
 	bin := buildCaddyBinary(t)
 
@@ -676,11 +523,11 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 // memory they would fail; without OnSharedError the metric would not move;
 // without a client that reconnects, no key would appear after the restart.
 func TestRedisOutage(t *testing.T) {
-	rs := startRedis(t) // always a private child: this test kills it
-	rc := redisClient(t, rs.addr)
-	prefix := uniquePrefix(t, rs.addr)
+	rs := redistest.Start(t) // always a private child: this test kills it
+	rc := redisClient(t, rs.Addr)
+	prefix := uniquePrefix(t, rs.Addr)
 	f := newFleet(t, alternating)
-	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.addr, prefix, "100ms")), "\tmetrics /metrics"))
+	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.Addr, prefix, "100ms")), "\tmetrics /metrics"))
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first"), "X-Model-Affinity", "S-outage")
 	expectDecision(t, "S before the outage", resp, "claude", "code", "routed")
@@ -713,7 +560,7 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 
-	rs.kill()
+	rs.Kill()
 	for i := range 20 {
 		key := "S-outage"
 		if i%2 == 1 {
@@ -746,7 +593,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	// Redis comes back, empty; new sessions reach it again by themselves
-	rs.restart()
+	rs.Restart()
 	var keys []string
 	for i := 0; i < 30 && len(keys) == 0; i++ {
 		mustChat(t, gateway, chat("gpt-4o-mini", "after"), "X-Model-Affinity", fmt.Sprintf("new-after-restart-%d", i))
