@@ -311,27 +311,33 @@ func chat(model string, userText ...string) []byte {
 	return b
 }
 
-// post sends body to path with headers (name, value pairs) and returns the
-// response and its body.
-func post(t *testing.T, path string, body []byte, headers ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, gateway+path, bytes.NewReader(body))
+// sendTo posts body to base+path without touching t, so it can run in
+// worker goroutines.
+func sendTo(client *http.Client, base, path string, body []byte, headers ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	client := &http.Client{Timeout: 15 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
+	return resp, out, err
+}
+
+// post sends body to the test gateway's path with headers (name, value
+// pairs) and returns the response and its body.
+func post(t *testing.T, path string, body []byte, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	resp, out, err := sendTo(&http.Client{Timeout: 15 * time.Second}, gateway, path, body, headers...)
 	if err != nil {
-		t.Fatalf("reading response: %v", err)
+		t.Fatalf("POST %s: %v", path, err)
 	}
 	return resp, out
 }

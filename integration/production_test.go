@@ -9,7 +9,6 @@ package integration
 // ./cmd/caddy binary, built once per test that needs it.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -213,26 +212,6 @@ func tail(s string, n int) string {
 
 // ---------------------------------------------------------------------------
 // Requests, admin API and metrics
-
-// sendTo posts body to base+path without touching t, so it can run in
-// worker goroutines.
-func sendTo(client *http.Client, base, path string, body []byte, headers ...string) (*http.Response, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp, out, err
-}
 
 // postTo is post against another gateway instance.
 func postTo(t *testing.T, base, path string, body []byte, headers ...string) (*http.Response, []byte) {

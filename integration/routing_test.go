@@ -41,26 +41,6 @@ func expectDecision(t *testing.T, what string, resp *http.Response, model, route
 	}
 }
 
-// send posts body to the gateway with client, without touching t, so it can
-// run in worker goroutines.
-func send(client *http.Client, path string, body []byte, headers ...string) (*http.Response, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, gateway+path, strings.NewReader(string(body)))
-	if err != nil {
-		return nil, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp, out, err
-}
-
 // routerSite is a site with three models (claude, gpt-4o, small as the
 // default), two routes the router chooses between (code -> claude then
 // gpt-4o, analysis -> gpt-4o) and the fleet's fake router; extra is inserted
@@ -413,7 +393,7 @@ func TestWeightedPolicyIsStickyPerSession(t *testing.T) {
 			for i := range jobs {
 				key := fmt.Sprintf("weighted-session-%d", i)
 				for turn := range 3 {
-					resp, out, err := send(client, "/v1/chat/completions", body, "X-Model-Affinity", key)
+					resp, out, err := sendTo(client, gateway, "/v1/chat/completions", body, "X-Model-Affinity", key)
 					if err == nil && resp.StatusCode != http.StatusOK {
 						err = fmt.Errorf("status %d: %s", resp.StatusCode, out)
 					}
@@ -464,7 +444,7 @@ func TestWeightedPolicyIsStickyPerSession(t *testing.T) {
 	const unkeyed = 400
 	noKeyA := 0
 	for i := range unkeyed {
-		resp, out, err := send(client, "/v1/chat/completions", body)
+		resp, out, err := sendTo(client, gateway, "/v1/chat/completions", body)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("unkeyed request %d: %v %s", i, err, out)
 		}
