@@ -2,8 +2,10 @@ package router
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -443,6 +445,10 @@ func (s *scanner) content(idx int) error {
 func (s *scanner) str() error {
 	s.i++ // opening quote
 	for s.i < len(s.b) {
+		s.skipPlain()
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -478,6 +484,39 @@ func (s *scanner) str() error {
 	}
 	return s.malformed()
 }
+
+// Word-at-a-time constants for skipPlain: every byte of the word set to 0x01,
+// 0x80, 0x20 (the first byte a string may hold unescaped), '"' and '\\'.
+const (
+	ones      = 0x0101010101010101
+	highBits  = 0x8080808080808080
+	spaces    = 0x20 * ones
+	quotes    = '"' * ones
+	backslash = '\\' * ones
+)
+
+// skipPlain moves s.i past the bytes that need no attention inside a string
+// (anything but '"', '\\' and control bytes), eight at a time. Chat bodies
+// are mostly string content, so this loop is most of the envelope pass.
+func (s *scanner) skipPlain() {
+	for s.i+8 <= len(s.b) {
+		w := binary.LittleEndian.Uint64(s.b[s.i:])
+		// a byte of special is 0x80 for the first byte that is a quote, a
+		// backslash or below 0x20 (bytes after it may be marked falsely)
+		special := (w-spaces)&^w |
+			hasZeroByte(w^quotes) |
+			hasZeroByte(w^backslash)
+		special &= highBits
+		if special != 0 {
+			s.i += bits.TrailingZeros64(special) / 8
+			return
+		}
+		s.i += 8
+	}
+}
+
+// hasZeroByte marks (in its high bit) the first zero byte of w.
+func hasZeroByte(w uint64) uint64 { return (w - ones) &^ w }
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'

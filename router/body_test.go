@@ -357,6 +357,36 @@ func TestParseEnvelopeStringBytes(t *testing.T) {
 	}
 }
 
+// TestParseEnvelopeSpecialByteAtEveryOffset puts each byte the string scan
+// must stop at (and some it must not) at every offset of the first words of
+// a string, where the eight-bytes-at-a-time skip decides, and checks the
+// verdict and the decoded model against encoding/json.
+func TestParseEnvelopeSpecialByteAtEveryOffset(t *testing.T) {
+	specials := []string{`"`, `\`, `\"`, `\n`, `\u00e9`, "\x00", "\x1f", " ", "\x7f", "\x80", "é", "\xff"}
+	for _, special := range specials {
+		for offset := 0; offset <= 17; offset++ {
+			for tail := 0; tail <= 9; tail++ {
+				model := strings.Repeat("a", offset) + special + strings.Repeat("b", tail)
+				body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"` + model + `"}]}`)
+				env, err := ParseEnvelope(body)
+				if (err == nil) != json.Valid(body) {
+					t.Fatalf("%q at offset %d: ParseEnvelope error %v, json.Valid %v", special, offset, err, json.Valid(body))
+				}
+				if err != nil {
+					continue
+				}
+				var want struct{ Model string }
+				if err := json.Unmarshal(body, &want); err != nil {
+					t.Fatal(err)
+				}
+				if env.Model != want.Model {
+					t.Fatalf("%q at offset %d: model %q, want %q", special, offset, env.Model, want.Model)
+				}
+			}
+		}
+	}
+}
+
 func TestRewriteReplace(t *testing.T) {
 	tests := []struct {
 		name  string
