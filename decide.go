@@ -56,6 +56,17 @@ func (in *incoming) decoded() (*router.Request, error) {
 	return req, nil
 }
 
+// decodedForRouting returns what routing reads: the full decode when it
+// reads message text (a routing model, regex or tokens_over rules) or the
+// request was decoded already, else the shallow one rules on roles and
+// tools need, which skips the conversation.
+func (in *incoming) decodedForRouting(readsMessages bool) (*router.Request, error) {
+	if readsMessages || in.req != nil {
+		return in.decoded()
+	}
+	return router.DecodeShallow(in.env)
+}
+
 // decision is the outcome of routing one request.
 type decision struct {
 	// candidates are the models to try in order: the chosen model first,
@@ -212,7 +223,8 @@ func (h *Handler) route(ctx context.Context, in *incoming) decision {
 		}
 	}
 	if hasRules || h.router != nil {
-		req, err := in.decoded()
+		// request preferences carry no rules, so only configured rules count
+		req, err := in.decodedForRouting(h.router != nil || h.rulesReadMessages)
 		if err != nil {
 			h.logger.Warn("decoding request for routing failed; falling back", zap.Error(err))
 			return h.fallback(in)

@@ -158,8 +158,11 @@ type Handler struct {
 	routeByName  map[string]*Route
 	defaultModel *Model
 	implicitSalt string
-	pins         *affinity.Store
-	logger       *zap.Logger
+	// rulesReadMessages is set when a configured rule reads message text,
+	// so deciding by rules takes a full decode of the body.
+	rulesReadMessages bool
+	pins              *affinity.Store
+	logger            *zap.Logger
 }
 
 // Model is one model that may serve traffic.
@@ -320,6 +323,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		for _, c := range r.When {
 			if c != nil {
 				_ = c.Compile() // errors are reported by Validate
+				h.rulesReadMessages = h.rulesReadMessages || c.NeedsMessages()
 			}
 		}
 		h.routeByName[r.Name] = r

@@ -900,6 +900,108 @@ func TestRulesOnly(t *testing.T) {
 	}
 }
 
+// TestRulesOnRolesAndTools: rules that read no message text (tools,
+// last_role, header) decide from the envelope, the last message and the
+// tools alone; the verdicts must be those of a full decode, on both APIs.
+func TestRulesOnRolesAndTools(t *testing.T) {
+	names := []string{"mt", "mtool", "ma", "mh", "dflt"}
+	ups := map[string]*fakeUpstream{}
+	var addrs []any
+	for _, n := range names {
+		ups[n] = newFakeUpstream(t, n)
+		addrs = append(addrs, ups[n].addr())
+	}
+	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
+	llm_affinity {
+		default dflt
+		model mt {
+			to %s
+		}
+		model mtool {
+			to %s
+		}
+		model ma {
+			to %s
+		}
+		model mh {
+			to %s
+		}
+		model dflt {
+			to %s
+		}
+		route team_r {
+			when header X-Team infra
+			models mh
+		}
+		route tool_turn_r {
+			when last_role tool
+			models mtool
+		}
+		route tools_r {
+			when tools
+			models mt
+		}
+		route assistant_r {
+			when last_role assistant
+			models ma
+		}
+	}
+	reverse_proxy {
+		dynamic llm_affinity
+	}
+}
+`, addrs...))
+
+	tests := []struct {
+		name, path, body string
+		headers          []string
+		model, route     string
+	}{
+		{"openai tools", "/v1/chat/completions",
+			`{"model":"x","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"run_tests"}}]}`,
+			nil, "mt", "tools_r"},
+		{"openai empty tools", "/v1/chat/completions",
+			`{"model":"x","messages":[{"role":"user","content":"hi"}],"tools":[]}`,
+			nil, "dflt", ""},
+		{"openai tool result last", "/v1/chat/completions",
+			`{"model":"x","tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"q"},` +
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},` +
+				`{"role":"tool","tool_call_id":"c1","content":"out"}]}`,
+			nil, "mtool", "tool_turn_r"},
+		{"anthropic tool_result-only user turn", "/v1/messages",
+			`{"model":"x","max_tokens":10,"messages":[{"role":"user","content":"q"},` +
+				`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},` +
+				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"out"}]}]}`,
+			nil, "mtool", "tool_turn_r"},
+		{"anthropic tools", "/v1/messages",
+			`{"model":"x","max_tokens":10,"tools":[{"name":"f","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"q"}]}`,
+			nil, "mt", "tools_r"},
+		{"assistant prefill last", "/v1/messages",
+			`{"model":"x","max_tokens":10,"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"The answer is"}]}`,
+			nil, "ma", "assistant_r"},
+		{"header first", "/v1/chat/completions",
+			`{"model":"x","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}`,
+			[]string{"X-Team", "infra"}, "mh", "team_r"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := ups[tt.model].count()
+			resp, out := post(t, tt.path, []byte(tt.body), tt.headers...)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, out)
+			}
+			status := "routed"
+			if tt.route == "" {
+				status = "default"
+			}
+			expectDecision(t, tt.name, resp, tt.model, tt.route, status)
+			if ups[tt.model].count() != before+1 {
+				t.Errorf("upstream %s did not get the request", tt.model)
+			}
+		})
+	}
+}
+
 // TestRoutingPreferences: a request's routing_preferences replace the
 // configured routes for that request and are stripped before it goes
 // upstream. Without the feature the router would see the configured routes,

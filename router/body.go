@@ -55,6 +55,9 @@ type Envelope struct {
 	// Preferences is the raw "routing_preferences" value, nil when absent.
 	// Segments strips the field: it is for the gateway, not the upstream.
 	Preferences []byte
+	// Tools is the raw "tools" value (the last one, as encoding/json reads
+	// a repeated field), nil when absent.
+	Tools []byte
 
 	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
 	prefsStart, prefsEnd int // byte span of the whole "routing_preferences" member
@@ -107,6 +110,11 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 				return err
 			}
 			env.Messages, env.LastMessage = s.b[start:s.i], last
+		case keyIs(key, "tools"):
+			if err := s.value(1); err != nil {
+				return err
+			}
+			env.Tools = s.b[start:s.i]
 		case keyIs(key, "routing_preferences"):
 			if env.Preferences != nil {
 				return invalid("duplicate \"routing_preferences\" field")

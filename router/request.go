@@ -74,19 +74,7 @@ func Decode(body []byte) (*Request, error) {
 			}
 		}
 	}
-	var tools []json.RawMessage
-	_ = json.Unmarshal(wire.Tools, &tools) // the upstream judges its own tool schema
-	for _, raw := range tools {
-		var t wireTool
-		if json.Unmarshal(raw, &t) != nil {
-			continue // the upstream judges its own tool schema
-		}
-		if name := t.Function.Name; name != "" {
-			req.ToolNames = append(req.ToolNames, name)
-		} else if t.Name != "" {
-			req.ToolNames = append(req.ToolNames, t.Name)
-		}
-	}
+	req.ToolNames = toolNames(wire.Tools)
 	var system []string
 	if text, _ := contentText(wire.System); text != "" {
 		system = append(system, text)
@@ -94,10 +82,7 @@ func Decode(body []byte) (*Request, error) {
 	for i, m := range wire.Messages {
 		text, toolResultsOnly := contentText(m.Content)
 		if i == len(wire.Messages)-1 {
-			req.LastRole = m.Role
-			if m.Role == "user" && toolResultsOnly {
-				req.LastRole = "tool"
-			}
+			req.LastRole = lastRole(m.Role, toolResultsOnly)
 		}
 		if m.Role != "system" && m.Role != "developer" {
 			req.TextChars += len(text) // the system prompt is counted once, below
@@ -121,6 +106,51 @@ func Decode(body []byte) (*Request, error) {
 	req.System = strings.Join(system, "\n")
 	req.TextChars += len(req.System)
 	return req, nil
+}
+
+// DecodeShallow is the part of Decode that needs only what ParseEnvelope
+// located: LastRole and ToolNames, enough for rules that read no message
+// text (see Condition.NeedsMessages). It costs a pass over the last message
+// and the tools, not over the conversation.
+func DecodeShallow(env *Envelope) (*Request, error) {
+	var last wireMessage
+	if err := json.Unmarshal(env.LastMessage, &last); err != nil {
+		return nil, invalid("request body does not match the chat request schema")
+	}
+	_, toolResultsOnly := contentText(last.Content)
+	return &Request{LastRole: lastRole(last.Role, toolResultsOnly), ToolNames: toolNames(env.Tools)}, nil
+}
+
+// lastRole is the LastRole of a request whose last message has role and is,
+// or is not, made only of tool results.
+func lastRole(role string, toolResultsOnly bool) string {
+	if role == "user" && toolResultsOnly {
+		return "tool"
+	}
+	return role
+}
+
+// toolNames returns the names of the tools in a raw "tools" value, OpenAI
+// function tools or Anthropic tools, skipping what it cannot read: the
+// upstream judges its own tool schema.
+func toolNames(raw []byte) []string {
+	var tools []json.RawMessage
+	if json.Unmarshal(raw, &tools) != nil {
+		return nil
+	}
+	var names []string
+	for _, raw := range tools {
+		var t wireTool
+		if json.Unmarshal(raw, &t) != nil {
+			continue
+		}
+		if name := t.Function.Name; name != "" {
+			names = append(names, name)
+		} else if t.Name != "" {
+			names = append(names, t.Name)
+		}
+	}
+	return names
 }
 
 // envelopeTags are the tags agent harnesses wrap around text they inject into

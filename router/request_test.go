@@ -169,6 +169,7 @@ func TestDecode(t *testing.T) {
 			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("Decode:\n got %+v\nwant %+v", *got, tt.want)
 			}
+			checkShallow(t, tt.body, got)
 		})
 	}
 }
@@ -253,7 +254,38 @@ func TestDecodeToleratesForeignFieldShapes(t *testing.T) {
 			if req.LastUserText != "q" || len(req.ToolNames) != 0 {
 				t.Errorf("Decode = %+v, want the user text and no tools", *req)
 			}
+			checkShallow(t, tt.body, req)
 		})
+	}
+}
+
+func TestDecodeShallowRepeatedTools(t *testing.T) {
+	body := `{"tools":[{"name":"first"}],"messages":[{"role":"user","content":"q"}],"tools":[{"name":"second"}]}`
+	full, err := Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(full.ToolNames, []string{"second"}) {
+		t.Fatalf("Decode tools = %q, want the last field's", full.ToolNames)
+	}
+	checkShallow(t, body, full)
+}
+
+// checkShallow checks that DecodeShallow reads what Decode read for the
+// fields it covers, LastRole and ToolNames, and leaves the rest empty.
+func checkShallow(t *testing.T, body string, full *Request) {
+	t.Helper()
+	env, err := ParseEnvelope([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shallow, err := DecodeShallow(&env)
+	if err != nil {
+		t.Fatalf("DecodeShallow: %v", err)
+	}
+	want := Request{LastRole: full.LastRole, ToolNames: full.ToolNames}
+	if !reflect.DeepEqual(*shallow, want) {
+		t.Errorf("DecodeShallow:\n got %+v\nwant %+v", *shallow, want)
 	}
 }
 

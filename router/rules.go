@@ -92,6 +92,11 @@ func (c *Condition) Match(req *Request, header http.Header) bool {
 	return false
 }
 
+// NeedsMessages reports whether the condition reads message text (regex,
+// tokens_over), which takes a full Decode; the others hold or fail on what
+// DecodeShallow reads.
+func (c *Condition) NeedsMessages() bool { return c.Regex != "" || c.TokensOver != 0 }
+
 // MatchAll reports whether every condition holds; an empty list never matches.
 func MatchAll(conds []*Condition, req *Request, header http.Header) bool {
 	if len(conds) == 0 {

@@ -164,3 +164,21 @@ func TestMatchAll(t *testing.T) {
 		})
 	}
 }
+
+func TestConditionNeedsMessages(t *testing.T) {
+	tests := []struct {
+		cond Condition
+		want bool
+	}{
+		{Condition{Tools: true}, false},
+		{Condition{LastRole: "tool"}, false},
+		{Condition{Header: &HeaderCondition{Name: "X-Tier", Value: "gold"}}, false},
+		{Condition{Regex: "refactor"}, true},
+		{Condition{TokensOver: 1000}, true},
+	}
+	for _, tt := range tests {
+		if got := tt.cond.NeedsMessages(); got != tt.want {
+			t.Errorf("%+v.NeedsMessages() = %v, want %v", tt.cond, got, tt.want)
+		}
+	}
+}
