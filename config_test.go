@@ -290,7 +290,7 @@ func cfgInt(n int) *int { return &n }
 
 // cfgProvision provisions h with a fresh Caddy context and cleans it up when
 // the test ends.
-func cfgProvision(t *testing.T, h *Handler) error {
+func cfgProvision(t testing.TB, h *Handler) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)

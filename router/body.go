@@ -509,18 +509,18 @@ const (
 func (s *scanner) skipPlain() {
 	for s.i+8 <= len(s.b) {
 		w := binary.LittleEndian.Uint64(s.b[s.i:])
-		// a byte of special is 0x80 for the first byte that is a quote, a
-		// backslash or below 0x20 (bytes after it may be marked falsely)
-		special := (w-spaces)&^w |
-			hasZeroByte(w^quotes) |
-			hasZeroByte(w^backslash)
-		special &= highBits
-		if special != 0 {
+		if special := specialBytes(w) & highBits; special != 0 {
 			s.i += bits.TrailingZeros64(special) / 8
 			return
 		}
 		s.i += 8
 	}
+}
+
+// specialBytes marks (in its high bit) the first byte of w that is a quote,
+// a backslash or below 0x20; bytes after it may be marked falsely.
+func specialBytes(w uint64) uint64 {
+	return (w-spaces)&^w | hasZeroByte(w^quotes) | hasZeroByte(w^backslash)
 }
 
 // hasZeroByte marks (in its high bit) the first zero byte of w.
