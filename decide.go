@@ -31,10 +31,10 @@ const optOutValue = "off"
 type incoming struct {
 	r      *http.Request
 	env    *router.Envelope
-	body   []byte
-	key    string // affinity key: the header's, or an implicit one; "" for none
-	optOut bool   // route fresh, pin nothing
-	scope  string // hashed tenant scope; "" without one
+	body   *requestBody // valid until ServeHTTP returns
+	key    string       // affinity key: the header's, or an implicit one; "" for none
+	optOut bool         // route fresh, pin nothing
+	scope  string       // hashed tenant scope; "" without one
 
 	// preferences are the request's own routes (routing_preferences),
 	// replacing the configured ones; nil when it has none.
@@ -48,7 +48,7 @@ func (in *incoming) decoded() (*router.Request, error) {
 	if in.req != nil {
 		return in.req, nil
 	}
-	req, err := router.Decode(in.body)
+	req, err := router.Decode(in.body.bytes)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		}
 		// fresh segments each attempt: a failed attempt's transport may still
 		// be reading the previous ones
-		setBody(r, in.env.Segments(make([][]byte, 0, 8), in.body, m.quotedUpstreamModel))
+		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel))
 		setCredential(r.Header, m, clientAuth, clientAPIKey)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
 		setDecisionOutputs(w, r, m.Name, d.route, d.status, in.key)

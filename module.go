@@ -406,7 +406,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return writeAPIError(w, api, http.StatusBadRequest, "could not read request body")
 	}
-	env, err := router.ParseEnvelope(body)
+	defer body.release()
+	env, err := router.ParseEnvelope(body.bytes)
 	if err != nil {
 		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
 	}

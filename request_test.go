@@ -44,7 +44,8 @@ func TestSegmentReader(t *testing.T) {
 func TestSetBodyReplays(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader("old"))
 	r.TransferEncoding = []string{"chunked"}
-	setBody(r, [][]byte{[]byte("hello, "), []byte("world")})
+	body := &requestBody{bytes: []byte("hello, world"), class: -1, refs: 1}
+	setBody(r, body, [][]byte{body.bytes[:7], body.bytes[7:]})
 	if r.ContentLength != 12 || r.Header.Get("Content-Length") != "12" || r.TransferEncoding != nil {
 		t.Errorf("lengths: ContentLength %d header %q TransferEncoding %v", r.ContentLength, r.Header.Get("Content-Length"), r.TransferEncoding)
 	}
@@ -82,8 +83,12 @@ func TestReadBody(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
 			r.ContentLength = tt.length
 			got, err := readBody(r, tt.limit)
-			if !errors.Is(err, tt.wantErr) || string(got) != tt.want {
-				t.Errorf("readBody = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			var gotBytes []byte
+			if got != nil {
+				gotBytes = got.bytes
+			}
+			if !errors.Is(err, tt.wantErr) || string(gotBytes) != tt.want {
+				t.Errorf("readBody = %q, %v; want %q, %v", gotBytes, err, tt.want, tt.wantErr)
 			}
 		})
 	}
@@ -92,5 +97,96 @@ func TestReadBody(t *testing.T) {
 	r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 4)
 	if _, err := readBody(r, 100); !errors.Is(err, errBodyTooLarge) {
 		t.Errorf("readBody behind MaxBytesReader: %v, want errBodyTooLarge", err)
+	}
+}
+
+// pooledBody reads body through readBody, as the handler does, so its buffer
+// comes from (and goes back to) the pools.
+func pooledBody(t *testing.T, body string) *requestBody {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	b, err := readBody(r, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.class < 0 {
+		t.Fatalf("a %d-byte body is not pooled", len(body))
+	}
+	return b
+}
+
+// TestRequestBodyRecycledOnlyWhenEveryReaderIsClosed: the buffer may be
+// reused only when the handler is done and every reader handed to the
+// transport is closed; before, it must stay intact, and after, no reader
+// (nor a GetBody replay) may read it.
+func TestRequestBodyRecycledOnlyWhenEveryReaderIsClosed(t *testing.T) {
+	const content = "the first request's private prompt"
+	body := pooledBody(t, content)
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	setBody(r, body, [][]byte{body.bytes})
+	first := r.Body
+	replay, err := r.GetBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	body.release() // the handler is done; the transport still holds two readers
+	if _, err := first.Read(make([]byte, 4)); err != nil {
+		t.Fatalf("an open reader failed after the handler let go: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Read(make([]byte, 4)); !errors.Is(err, errBodyReleased) {
+		t.Errorf("Read after Close = %v, want errBodyReleased", err)
+	}
+	if got, _ := io.ReadAll(replay); string(got) != content {
+		t.Fatalf("the replay read %q while it was still open, want %q", got, content)
+	}
+	replay.Close()
+	if body.bytes != nil {
+		t.Fatal("the buffer was not released after the last reader closed")
+	}
+	if _, err := r.GetBody(); !errors.Is(err, errBodyReleased) {
+		t.Errorf("GetBody after release = %v, want errBodyReleased", err)
+	}
+	if err := first.Close(); err != nil { // closing twice releases once
+		t.Fatal(err)
+	}
+}
+
+// TestRequestBodyConcurrentReadClose: a transport may Close a body while
+// another goroutine reads it; under the race detector this checks that the
+// buffer is never handed back while a Read copies from it.
+func TestRequestBodyConcurrentReadClose(t *testing.T) {
+	for range 200 {
+		body := pooledBody(t, strings.Repeat("x", 5000))
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		setBody(r, body, [][]byte{body.bytes})
+		reader := r.Body
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 64)
+			for {
+				if _, err := reader.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		class := body.class
+		reader.Close()
+		body.release()
+		// the next request gets the buffer and overwrites it
+		if reused, ok := bodyPools[class].Get().(*[]byte); ok {
+			next := (*reused)[:cap(*reused)]
+			for i := range next {
+				next[i] = 'y'
+			}
+		}
+		<-done
+		if body.bytes != nil {
+			t.Fatal("buffer not released")
+		}
 	}
 }
