@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // fleet is the set of fakes one test runs against.
@@ -629,10 +630,18 @@ func TestLogsCarryNoSecretsOrPrompts(t *testing.T) {
 }
 
 // TestCaddyfileExampleLoads adapts and validates Caddyfile.example the way
-// `caddy adapt` and `caddy validate` do, with placeholder keys.
+// `caddy adapt` and `caddy validate` do, with its variables set as its
+// header says: the site is the domain, basic_auth runs before llm_affinity
+// and the keys stay {env.*} placeholders.
 func TestCaddyfileExampleLoads(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "sk-placeholder")
 	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-placeholder")
+	t.Setenv("LLM_GATEWAY_DOMAIN", "llm.example.com")
+	hash, err := bcrypt.GenerateFromPassword([]byte("a long random password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GATEWAY_PASSWORD_HASH", string(hash))
 	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
@@ -646,6 +655,13 @@ func TestCaddyfileExampleLoads(t *testing.T) {
 	}
 	if bytes.Contains(cfgJSON, []byte("sk-placeholder")) {
 		t.Errorf("adapted config contains the API key; it must keep the {env.*} placeholder")
+	}
+	if !bytes.Contains(cfgJSON, []byte(`"host":["llm.example.com"]`)) {
+		t.Errorf("the site is not LLM_GATEWAY_DOMAIN: %s", cfgJSON)
+	}
+	auth, affinity := bytes.Index(cfgJSON, []byte(`"handler":"authentication"`)), bytes.Index(cfgJSON, []byte(`"handler":"llm_affinity"`))
+	if auth < 0 || affinity < 0 || auth > affinity {
+		t.Errorf("basic_auth must run before llm_affinity (offsets %d, %d): %s", auth, affinity, cfgJSON)
 	}
 	var cfg caddy.Config
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {

@@ -1,0 +1,558 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// The deployment tests: the gateway behind HTTPS (Caddy's internal CA) over
+// HTTP/1.1, HTTP/2 and HTTP/3, and with authentication in front of it.
+
+// tlsGateway is the origin of the HTTPS test sites.
+const tlsGateway = "https://localhost:9443"
+
+// httpsSite turns an http://localhost:9080 site into the same site served
+// on https://localhost:9443 with a certificate from Caddy's internal CA.
+func httpsSite(site string) string {
+	return strings.Replace(site, "http://localhost:9080 {", "https://localhost:9443 {\n\ttls internal", 1)
+}
+
+// internalRoots returns a pool with the root certificate of Caddy's internal
+// CA, read from the admin API (no system trust store is touched).
+func internalRoots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		status, body := adminCall(t, http.MethodGet, "/pki/ca/local")
+		var ca struct {
+			Root string `json:"root_certificate"`
+		}
+		if status == http.StatusOK && json.Unmarshal(body, &ca) == nil && ca.Root != "" {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM([]byte(ca.Root)) {
+				t.Fatalf("the internal CA's root is not PEM: %s", body)
+			}
+			return pool
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /pki/ca/local: status %d body %s", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// protocolClient is an HTTPS client that speaks exactly one HTTP version.
+type protocolClient struct {
+	name   string
+	major  int // the response's ProtoMajor it must get
+	client *http.Client
+}
+
+// tlsClients returns clients for HTTP/1.1, HTTP/2 and HTTP/3 (QUIC, from
+// quic-go, which Caddy itself serves HTTP/3 with) trusting roots.
+func tlsClients(t *testing.T, roots *x509.CertPool) []protocolClient {
+	t.Helper()
+	h1 := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // no HTTP/2
+	}
+	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	t.Cleanup(func() {
+		h1.CloseIdleConnections()
+		h2.CloseIdleConnections()
+		_ = h3.Close()
+	})
+	return []protocolClient{
+		{"HTTP/1.1", 1, &http.Client{Transport: h1, Timeout: 15 * time.Second}},
+		{"HTTP/2", 2, &http.Client{Transport: h2, Timeout: 15 * time.Second}},
+		{"HTTP/3", 3, &http.Client{Transport: h3, Timeout: 15 * time.Second}},
+	}
+}
+
+// waitTLS waits until the site answers over TLS: Caddy may still be issuing
+// its certificate when the config has loaded.
+func waitTLS(t *testing.T, client *http.Client) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get(tlsGateway + "/v1/models")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the HTTPS site did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTLSAgentLoopOverEachProtocol drives a pinned agent loop and a streamed
+// response through an HTTPS site (tls internal) over HTTP/1.1, HTTP/2 and
+// HTTP/3: each must give what plain HTTP gives, the body rewritten to the
+// upstream model, one routing decision per session, and SSE chunks that
+// reach the client while the upstream still holds the rest.
+func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
+	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
+	// one gate for every stream: the upstream waits for a token after its
+	// first chunk, and the test sends one once it has read that chunk
+	gate := make(chan struct{})
+	f.claude.streamGate = gate
+	startCaddy(t, httpsSite(routerSite(f, "")))
+	roots := internalRoots(t)
+
+	for _, pc := range tlsClients(t, roots) {
+		t.Run(pc.name, func(t *testing.T) {
+			waitTLS(t, pc.client)
+			key := "tls-session-" + pc.name
+			routerBefore, claudeBefore := f.router.calls.Load(), f.claude.count()
+			var turns []string
+			for i, turn := range []string{"write a JSON parser", "add tests for it", "fix the failing test"} {
+				turns = append(turns, turn)
+				resp, out, err := sendTo(pc.client, tlsGateway, "/v1/chat/completions", chat("gpt-4o-mini", turns...),
+					"X-Model-Affinity", key)
+				if err != nil {
+					t.Fatalf("turn %d: %v", i+1, err)
+				}
+				if resp.StatusCode != http.StatusOK || resp.ProtoMajor != pc.major {
+					t.Fatalf("turn %d: status %d over %s, want 200 over %s: %s", i+1, resp.StatusCode, resp.Proto, pc.name, out)
+				}
+				wantStatus := "pinned"
+				if i == 0 {
+					wantStatus = "routed"
+				}
+				expectDecision(t, fmt.Sprintf("turn %d", i+1), resp, "claude", "code", wantStatus)
+				if !bytes.Contains(out, []byte(`"model":"claude-up"`)) {
+					t.Errorf("turn %d: response %s does not echo the upstream model", i+1, out)
+				}
+			}
+			if got := f.router.calls.Load() - routerBefore; got != 1 {
+				t.Errorf("router calls for a 3-turn session: %d, want 1", got)
+			}
+			seen := f.claude.requests()
+			if len(seen)-claudeBefore != 3 {
+				t.Fatalf("claude got %d requests, want 3", len(seen)-claudeBefore)
+			}
+			if last := seen[len(seen)-1]; last.Model != "claude-up" || int(last.ContentLength) != len(last.Body) {
+				t.Errorf("upstream saw model %q, Content-Length %d for %d bytes; want claude-up and a matching length",
+					last.Model, last.ContentLength, len(last.Body))
+			}
+
+			// a streamed turn of the same session, chunk by chunk
+			body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream the fix"}]}`)
+			req, _ := http.NewRequest(http.MethodPost, tlsGateway+"/v1/chat/completions", bytes.NewReader(body))
+			req.Header.Set("X-Model-Affinity", key)
+			resp, err := pc.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			expectDecision(t, "streamed turn", resp, "claude", "code", "pinned")
+			reader := bufio.NewReader(resp.Body)
+			first, err := reader.ReadString('\n')
+			if err != nil || !strings.Contains(first, `"one"`) {
+				t.Fatalf("first SSE line %q, %v", first, err)
+			}
+			select { // the upstream holds the rest until now
+			case gate <- struct{}{}:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream never waited at the gate")
+			}
+			var rest strings.Builder
+			for {
+				line, err := reader.ReadString('\n')
+				rest.WriteString(line)
+				if err != nil {
+					break
+				}
+			}
+			if !strings.Contains(rest.String(), `"three"`) || !strings.Contains(rest.String(), "[DONE]") {
+				t.Errorf("rest of the stream: %q", rest.String())
+			}
+		})
+	}
+}
+
+// authSite is a gateway site whose models have their own keys, with auth
+// (a Caddyfile fragment) in front of llm_affinity and pins scoped by scope.
+func authSite(f *fleet, auth, scope string) string {
+	return fmt.Sprintf(`http://localhost:9080 {
+	%s
+	llm_affinity {
+		name authed
+		scope %s
+		default small
+		model claude {
+			to %s
+			upstream_model claude-up
+			api_key sk-claude-key
+		}
+		model gpt-4o {
+			to %s
+			api_key sk-gpt-key
+		}
+		model small {
+			to %s
+			api_key sk-small-key
+		}
+		route code {
+			description Writing, calling tools for, or fixing code
+			models claude
+		}
+		route analysis {
+			description Reasoning about results and comparing options
+			models gpt-4o
+		}
+		router llm {
+			endpoint %s
+			model katanemo/Arch-Router-1.5B
+			timeout 2s
+		}
+	}
+	reverse_proxy {
+		dynamic llm_affinity
+	}
+}
+`, auth, scope, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint())
+}
+
+// upstreamTotal is how many requests the fleet's models got.
+func (f *fleet) upstreamTotal() int { return f.claude.count() + f.gpt.count() + f.small.count() }
+
+// checkAuthInFront checks a gateway with auth in front of llm_affinity:
+// rejected requests reach no router, pin and upstream; two users sending the
+// same affinity key get a decision each, keep their own pins, and the
+// upstream sees the model's key, never the user's credentials.
+// creds(user) returns the request headers that authenticate user.
+func checkAuthInFront(t *testing.T, f *fleet, creds func(user string) []string, rejected map[string][]string) {
+	t.Helper()
+	for name, headers := range rejected {
+		resp, out := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), append(headers, "X-Model-Affinity", "shared")...)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401: %s", name, resp.StatusCode, out)
+		}
+		if _, _, s := decisionOf(resp); s != "" {
+			t.Errorf("%s: a rejected request got a routing decision (%s)", name, s)
+		}
+	}
+	if calls, pins, ups := f.router.calls.Load(), listStores(t)["authed"], f.upstreamTotal(); calls != 0 || pins != 0 || ups != 0 {
+		t.Fatalf("after rejected requests: %d router calls, %d pins, %d upstream requests; want none", calls, pins, ups)
+	}
+
+	send := func(user string) *http.Response {
+		t.Helper()
+		return mustChat(t, gateway, chat("gpt-4o-mini", "hi"), append(creds(user), "X-Model-Affinity", "shared")...)
+	}
+	// the router alternates: alice's session goes to code, bob's to analysis
+	expectDecision(t, "alice, first", send("alice"), "claude", "code", "routed")
+	expectDecision(t, "bob, same key", send("bob"), "gpt-4o", "analysis", "routed")
+	expectDecision(t, "alice again", send("alice"), "claude", "code", "pinned")
+	expectDecision(t, "bob again", send("bob"), "gpt-4o", "analysis", "pinned")
+	if calls, pins := f.router.calls.Load(), listStores(t)["authed"]; calls != 2 || pins != 2 {
+		t.Errorf("two users, one key: %d router calls and %d pins, want 2 and 2", calls, pins)
+	}
+	for _, seen := range append(f.claude.requests(), f.gpt.requests()...) {
+		if seen.Authorization != "Bearer sk-claude-key" && seen.Authorization != "Bearer sk-gpt-key" {
+			t.Errorf("upstream saw Authorization %q, want the model's own key", seen.Authorization)
+		}
+	}
+}
+
+// TestBasicAuthInFront: Caddy's basic_auth before llm_affinity, pins scoped
+// by {http.auth.user.id}.
+func TestBasicAuthInFront(t *testing.T) {
+	f := newFleet(t, alternating)
+	hash := func(password string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	auth := fmt.Sprintf("basic_auth {\n\t\talice %s\n\t\tbob %s\n\t}", hash("alice-pw"), hash("bob-pw"))
+	startCaddy(t, authSite(f, auth, "{http.auth.user.id}"))
+
+	basic := func(user, password string) []string {
+		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
+	}
+	checkAuthInFront(t, f,
+		func(user string) []string { return basic(user, user+"-pw") },
+		map[string][]string{
+			"no credentials":  nil,
+			"wrong password":  basic("alice", "bob-pw"),
+			"unknown user":    basic("mallory", "mallory-pw"),
+			"a bearer token":  {"Authorization", "Bearer alice-pw"},
+			"empty user name": basic("", "alice-pw"),
+		})
+}
+
+// TestForwardAuthInFront: Caddy's forward_auth before llm_affinity, with an
+// auth service that accepts gateway tokens (what an SDK sends as its API
+// key) and names the user in X-User; pins scoped by that header. A client
+// cannot choose its scope by sending X-User itself.
+func TestForwardAuthInFront(t *testing.T) {
+	f := newFleet(t, alternating)
+	users := map[string]string{"Bearer tok-alice": "alice", "Bearer tok-bob": "bob"}
+	authSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, ok := users[r.Header.Get("Authorization")]
+		if !ok || r.URL.Path != "/verify" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"message":"invalid gateway token","type":"authentication_error"}}`)
+			return
+		}
+		w.Header().Set("X-User", user)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(authSrv.Close)
+	auth := fmt.Sprintf("forward_auth %s {\n\t\turi /verify\n\t\tcopy_headers X-User\n\t}", strings.TrimPrefix(authSrv.URL, "http://"))
+	startCaddy(t, authSite(f, auth, "{http.request.header.X-User}"))
+
+	checkAuthInFront(t, f,
+		func(user string) []string { return []string{"Authorization", "Bearer tok-" + user} },
+		map[string][]string{
+			"no token":                   nil,
+			"unknown token":              {"Authorization", "Bearer tok-mallory"},
+			"unknown token, forged user": {"Authorization", "Bearer tok-mallory", "X-User", "alice"},
+		})
+
+	// a valid token with a forged X-User is scoped by the token's user
+	resp := mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "Authorization", "Bearer tok-bob", "X-User", "alice", "X-Model-Affinity", "shared")
+	expectDecision(t, "bob claiming to be alice", resp, "gpt-4o", "analysis", "pinned")
+}
+
+// replica is one of several servers of the same self-hosted model. It
+// records which test session (X-Test-Session) each request belonged to.
+type replica struct {
+	name string
+	srv  *httptest.Server
+
+	mu       sync.Mutex
+	sessions map[string]int // session -> requests served
+	models   map[string]int // body model -> requests served
+}
+
+func newReplica(t *testing.T, name string) *replica {
+	t.Helper()
+	rep := &replica{name: name, sessions: map[string]int{}, models: map[string]int{}}
+	rep.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Model string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		rep.mu.Lock()
+		rep.sessions[r.Header.Get("X-Test-Session")]++
+		rep.models[body.Model]++
+		rep.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Replica", name)
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","model":"qwen","choices":[]}`)
+	}))
+	t.Cleanup(rep.srv.Close)
+	return rep
+}
+
+func (rep *replica) addr() string { return strings.TrimPrefix(rep.srv.URL, "http://") }
+
+// TestReplicaStickiness: one self-hosted model on three replicas behind
+// reverse_proxy's header load balancing keeps each of 300 sessions on one
+// replica (its KV/prefix cache stays warm) while the sessions spread across
+// the replicas. When a replica dies, passive health checks take it out, its
+// sessions move, and each then stays on its new replica; no other session
+// moves and no request fails. The affinity header must reach the replicas:
+// on a retry reverse_proxy selects before it resets the headers that
+// header_up changed, so a header_up that removes it sends a retried request
+// to a random replica.
+func TestReplicaStickiness(t *testing.T) {
+	reps := []*replica{newReplica(t, "r0"), newReplica(t, "r1"), newReplica(t, "r2")}
+	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
+	llm_affinity {
+		default local
+		strip_header off
+		model local {
+			to %s %s %s
+			upstream_model qwen
+		}
+	}
+	reverse_proxy {
+		dynamic llm_affinity
+		lb_policy header X-Model-Affinity
+		lb_retries 2
+		fail_duration 1m
+		max_fails 1
+	}
+}
+`, reps[0].addr(), reps[1].addr(), reps[2].addr()))
+
+	const sessions, requestsPerRound, workers = 300, 2, 16
+	// round sends every session's requests (16 at a time) and returns the
+	// replica each session was served by; a session served by two replicas,
+	// or a failed request, fails the test
+	round := func(label string) map[string]string {
+		t.Helper()
+		type served struct{ session, replica string }
+		jobs := make(chan string)
+		results := make(chan served, sessions*requestsPerRound)
+		errs := make(chan error, sessions*requestsPerRound)
+		var wg sync.WaitGroup
+		client := &http.Client{Timeout: 15 * time.Second}
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for s := range jobs {
+					resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("qwen", "hello"),
+						"X-Model-Affinity", s, "X-Test-Session", s)
+					if err != nil || resp.StatusCode != http.StatusOK {
+						errs <- fmt.Errorf("%s: session %s: %v %v %s", label, s, err, resp, out)
+						continue
+					}
+					results <- served{s, resp.Header.Get("X-Replica")}
+				}
+			}()
+		}
+		for range requestsPerRound {
+			for i := range sessions {
+				jobs <- fmt.Sprintf("session-%d", i)
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		close(results)
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		where := map[string]string{}
+		for res := range results {
+			if prev, ok := where[res.session]; ok && prev != res.replica {
+				t.Errorf("%s: session %s served by %s and %s", label, res.session, prev, res.replica)
+			}
+			where[res.session] = res.replica
+		}
+		if len(where) != sessions {
+			t.Fatalf("%s: %d sessions served, want %d", label, len(where), sessions)
+		}
+		return where
+	}
+	spread := func(where map[string]string) map[string]int {
+		counts := map[string]int{}
+		for _, rep := range where {
+			counts[rep]++
+		}
+		return counts
+	}
+
+	before := round("three replicas")
+	counts := spread(before)
+	t.Logf("sessions per replica with three up: %v", counts)
+	for _, rep := range reps {
+		// 100 expected; rendezvous hashing of 300 ids has a standard
+		// deviation near 8, so 60..140 fails only on a real imbalance
+		if n := counts[rep.name]; n < 60 || n > 140 {
+			t.Errorf("replica %s has %d of %d sessions, want 60..140", rep.name, n, sessions)
+		}
+	}
+
+	reps[1].srv.Close() // r1 dies: connections to it are refused
+	after := round("r1 down")
+	moved := map[string]int{}
+	for s, rep := range before {
+		switch {
+		case rep != "r1" && after[s] != rep:
+			t.Errorf("session %s moved from %s to %s though %s is up", s, rep, after[s], rep)
+		case rep == "r1" && after[s] == "r1":
+			t.Errorf("session %s still served by the dead r1", s)
+		case rep == "r1":
+			moved[after[s]]++
+		}
+	}
+	t.Logf("r1's %d sessions moved to: %v", counts["r1"], moved)
+	if moved["r0"] == 0 || moved["r2"] == 0 {
+		t.Errorf("r1's sessions all moved to one replica (%v); they should spread over both survivors", moved)
+	}
+	again := round("r1 still down")
+	for s, rep := range after {
+		if again[s] != rep {
+			t.Errorf("session %s moved again, from %s to %s", s, rep, again[s])
+		}
+	}
+}
+
+// TestSelfHostedTemplate runs examples/self-hosted.Caddyfile as a newcomer
+// would, with its two variables pointing at fake replicas: tool-calling
+// sessions go to the coder model, each on one of its replicas, the others to
+// the chat model; the replicas see their served model names.
+func TestSelfHostedTemplate(t *testing.T) {
+	coders := []*replica{newReplica(t, "coder-0"), newReplica(t, "coder-1"), newReplica(t, "coder-2")}
+	chats := []*replica{newReplica(t, "chat-0"), newReplica(t, "chat-1")}
+	t.Setenv("CODER_REPLICAS", coders[0].addr()+" "+coders[1].addr()+" "+coders[2].addr())
+	t.Setenv("CHAT_REPLICAS", chats[0].addr()+" "+chats[1].addr())
+	t.Setenv("LLM_GATEWAY_ADDRESS", "http://localhost:9080") // the test's port; the template's default is :8080
+	raw, err := os.ReadFile("../examples/self-hosted.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startCaddyConfig(t, globalOptions+string(raw))
+
+	agentTurn := []byte(`{"model":"any","tools":[{"type":"function","function":{"name":"run_tests","parameters":{"type":"object"}}}],` +
+		`"messages":[{"role":"user","content":"fix the build"}]}`)
+	const sessions = 60
+	codersUsed := map[string]int{}
+	for i := range sessions {
+		session := fmt.Sprintf("agent-%d", i)
+		first := ""
+		for turn := range 3 {
+			resp := mustChat(t, gateway, agentTurn, "X-Model-Affinity", session, "X-Test-Session", session)
+			status := "pinned"
+			if turn == 0 {
+				status = "routed"
+			}
+			expectDecision(t, session, resp, "coder", "coding", status)
+			served := resp.Header.Get("X-Replica")
+			if turn == 0 {
+				first = served
+				codersUsed[served]++
+			} else if served != first {
+				t.Errorf("%s: turn %d served by %s, turn 1 by %s", session, turn+1, served, first)
+			}
+		}
+	}
+	t.Logf("coder sessions per replica: %v", codersUsed)
+	if len(codersUsed) != len(coders) {
+		t.Errorf("%d sessions used replicas %v; want all %d", sessions, codersUsed, len(coders))
+	}
+	resp := mustChat(t, gateway, chat("any", "what is a monad?"), "X-Model-Affinity", "chatter", "X-Test-Session", "chatter")
+	if model, _, _ := decisionOf(resp); model != "chat" || !strings.HasPrefix(resp.Header.Get("X-Replica"), "chat-") {
+		t.Errorf("a turn without tools: model %q on replica %q, want chat on a chat replica", model, resp.Header.Get("X-Replica"))
+	}
+
+	for _, rep := range append(coders, chats...) {
+		rep.mu.Lock()
+		want := "Qwen/Qwen2.5-Coder-32B-Instruct"
+		if strings.HasPrefix(rep.name, "chat-") {
+			want = "meta-llama/Llama-3.1-8B-Instruct"
+		}
+		for model := range rep.models {
+			if model != want {
+				t.Errorf("replica %s got model %q, want %q", rep.name, model, want)
+			}
+		}
+		rep.mu.Unlock()
+	}
+}
