@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -41,6 +40,7 @@ type siteOptions struct {
 	maxBody        string // default 10MiB
 	routerEndpoint string // default the fleet's fake router
 	routerTimeout  string // default 2s
+	extra          string // lines at the top of the llm_affinity block
 }
 
 // site is the standard test Caddyfile site: three models, two routes, the
@@ -58,9 +58,12 @@ func (f *fleet) site(o siteOptions) string {
 	if o.routerTimeout == "" {
 		o.routerTimeout = "2s"
 	}
+	if o.extra != "" {
+		o.extra += "\n\t\t"
+	}
 	return fmt.Sprintf(`http://localhost:9080 {
 	llm_affinity {
-		ttl %s
+		%sttl %s
 		max_body %s
 		default small
 		model gpt-4o {
@@ -98,7 +101,7 @@ func (f *fleet) site(o siteOptions) string {
 		header_up X-Routed-Status {http.llm_affinity.status}
 	}
 }
-`, o.ttl, o.maxBody, f.gpt.addr(), f.claude.addr(), f.small.addr(), o.routerEndpoint, o.routerTimeout)
+`, o.extra, o.ttl, o.maxBody, f.gpt.addr(), f.claude.addr(), f.small.addr(), o.routerEndpoint, o.routerTimeout)
 }
 
 func setKeys(t *testing.T) {
@@ -398,28 +401,7 @@ func TestStreamingArrivesIncrementally(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
 	}
-	reader := bufio.NewReader(resp.Body)
-	first, err := reader.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	// the upstream holds the rest of the stream until we have the first chunk:
-	// had anything buffered the response, we would never have got here
-	if !strings.Contains(first, `"one"`) {
-		t.Fatalf("first line %q", first)
-	}
-	close(f.gpt.streamGate)
-	var rest strings.Builder
-	for {
-		line, err := reader.ReadString('\n')
-		rest.WriteString(line)
-		if err != nil {
-			break
-		}
-	}
-	if !strings.Contains(rest.String(), `"three"`) || !strings.Contains(rest.String(), "[DONE]") {
-		t.Errorf("rest of stream: %q", rest.String())
-	}
+	expectChunkByChunk(t, resp, func() { close(f.gpt.streamGate) })
 }
 
 func TestBadInput(t *testing.T) {

@@ -4,6 +4,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -164,6 +165,19 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// newFakeUpstreams starts a fakeUpstream per name; it returns them by name,
+// and their addresses in the order of names, for a config's Sprintf.
+func newFakeUpstreams(t *testing.T, names ...string) (map[string]*fakeUpstream, []any) {
+	t.Helper()
+	ups := map[string]*fakeUpstream{}
+	var addrs []any
+	for _, n := range names {
+		ups[n] = newFakeUpstream(t, n)
+		addrs = append(addrs, ups[n].addr())
+	}
+	return ups, addrs
+}
+
 // stream answers with three SSE chunks and [DONE], flushing each; when
 // streamGate is set it waits for it after the first chunk.
 func (u *fakeUpstream) stream(w http.ResponseWriter, model string) {
@@ -183,6 +197,24 @@ func (u *fakeUpstream) stream(w http.ResponseWriter, model string) {
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	flusher.Flush()
+}
+
+// expectChunkByChunk reads an SSE response from a fakeUpstream whose stream
+// waits at its gate after the first chunk: the first line must arrive while
+// the upstream still holds the rest (had anything buffered the response, it
+// would not), then open lets the upstream go on and the rest must follow.
+func expectChunkByChunk(t *testing.T, resp *http.Response, open func()) {
+	t.Helper()
+	reader := bufio.NewReader(resp.Body)
+	first, err := reader.ReadString('\n')
+	if err != nil || !strings.Contains(first, `"one"`) {
+		t.Fatalf("first SSE line %q, %v", first, err)
+	}
+	open()
+	rest, err := io.ReadAll(reader)
+	if err != nil || !bytes.Contains(rest, []byte(`"three"`)) || !bytes.Contains(rest, []byte("[DONE]")) {
+		t.Errorf("rest of the stream %q, %v", rest, err)
+	}
 }
 
 // fakeRouter is an Arch-Router compatible routing model over HTTP.

@@ -810,13 +810,7 @@ func TestDecisionAPI(t *testing.T) {
 // the default (status default); with rules checked in another order the
 // requests matching two rules would get the later route.
 func TestRulesOnly(t *testing.T) {
-	names := []string{"mt", "mr", "ml", "mh", "direct", "dflt"}
-	ups := map[string]*fakeUpstream{}
-	var addrs []any
-	for _, n := range names {
-		ups[n] = newFakeUpstream(t, n)
-		addrs = append(addrs, ups[n].addr())
-	}
+	ups, addrs := newFakeUpstreams(t, "mt", "mr", "ml", "mh", "direct", "dflt")
 	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
 	llm_affinity {
 		default dflt
@@ -904,13 +898,7 @@ func TestRulesOnly(t *testing.T) {
 // last_role, header) decide from the envelope, the last message and the
 // tools alone; the verdicts must be those of a full decode, on both APIs.
 func TestRulesOnRolesAndTools(t *testing.T) {
-	names := []string{"mt", "mtool", "ma", "mh", "dflt"}
-	ups := map[string]*fakeUpstream{}
-	var addrs []any
-	for _, n := range names {
-		ups[n] = newFakeUpstream(t, n)
-		addrs = append(addrs, ups[n].addr())
-	}
+	ups, addrs := newFakeUpstreams(t, "mt", "mtool", "ma", "mh", "dflt")
 	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
 	llm_affinity {
 		default dflt
