@@ -249,11 +249,12 @@ func TestBasicAuthInFront(t *testing.T) {
 	checkAuthInFront(t, f,
 		func(user string) []string { return basic(user, user+"-pw") },
 		map[string][]string{
-			"no credentials":  nil,
-			"wrong password":  basic("alice", "bob-pw"),
-			"unknown user":    basic("mallory", "mallory-pw"),
-			"a bearer token":  {"Authorization", "Bearer alice-pw"},
-			"empty user name": basic("", "alice-pw"),
+			"no credentials": nil,
+			"wrong password": basic("alice", "bob-pw"),
+			// checked against Caddy's costly fake hash (timing safety):
+			// seconds under -race, so one such case
+			"unknown user":   basic("mallory", "mallory-pw"),
+			"a bearer token": {"Authorization", "Bearer alice-pw"},
 		})
 }
 
