@@ -294,37 +294,6 @@ func TestForwardAuthInFront(t *testing.T) {
 	expectDecision(t, "bob claiming to be alice", resp, "gpt-4o", "analysis", "pinned")
 }
 
-// replica is one of several servers of the same self-hosted model. It
-// records which test session (X-Test-Session) each request belonged to.
-type replica struct {
-	name string
-	srv  *httptest.Server
-
-	mu       sync.Mutex
-	sessions map[string]int // session -> requests served
-	models   map[string]int // body model -> requests served
-}
-
-func newReplica(t *testing.T, name string) *replica {
-	t.Helper()
-	rep := &replica{name: name, sessions: map[string]int{}, models: map[string]int{}}
-	rep.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Model string }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		rep.mu.Lock()
-		rep.sessions[r.Header.Get("X-Test-Session")]++
-		rep.models[body.Model]++
-		rep.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Replica", name)
-		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","model":"qwen","choices":[]}`)
-	}))
-	t.Cleanup(rep.srv.Close)
-	return rep
-}
-
-func (rep *replica) addr() string { return strings.TrimPrefix(rep.srv.URL, "http://") }
-
 // TestReplicaStickiness: one self-hosted model on three replicas behind
 // reverse_proxy's header load balancing keeps each of 300 sessions on one
 // replica (its KV/prefix cache stays warm) while the sessions spread across
@@ -337,7 +306,7 @@ func (rep *replica) addr() string { return strings.TrimPrefix(rep.srv.URL, "http
 // header_up changed, so a header_up that removes it sends a retried request
 // to a random replica.
 func TestReplicaStickiness(t *testing.T) {
-	reps := []*replica{newReplica(t, "r0"), newReplica(t, "r1"), newReplica(t, "r2")}
+	reps := []*fakeUpstream{newFakeUpstream(t, "r0"), newFakeUpstream(t, "r1"), newFakeUpstream(t, "r2")}
 	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
 	llm_affinity {
 		default local
@@ -376,14 +345,14 @@ func TestReplicaStickiness(t *testing.T) {
 				defer wg.Done()
 				for s := range jobs {
 					resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("qwen", "hello"),
-						"X-Model-Affinity", s, "X-Test-Session", s)
+						"X-Model-Affinity", s)
 					if err != nil || resp.StatusCode != http.StatusOK {
 						if !mayFail(s) {
 							errs <- fmt.Errorf("%s: session %s: %v %v %s", label, s, err, resp, out)
 						}
 						continue
 					}
-					results <- served{s, resp.Header.Get("X-Replica")}
+					results <- served{s, resp.Header.Get("X-Upstream")}
 				}
 			}()
 		}
@@ -460,8 +429,8 @@ func TestReplicaStickiness(t *testing.T) {
 // sessions go to the coder model, each on one of its replicas, the others to
 // the chat model; the replicas see their served model names.
 func TestSelfHostedTemplate(t *testing.T) {
-	coders := []*replica{newReplica(t, "coder-0"), newReplica(t, "coder-1"), newReplica(t, "coder-2")}
-	chats := []*replica{newReplica(t, "chat-0"), newReplica(t, "chat-1")}
+	coders := []*fakeUpstream{newFakeUpstream(t, "coder-0"), newFakeUpstream(t, "coder-1"), newFakeUpstream(t, "coder-2")}
+	chats := []*fakeUpstream{newFakeUpstream(t, "chat-0"), newFakeUpstream(t, "chat-1")}
 	t.Setenv("CODER_REPLICAS", coders[0].addr()+" "+coders[1].addr()+" "+coders[2].addr())
 	t.Setenv("CHAT_REPLICAS", chats[0].addr()+" "+chats[1].addr())
 	t.Setenv("LLM_GATEWAY_ADDRESS", "http://localhost:9080") // the test's port; the template's default is :8080
@@ -479,13 +448,13 @@ func TestSelfHostedTemplate(t *testing.T) {
 		session := fmt.Sprintf("agent-%d", i)
 		first := ""
 		for turn := range 3 {
-			resp := mustChat(t, gateway, agentTurn, "X-Model-Affinity", session, "X-Test-Session", session)
+			resp := mustChat(t, gateway, agentTurn, "X-Model-Affinity", session)
 			status := "pinned"
 			if turn == 0 {
 				status = "routed"
 			}
 			expectDecision(t, session, resp, "coder", "coding", status)
-			served := resp.Header.Get("X-Replica")
+			served := resp.Header.Get("X-Upstream")
 			if turn == 0 {
 				first = served
 				codersUsed[served]++
@@ -498,22 +467,20 @@ func TestSelfHostedTemplate(t *testing.T) {
 	if len(codersUsed) != len(coders) {
 		t.Errorf("%d sessions used replicas %v; want all %d", sessions, codersUsed, len(coders))
 	}
-	resp := mustChat(t, gateway, chat("any", "what is a monad?"), "X-Model-Affinity", "chatter", "X-Test-Session", "chatter")
-	if model, _, _ := decisionOf(resp); model != "chat" || !strings.HasPrefix(resp.Header.Get("X-Replica"), "chat-") {
-		t.Errorf("a turn without tools: model %q on replica %q, want chat on a chat replica", model, resp.Header.Get("X-Replica"))
+	resp := mustChat(t, gateway, chat("any", "what is a monad?"), "X-Model-Affinity", "chatter")
+	if model, _, _ := decisionOf(resp); model != "chat" || !strings.HasPrefix(resp.Header.Get("X-Upstream"), "chat-") {
+		t.Errorf("a turn without tools: model %q on replica %q, want chat on a chat replica", model, resp.Header.Get("X-Upstream"))
 	}
 
 	for _, rep := range append(coders, chats...) {
-		rep.mu.Lock()
 		want := "Qwen/Qwen2.5-Coder-32B-Instruct"
 		if strings.HasPrefix(rep.name, "chat-") {
 			want = "meta-llama/Llama-3.1-8B-Instruct"
 		}
-		for model := range rep.models {
-			if model != want {
-				t.Errorf("replica %s got model %q, want %q", rep.name, model, want)
+		for _, seen := range rep.requests() {
+			if seen.Model != want {
+				t.Errorf("replica %s got model %q, want %q", rep.name, seen.Model, want)
 			}
 		}
-		rep.mu.Unlock()
 	}
 }
