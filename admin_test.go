@@ -71,7 +71,7 @@ func admStore(t *testing.T, name string) *pooledStore {
 	if lookupStore(name) != nil {
 		t.Fatalf("the pool already has a store named %q", name)
 	}
-	p, err := loadPinStore(name, time.Hour, 1000)
+	p, err := loadPinStore(name, &storeSettings{ttl: time.Hour, maxEntries: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

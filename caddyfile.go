@@ -37,6 +37,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		ttl         <duration>       # default 10m; idle lifetime of a pin, each use refreshes it
 //		max_entries <n>              # default 10000
 //		max_body    <size>           # default 10MiB; larger bodies get 413
+//		max_buffered <size>          # default 256MiB; bytes of bodies held at once, beyond it 503
+//		forward_client_credentials on|off  # default off when a model has an api_key
+//		client_model on|off          # default on; the requested model may serve when no route decides
+//		client_preferences on|off    # default on; honour a body's routing_preferences
 //		default     <model>          # required; used when no route decides
 //		route_on_user_only [on|off]  # default off; re-route only on a new user message
 //		implicit    on|off           # default off; key requests without the header
@@ -97,13 +101,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			lines["header"] = d.Line()
 			err = singleArg(d, &h.Header, sub)
 		case "strip_header":
-			if h.StripHeader != nil {
-				return d.Errf("%s already specified", sub)
-			}
-			var strip bool
-			if err = onOff(d, sub, &strip, false); err == nil {
-				h.StripHeader = &strip
-			}
+			err = onOffPtr(d, sub, &h.StripHeader)
 		case "scope":
 			err = singleArg(d, &h.Scope, sub)
 		case "store":
@@ -137,17 +135,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxEntries = n
 			}
 		case "max_body":
-			if h.MaxBody != 0 {
-				return d.Errf("%s already specified", sub)
-			}
-			var arg string
-			if err = singleArg(d, &arg, sub); err == nil {
-				size, perr := humanize.ParseBytes(arg)
-				if perr != nil || size == 0 || size > 1<<40 {
-					return d.Errf("invalid max_body '%s': must be a size such as 10MiB", arg)
-				}
-				h.MaxBody = int64(size)
-			}
+			err = sizeArg(d, &h.MaxBody, sub)
+		case "max_buffered":
+			err = sizeArg(d, &h.MaxBuffered, sub)
+		case "forward_client_credentials":
+			err = onOffPtr(d, sub, &h.ForwardClientCredentials)
+		case "client_model":
+			err = onOffPtr(d, sub, &h.ClientModel)
+		case "client_preferences":
+			err = onOffPtr(d, sub, &h.ClientPreferences)
 		case "route_on_user_only":
 			err = onOff(d, sub, &h.RouteOnUserOnly, true)
 		case "implicit":
@@ -392,6 +388,38 @@ func onOff(d *caddyfile.Dispenser, name string, dst *bool, bareValue bool) error
 	default:
 		return d.Errf("%s takes on or off", name)
 	}
+	return nil
+}
+
+// onOffPtr reads an on|off argument into a setting whose default depends on
+// other settings, *dst, which must still be unset.
+func onOffPtr(d *caddyfile.Dispenser, name string, dst **bool) error {
+	if *dst != nil {
+		return d.Errf("%s already specified", name)
+	}
+	var value bool
+	if err := onOff(d, name, &value, false); err != nil {
+		return err
+	}
+	*dst = &value
+	return nil
+}
+
+// sizeArg reads one size argument such as 10MiB into *dst, which must still
+// be unset.
+func sizeArg(d *caddyfile.Dispenser, dst *int64, name string) error {
+	if *dst != 0 {
+		return d.Errf("%s already specified", name)
+	}
+	var arg string
+	if err := singleArg(d, &arg, name); err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(arg)
+	if err != nil || size == 0 || size > 1<<40 {
+		return d.Errf("invalid %s '%s': must be a size such as 10MiB", name, arg)
+	}
+	*dst = int64(size)
 	return nil
 }
 

@@ -43,6 +43,16 @@ func (h *Handler) checkConfig() error {
 	if h.MaxBody < 0 {
 		return configErrorf("", "max_body must not be negative")
 	}
+	if h.MaxBuffered < 0 {
+		return configErrorf("", "max_buffered must not be negative")
+	}
+	maxBody := h.MaxBody
+	if maxBody == 0 {
+		maxBody = DefaultMaxBody
+	}
+	if h.MaxBuffered > 0 && h.MaxBuffered < 2*maxBody {
+		return configErrorf("", "max_buffered must be at least twice max_body (%d bytes): a body's buffer may be up to twice its size", maxBody)
+	}
 	if len(h.Models) == 0 {
 		return configErrorf("", "at least one model is required")
 	}

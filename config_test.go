@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
 	"github.com/llmaffinity/caddy-llm-affinity/router"
@@ -23,7 +24,7 @@ func cfgValidHandler() *Handler {
 		Default: "small",
 		Models: []*Model{
 			{Name: "small", To: []string{"127.0.0.1:8001", "127.0.0.1:8002"}},
-			{Name: "big", To: []string{"api.anthropic.com:443"}, Provider: ProviderAnthropic, APIKey: "{env.ANTHROPIC_API_KEY}"},
+			{Name: "big", To: []string{"api.anthropic.com:443"}, Provider: ProviderAnthropic, APIKey: "sk-ant-test-key"},
 		},
 		Routes: []*Route{
 			{Name: "chat", Description: "casual conversation", Models: []string{"small"}},
@@ -288,13 +289,39 @@ func TestCheckConfigErrors(t *testing.T) {
 // cfgInt returns a pointer to n, for Model.Weight.
 func cfgInt(n int) *int { return &n }
 
-// cfgProvision provisions h with a fresh Caddy context and cleans it up when
-// the test ends.
+// cfgContext returns a fresh config context, as a config load makes one,
+// canceled when the test ends.
+func cfgContext(t testing.TB) caddy.Context {
+	t.Helper()
+	base, err := caddy.ProvisionContext(&caddy.Config{})
+	if err != nil {
+		t.Fatalf("ProvisionContext: %v", err)
+	}
+	ctx, cancel := caddy.NewContext(base)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// cfgStart tells the modules of ctx's config that it is running, as Caddy
+// does once every module of a load provisioned and started.
+func cfgStart(t testing.TB, ctx caddy.Context) {
+	t.Helper()
+	app, err := ctx.App("events")
+	if err != nil {
+		t.Fatalf("events app: %v", err)
+	}
+	app.(*caddyevents.App).Emit(ctx, "started", nil)
+}
+
+// cfgProvision provisions h with a fresh Caddy context, starts that config
+// when Provision succeeds, and cleans h up when the test ends.
 func cfgProvision(t testing.TB, h *Handler) error {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
+	ctx := cfgContext(t)
 	err := h.Provision(ctx)
+	if err == nil {
+		cfgStart(t, ctx)
+	}
 	t.Cleanup(func() {
 		if cerr := h.Cleanup(); cerr != nil {
 			t.Errorf("Cleanup: %v", cerr)
@@ -390,7 +417,7 @@ func TestProvisionResolvesAPIKeyPlaceholder(t *testing.T) {
 			{Name: "a", To: []string{"127.0.0.1:9"}, APIKey: "{env.LLM_AFFINITY_TEST_OPENAI_KEY}"},
 			{Name: "b", To: []string{"127.0.0.1:9"}, APIKey: "{env.LLM_AFFINITY_TEST_ANTHROPIC_KEY}", Provider: ProviderAnthropic},
 			{Name: "c", To: []string{"127.0.0.1:9"}, APIKey: "literal-key"},
-			{Name: "d", To: []string{"127.0.0.1:9"}, APIKey: "{env.LLM_AFFINITY_TEST_UNSET_KEY}"},
+			{Name: "d", To: []string{"127.0.0.1:9"}},
 		},
 	}
 	if err := cfgProvision(t, h); err != nil {
@@ -404,7 +431,7 @@ func TestProvisionResolvesAPIKeyPlaceholder(t *testing.T) {
 		{"a", "{env.LLM_AFFINITY_TEST_OPENAI_KEY}", secret},
 		{"b", "{env.LLM_AFFINITY_TEST_ANTHROPIC_KEY}", "sk-ant-" + secret},
 		{"c", "literal-key", "literal-key"},
-		{"d", "{env.LLM_AFFINITY_TEST_UNSET_KEY}", ""},
+		{"d", "", ""},
 	}
 	for i, tt := range tests {
 		m := h.Models[i]
@@ -429,6 +456,43 @@ func TestProvisionResolvesAPIKeyPlaceholder(t *testing.T) {
 	}
 	if !strings.Contains(string(cfg), `"api_key":"{env.LLM_AFFINITY_TEST_OPENAI_KEY}"`) {
 		t.Errorf("the handler's JSON lost the placeholder: %s", cfg)
+	}
+}
+
+// A placeholder that names an unset variable fails the load, naming the
+// model (or setting) and the variable: a key that silently came out empty
+// would send the client's own credential upstream, or none.
+func TestProvisionFailsOnUnsetPlaceholder(t *testing.T) {
+	t.Setenv("LLM_AFFINITY_TEST_EMPTY", "")
+	model := func(key string) []*Model {
+		return []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}, {Name: "claude", To: []string{"127.0.0.1:9"}, APIKey: key}}
+	}
+	tests := []struct {
+		name    string
+		h       *Handler
+		wantErr string
+	}{
+		{name: "api_key of an unset variable",
+			h:       &Handler{Default: "a", Models: model("{env.LLM_AFFINITY_TEST_UNSET_KEY}")},
+			wantErr: "model 'claude': api_key: environment variable LLM_AFFINITY_TEST_UNSET_KEY is not set"},
+		{name: "api_key of an empty variable",
+			h:       &Handler{Default: "a", Models: model("{env.LLM_AFFINITY_TEST_EMPTY}")},
+			wantErr: "model 'claude': api_key: environment variable LLM_AFFINITY_TEST_EMPTY is not set"},
+		{name: "implicit_salt of an unset variable",
+			h:       &Handler{Default: "a", ImplicitSalt: "{env.LLM_AFFINITY_TEST_UNSET_SALT}", Models: model("")},
+			wantErr: "implicit_salt: environment variable LLM_AFFINITY_TEST_UNSET_SALT is not set"},
+		{name: "redis password of an unset variable",
+			h: &Handler{Name: "cfg-test-unset-password", Default: "a", Models: model(""),
+				Store: &StoreConfig{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:1"}, Password: "{env.LLM_AFFINITY_TEST_UNSET_PASSWORD}"}}},
+			wantErr: "store redis: password: environment variable LLM_AFFINITY_TEST_UNSET_PASSWORD is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := cfgProvision(t, tt.h)
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("Provision error = %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -574,7 +638,6 @@ func TestProvisionImplicitSaltDefault(t *testing.T) {
 		salt string
 	}{
 		{name: "unset", salt: ""},
-		{name: "placeholder of an unset variable", salt: "{env.LLM_AFFINITY_TEST_UNSET_SALT}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -593,11 +656,11 @@ func TestProvisionImplicitSaltDefault(t *testing.T) {
 // when it chooses; it runs when the test ends if the test did not call it.
 func cfgProvisionHeld(t *testing.T, h *Handler) (cleanup func()) {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
+	ctx := cfgContext(t)
 	if err := h.Provision(ctx); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
+	cfgStart(t, ctx)
 	var once sync.Once
 	cleanup = func() {
 		once.Do(func() {

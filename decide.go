@@ -30,6 +30,7 @@ const optOutValue = "off"
 // incoming is one chat request on its way through the handler.
 type incoming struct {
 	r      *http.Request
+	api    router.API // the wire format the client speaks
 	env    *router.Envelope
 	body   *requestBody // valid until ServeHTTP returns
 	key    string       // affinity key: the header's, or an implicit one; "" for none
@@ -261,11 +262,12 @@ func (h *Handler) routed(rt *Route) decision {
 	return decision{candidates: h.candidates(pick(rt), rt), route: rt.Name, status: StatusRouted}
 }
 
-// fallback serves the requested model if it is configured, else the default.
+// fallback serves the requested model if it is configured and clients may
+// choose (client_model), else the default.
 func (h *Handler) fallback(in *incoming) decision {
-	m := h.models[in.env.Model]
-	if m == nil {
-		m = h.defaultModel
+	m := h.defaultModel
+	if requested := h.models[in.env.Model]; requested != nil && h.clientModel {
+		m = requested
 	}
 	return decision{candidates: h.candidates(m, nil), status: StatusDefault}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -22,8 +21,7 @@ import (
 // model that served, and is dropped when none could.
 func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next caddyhttp.Handler) error {
 	r := in.r
-	clientAuth := slices.Clone(r.Header.Values("Authorization"))
-	clientAPIKey := slices.Clone(r.Header.Values("X-Api-Key"))
+	client := takeClientCredentials(r.Header)
 	respHeader := w.Header()
 	initialHeader := respHeader.Clone()
 	for i, m := range d.candidates {
@@ -36,13 +34,17 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		// fresh segments each attempt: a failed attempt's transport may still
 		// be reading the previous ones
 		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel))
-		setCredential(r.Header, m, clientAuth, clientAPIKey)
+		h.setCredential(r.Header, m, &client)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
 		setDecisionOutputs(w, r, m.Name, d.route, d.status, in.key)
 
 		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, mayFail: !last}
 		err := next.ServeHTTP(fw, r)
 		switch {
+		case err == nil && !fw.committed && !fw.failed:
+			// nothing after this handler answered: no model was asked
+			h.settlePin(r.Context(), d, m, false)
+			return writeAPIError(w, in.api, http.StatusBadGateway, errNoProxy)
 		case fw.committed:
 			h.settlePin(r.Context(), d, m, err == nil && !retryable(fw.status))
 			return err
@@ -67,26 +69,6 @@ func (h *Handler) settlePin(ctx context.Context, d decision, served *Model, ok b
 		h.pins.Delete(ctx, d.pinKey)
 	case served != d.candidates[0]:
 		h.pins.Set(ctx, d.pinKey, affinity.Pin{Model: served.Name, Route: d.route})
-	}
-}
-
-// setCredential sends the model's key the model's way, replacing the client's
-// credentials; a model without a key gets the client's own.
-func setCredential(header http.Header, m *Model, clientAuth, clientAPIKey []string) {
-	header.Del("Authorization")
-	header.Del("X-Api-Key")
-	switch {
-	case m.apiKey == "":
-		if len(clientAuth) > 0 {
-			header["Authorization"] = clientAuth
-		}
-		if len(clientAPIKey) > 0 {
-			header["X-Api-Key"] = clientAPIKey
-		}
-	case m.Provider == ProviderAnthropic:
-		header.Set("X-Api-Key", m.apiKey)
-	default:
-		header.Set("Authorization", "Bearer "+m.apiKey)
 	}
 }
 

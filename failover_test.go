@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -190,73 +189,6 @@ func TestFailoverWriterInformational(t *testing.T) {
 	fw.WriteHeader(http.StatusOK)
 	if !fw.committed || fw.status != http.StatusOK {
 		t.Errorf("200 after 100: committed %v, status %d; want true, 200", fw.committed, fw.status)
-	}
-}
-
-func TestSetCredential(t *testing.T) {
-	clientAuth := []string{"Bearer client-token"}
-	clientAPIKey := []string{"client-key"}
-	tests := []struct {
-		name       string
-		model      *Model
-		clientAuth []string
-		clientKey  []string
-		want       http.Header
-	}{
-		{name: "openai key", model: &Model{Provider: ProviderOpenAI, apiKey: "sk-openai"},
-			clientAuth: clientAuth, clientKey: clientAPIKey,
-			want: http.Header{"Authorization": {"Bearer sk-openai"}}},
-		{name: "anthropic key", model: &Model{Provider: ProviderAnthropic, apiKey: "sk-ant"},
-			clientAuth: clientAuth, clientKey: clientAPIKey,
-			want: http.Header{"X-Api-Key": {"sk-ant"}}},
-		{name: "no key: the client's credentials", model: &Model{Provider: ProviderAnthropic},
-			clientAuth: clientAuth, clientKey: clientAPIKey,
-			want: http.Header{"Authorization": {"Bearer client-token"}, "X-Api-Key": {"client-key"}}},
-		{name: "no key, client sent only a bearer", model: &Model{Provider: ProviderOpenAI},
-			clientAuth: clientAuth,
-			want:       http.Header{"Authorization": {"Bearer client-token"}}},
-		{name: "no key, client sent nothing", model: &Model{Provider: ProviderOpenAI},
-			want: http.Header{}},
-		{name: "no key, client sent two values", model: &Model{},
-			clientAuth: []string{"Bearer a", "Bearer b"},
-			want:       http.Header{"Authorization": {"Bearer a", "Bearer b"}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// as on a failover: the previous attempt set another model's key
-			header := http.Header{"Authorization": {"Bearer previous"}, "X-Api-Key": {"previous"}, "Content-Type": {"application/json"}}
-			setCredential(header, tt.model, tt.clientAuth, tt.clientKey)
-			want := tt.want.Clone()
-			want.Set("Content-Type", "application/json")
-			if !reflect.DeepEqual(header, want) {
-				t.Errorf("header = %v, want %v", header, want)
-			}
-		})
-	}
-}
-
-// Failing over from a keyed model to one without a key gives the second the
-// client's credentials, not the first model's key.
-func TestSetCredentialAcrossAttempts(t *testing.T) {
-	r := httptest.NewRequest(http.MethodPost, "/v1/messages", nil)
-	r.Header.Set("X-Api-Key", "client-key")
-	clientAuth := r.Header.Values("Authorization")
-	clientKey := append([]string(nil), r.Header.Values("X-Api-Key")...)
-
-	setCredential(r.Header, &Model{Provider: ProviderAnthropic, apiKey: "sk-ant"}, clientAuth, clientKey)
-	if got := r.Header.Get("X-Api-Key"); got != "sk-ant" {
-		t.Fatalf("first attempt X-Api-Key = %q, want sk-ant", got)
-	}
-	setCredential(r.Header, &Model{Provider: ProviderOpenAI, apiKey: "sk-openai"}, clientAuth, clientKey)
-	if got := r.Header.Values("X-Api-Key"); len(got) != 0 {
-		t.Errorf("second attempt still sends X-Api-Key %v", got)
-	}
-	setCredential(r.Header, &Model{Provider: ProviderAnthropic}, clientAuth, clientKey)
-	if got := r.Header.Values("X-Api-Key"); !reflect.DeepEqual(got, []string{"client-key"}) {
-		t.Errorf("third attempt X-Api-Key = %v, want the client's", got)
-	}
-	if got := r.Header.Values("Authorization"); len(got) != 0 {
-		t.Errorf("third attempt Authorization = %v, want none", got)
 	}
 }
 

@@ -33,6 +33,11 @@ var (
 		Help: "Failed calls to the shared pin store, by operation (the request went on from memory).",
 	}, []string{"op"})
 
+	bufferedBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "llm_affinity", Name: "buffered_bytes",
+		Help: "Bytes held in request body buffers by requests in flight (bounded by max_buffered per handler).",
+	})
+
 	pins = prometheus.NewDesc("caddy_llm_affinity_pins",
 		"Pins kept in memory, by pin store name.", []string{"name"}, nil)
 )
@@ -75,7 +80,7 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) {
 	if registry == nil {
 		return
 	}
-	for _, c := range []prometheus.Collector{decisions, routerDuration, routerErrors, storeErrors, pinsCollector{}} {
+	for _, c := range []prometheus.Collector{decisions, routerDuration, routerErrors, storeErrors, bufferedBytes, pinsCollector{}} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

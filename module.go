@@ -7,7 +7,6 @@ package llmaffinity
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
+	"github.com/llmaffinity/caddy-llm-affinity/internal/placeholder"
 	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
 
@@ -32,6 +32,7 @@ const (
 	DefaultTTL          = 10 * time.Minute
 	DefaultMaxEntries   = 10000
 	DefaultMaxBody      = 10 << 20
+	DefaultMaxBuffered  = 256 << 20
 	DefaultRedisTimeout = 100 * time.Millisecond
 )
 
@@ -77,8 +78,10 @@ const upstreamVar = "llm_affinity.upstream"
 
 // Handler routes chat requests to models and pins the decision per session.
 // Requests that are not a POST to a path ending in /chat/completions
-// (OpenAI) or /messages (Anthropic) pass through untouched to the default
-// model's upstreams.
+// (OpenAI) or /messages (Anthropic), with or without a trailing slash, go
+// to the default model's upstreams with their body as it is; on every path
+// the client's credentials and the affinity headers are handled alike (see
+// ForwardClientCredentials and StripHeader).
 type Handler struct {
 	// The name of this handler's pin store. Pins live in a store shared by
 	// every config generation, so a config reload keeps them; handlers with
@@ -102,6 +105,31 @@ type Handler struct {
 	// The largest request body accepted, in bytes; larger ones get 413.
 	// Default: 10 MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
+
+	// The most bytes this handler holds for request bodies at once, across
+	// all requests in flight; a request whose body would go beyond it gets
+	// 503. Buffers grow with the bytes that arrive, not with the declared
+	// Content-Length, and one body's buffer may be up to twice its size, so
+	// it must be at least twice max_body. Default: 256 MiB, or twice
+	// max_body when that is more.
+	MaxBuffered int64 `json:"max_buffered,omitempty"`
+
+	// Send the client's own credentials (Authorization, x-api-key, api-key
+	// and Cookie headers) upstream when the serving model has no api_key.
+	// A model's api_key always replaces them. Default: off when any model
+	// has an api_key (the gateway's password or a tenant token must not
+	// reach a provider), on otherwise (clients bring their own keys).
+	ForwardClientCredentials *bool `json:"forward_client_credentials,omitempty"`
+
+	// Let the model the client asks for serve when no route decides, if it
+	// is a configured model. Off, the default model serves instead.
+	// Default: on.
+	ClientModel *bool `json:"client_model,omitempty"`
+
+	// Honour a request's own routing preferences (the body's
+	// "routing_preferences"). Off, they are ignored (and still removed
+	// before the request goes upstream). Default: on.
+	ClientPreferences *bool `json:"client_preferences,omitempty"`
 
 	// The model that serves when no route decides and the requested model is
 	// not a configured one, and the last to try when a route's candidates all
@@ -152,16 +180,23 @@ type Handler struct {
 	// serves.
 	RouterRaw json.RawMessage `json:"router,omitempty" caddy:"namespace=http.handlers.llm_affinity.routers inline_key=router"`
 
-	router       router.Router
-	stripHeader  bool
-	models       map[string]*Model
-	routeByName  map[string]*Route
-	defaultModel *Model
-	implicitSalt string
+	router            router.Router
+	stripHeader       bool
+	forwardClientAuth bool
+	clientModel       bool
+	clientPrefs       bool
+	buffered          *bodyBudget
+	models            map[string]*Model
+	routeByName       map[string]*Route
+	defaultModel      *Model
+	implicitSalt      string
 	// rulesReadMessages is set when a configured rule reads message text,
 	// so deciding by rules takes a full decode of the body.
 	rulesReadMessages bool
 	pins              *affinity.Store
+	pool              *pooledStore   // the pooled store pins belongs to
+	storeSettings     *storeSettings // applied to the pool's store once this config runs
+	ctx               caddy.Context
 	logger            *zap.Logger
 }
 
@@ -180,8 +215,10 @@ type Model struct {
 	UpstreamModel string `json:"upstream_model,omitempty"`
 
 	// The provider credential, replacing whatever the client sent. Placeholders
-	// such as {env.OPENAI_API_KEY} are resolved at provision time. Optional:
-	// without it the client's own credential goes upstream.
+	// such as {env.OPENAI_API_KEY} are resolved at provision time; one that
+	// names an unset variable fails the load. Optional: without it the
+	// client's own credential goes upstream if the handler forwards client
+	// credentials, else none.
 	APIKey string `json:"api_key,omitempty"`
 
 	// How the key is sent: "openai" (Authorization: Bearer) or "anthropic"
@@ -269,13 +306,18 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets defaults, resolves placeholders in credentials, compiles
-// route rules, loads the router and creates the pin store.
+// route rules, loads the router and the pin store. The store is shared with
+// the config that is serving, so this config's settings for it are only
+// staged here; they apply when this config starts (see configStarted).
 func (h *Handler) Provision(ctx caddy.Context) error {
+	h.ctx = ctx
 	h.logger = ctx.Logger()
 	if h.Name == "" {
 		h.Name = DefaultName
 	}
 	h.stripHeader = h.StripHeader == nil || *h.StripHeader
+	h.clientModel = h.ClientModel == nil || *h.ClientModel
+	h.clientPrefs = h.ClientPreferences == nil || *h.ClientPreferences
 	if h.Header == "" {
 		h.Header = DefaultHeader
 	}
@@ -288,8 +330,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBody == 0 {
 		h.MaxBody = DefaultMaxBody
 	}
+	if h.MaxBuffered == 0 {
+		h.MaxBuffered = max(DefaultMaxBuffered, 2*h.MaxBody)
+	}
+	h.buffered = &bodyBudget{limit: h.MaxBuffered}
 
-	repl := caddy.NewReplacer()
+	anyKey := false
 	h.models = make(map[string]*Model, len(h.Models))
 	for _, m := range h.Models {
 		if m == nil {
@@ -306,9 +352,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			m.weight = *m.Weight
 		}
 		m.quotedUpstreamModel, _ = json.Marshal(m.UpstreamModel) // a string always marshals
-		m.apiKey = repl.ReplaceAll(m.APIKey, "")
+		key, err := placeholder.Resolve(m.APIKey)
+		if err != nil {
+			return fmt.Errorf("model '%s': api_key: %v", m.Name, err)
+		}
+		m.apiKey = key
+		anyKey = anyKey || key != ""
 		m.upstream = &upstreamTarget{model: m.Name, dials: m.To}
 		h.models[m.Name] = m
+	}
+	h.forwardClientAuth = !anyKey
+	if h.ForwardClientCredentials != nil {
+		h.forwardClientAuth = *h.ForwardClientCredentials
 	}
 	h.defaultModel = h.models[h.Default]
 	h.routeByName = make(map[string]*Route, len(h.Routes))
@@ -328,7 +383,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.routeByName[r.Name] = r
 	}
-	h.implicitSalt = repl.ReplaceAll(h.ImplicitSalt, "")
+	salt, err := placeholder.Resolve(h.ImplicitSalt)
+	if err != nil {
+		return fmt.Errorf("implicit_salt: %v", err)
+	}
+	h.implicitSalt = salt
 	if h.implicitSalt == "" {
 		h.implicitSalt = processSalt
 	}
@@ -346,15 +405,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	registerMetrics(ctx, h.logger)
-	pins, err := loadPinStore(h.Name, time.Duration(h.TTL), h.MaxEntries)
+	h.storeSettings, err = newStoreSettings(h.Name, time.Duration(h.TTL), h.MaxEntries, h.Store)
 	if err != nil {
 		return err
 	}
-	h.pins = pins.Store
-	if err := pins.share(h.Store, h.Name, repl); err != nil {
+	h.pool, err = loadPinStore(h.Name, h.storeSettings)
+	if err != nil {
 		return err
 	}
-	return nil
+	h.pins = h.pool.Store
+	return h.onConfigStarted(ctx)
 }
 
 // lookupModels returns the configured models of names, skipping unknown ones.
@@ -377,7 +437,7 @@ func (h *Handler) Validate() error {
 // Cleanup releases this config's hold on the pin store; the store itself
 // lives on while a newer config uses the same name.
 func (h *Handler) Cleanup() error {
-	if h.pins != nil {
+	if h.pool != nil {
 		_, err := pinStores.Delete(h.Name)
 		return err
 	}
@@ -387,36 +447,35 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP routes a chat request, pins the decision and hands off to the next
 // handler (reverse_proxy with dynamic llm_affinity upstreams), failing over to
 // the route's other candidates when the serving model fails. On the decision
-// API paths it answers the decision instead of proxying.
+// API paths it answers the decision instead of proxying. Any other request
+// goes to the default model, its body untouched; on every path the client's
+// credentials are replaced (see setCredential) and the affinity headers
+// stripped.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	api, decisionOnly, ok := chatAPI(r)
 	if !ok {
-		caddyhttp.SetVar(r.Context(), upstreamVar, h.defaultModel.upstream)
-		return next.ServeHTTP(w, r)
+		return h.passThrough(w, r, next)
 	}
 	key, optOut, err := h.affinityKey(r)
 	if err != nil {
 		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
 	}
-	body, err := readBody(r, h.MaxBody)
+	body, err := h.readBody(r)
 	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			return writeAPIError(w, api, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", h.MaxBody))
-		}
-		return writeAPIError(w, api, http.StatusBadRequest, "could not read request body")
+		return writeBodyError(w, api, err, h.MaxBody)
 	}
 	defer body.release()
 	env, err := router.ParseEnvelope(body.bytes)
 	if err != nil {
 		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
 	}
-	in := &incoming{r: r, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r)}
-	if env.Preferences != nil || (h.Implicit && key == "" && !optOut) {
+	in := &incoming{r: r, api: api, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r)}
+	usePreferences := env.Preferences != nil && h.clientPrefs
+	if usePreferences || (h.Implicit && key == "" && !optOut) {
 		// decode now: per-request preferences can be a client error, and an
 		// implicit key needs the system prompt, tools and first user message
 		req, err := in.decoded()
-		if err == nil {
+		if err == nil && usePreferences {
 			in.preferences, err = h.preferenceRoutes(req.Preferences)
 		}
 		if err != nil {
@@ -432,10 +491,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if decisionOnly {
 		return writeDecision(w, d, in.key)
 	}
-	if h.stripHeader {
-		r.Header.Del(h.Header)
-		r.Header.Del(HeaderMode)
-	}
+	h.stripAffinityHeaders(r.Header)
 	if c := h.logger.Check(zapcore.DebugLevel, "routing decision"); c != nil {
 		c.Write(zap.String("api", api.String()),
 			zap.String("model", d.candidates[0].Name),
@@ -444,6 +500,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			zap.String("affinity_key_hash", hashKey(in.key)))
 	}
 	return h.serve(w, in, d, next)
+}
+
+// passThrough hands a request the handler does not route to the default
+// model's upstreams, with the default model's credential in place of the
+// client's and the affinity headers stripped.
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.stripAffinityHeaders(r.Header)
+	client := takeClientCredentials(r.Header)
+	h.setCredential(r.Header, h.defaultModel, &client)
+	caddyhttp.SetVar(r.Context(), upstreamVar, h.defaultModel.upstream)
+	fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(fw, r)
+	if err == nil && !fw.committed {
+		return writeAPIError(w, apiOfPath(r), http.StatusBadGateway, errNoProxy)
+	}
+	return err
 }
 
 // Interface guards

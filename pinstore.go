@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
+	"github.com/llmaffinity/caddy-llm-affinity/internal/placeholder"
 )
 
 // pinStores holds every handler's pin store by name. It is package-level so
@@ -32,35 +33,23 @@ func (p *pooledStore) Destruct() error {
 	return nil
 }
 
-// loadPinStore returns the pool's store for name, creating it if needed, and
-// applies ttl and maxEntries to it (a reload may change them).
-func loadPinStore(name string, ttl time.Duration, maxEntries int) (*pooledStore, error) {
-	val, loaded, err := pinStores.LoadOrNew(name, func() (caddy.Destructor, error) {
-		s, err := affinity.New(affinity.Options{TTL: ttl, MaxEntries: maxEntries, OnSharedError: countStoreError})
-		if err != nil {
-			return nil, err
-		}
-		return &pooledStore{Store: s}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	p := val.(*pooledStore)
-	if loaded {
-		p.Reconfigure(ttl, maxEntries)
-	}
-	return p, nil
+// storeSettings are what a config asks of its pin store. A config load
+// provisions every module before it is known whether the load succeeds, and
+// the store is shared with the config that is serving, so a handler only
+// stages them in Provision; they apply once its config is running.
+type storeSettings struct {
+	ttl        time.Duration
+	maxEntries int
+	// redis is the shared store with its defaults filled in and its
+	// placeholders resolved; nil for none.
+	redis *RedisConfig
 }
 
-// share attaches the configured shared store, keeping the current connection
-// when its settings did not change.
-func (p *pooledStore) share(cfg *StoreConfig, name string, repl *caddy.Replacer) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// newStoreSettings resolves a handler's pin store settings.
+func newStoreSettings(name string, ttl time.Duration, maxEntries int, cfg *StoreConfig) (*storeSettings, error) {
+	s := &storeSettings{ttl: ttl, maxEntries: maxEntries}
 	if cfg == nil || cfg.Redis == nil {
-		p.Share(nil, 0)
-		p.sharedConfig = ""
-		return nil
+		return s, nil
 	}
 	rc := *cfg.Redis
 	if rc.Prefix == "" {
@@ -69,19 +58,52 @@ func (p *pooledStore) share(cfg *StoreConfig, name string, repl *caddy.Replacer)
 	if rc.Timeout <= 0 {
 		rc.Timeout = caddy.Duration(DefaultRedisTimeout)
 	}
-	rc.Password = repl.ReplaceAll(rc.Password, "")
-	fingerprint, err := json.Marshal(rc)
+	password, err := placeholder.Resolve(rc.Password)
 	if err != nil {
-		return fmt.Errorf("store redis: %v", err)
+		return nil, fmt.Errorf("store redis: password: %v", err)
 	}
+	rc.Password = password
+	s.redis = &rc
+	return s, nil
+}
+
+// loadPinStore returns the pool's store for name, creating it with settings
+// if there is none. A store that exists keeps its settings until apply.
+func loadPinStore(name string, settings *storeSettings) (*pooledStore, error) {
+	val, _, err := pinStores.LoadOrNew(name, func() (caddy.Destructor, error) {
+		s, err := affinity.New(affinity.Options{TTL: settings.ttl, MaxEntries: settings.maxEntries, OnSharedError: countStoreError})
+		if err != nil {
+			return nil, err
+		}
+		return &pooledStore{Store: s}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*pooledStore), nil
+}
+
+// apply gives the store a running config's settings: its ttl and bound, and
+// its shared store, keeping the current connection when those settings did
+// not change.
+func (p *pooledStore) apply(s *storeSettings) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Reconfigure(s.ttl, s.maxEntries)
+	if s.redis == nil {
+		p.Share(nil, 0)
+		p.sharedConfig = ""
+		return
+	}
+	fingerprint, _ := json.Marshal(s.redis) // strings, ints and a duration always marshal
 	if string(fingerprint) == p.sharedConfig {
-		return nil
+		return
 	}
+	rc := s.redis
 	p.Share(affinity.NewRedis(affinity.RedisOptions{
 		Addresses: rc.Addresses, Password: rc.Password, DB: rc.DB, Prefix: rc.Prefix,
 	}), time.Duration(rc.Timeout))
 	p.sharedConfig = string(fingerprint)
-	return nil
 }
 
 // Interface guard

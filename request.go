@@ -1,20 +1,28 @@
 package llmaffinity
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
 
-// errBodyTooLarge is returned by readBody for bodies over the limit.
-var errBodyTooLarge = errors.New("request body too large")
+// Body reading errors that get an answer of their own.
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBudgetFull   = errors.New("too many request bodies buffered")
+)
+
+// errNoProxy answers a request that nothing after the handler served.
+const errNoProxy = "llm_affinity chose a model, but no reverse_proxy handled the request: " +
+	"add 'reverse_proxy { dynamic llm_affinity }' after llm_affinity"
 
 // routingAPIPath is the path segment of the decision API: POST
 // .../routing/v1/chat/completions or .../routing/v1/messages.
@@ -22,11 +30,12 @@ const routingAPIPath = "/routing/v1/"
 
 // chatAPI reports whether r is a chat request the handler routes, in which
 // wire format, and whether it asks the decision API (decide, don't proxy).
+// A trailing slash does not change the path's meaning.
 func chatAPI(r *http.Request) (api router.API, decisionOnly, ok bool) {
 	if r.Method != http.MethodPost {
 		return 0, false, false
 	}
-	path := r.URL.Path
+	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch {
 	case strings.HasSuffix(path, "/chat/completions"):
 		api = router.OpenAI
@@ -36,6 +45,15 @@ func chatAPI(r *http.Request) (api router.API, decisionOnly, ok bool) {
 		return 0, false, false
 	}
 	return api, strings.Contains(path, routingAPIPath), true
+}
+
+// apiOfPath is the error shape for a request the handler does not route:
+// Anthropic's when the request looks like one of its API's, else OpenAI's.
+func apiOfPath(r *http.Request) router.API {
+	if r.Header.Get("Anthropic-Version") != "" || strings.Contains(r.URL.Path, "/messages") {
+		return router.Anthropic
+	}
+	return router.OpenAI
 }
 
 // Request bodies are read into buffers recycled by size class, powers of
@@ -71,10 +89,58 @@ var errBodyReleased = errors.New("llm_affinity: request body already released")
 // A reader that is never closed keeps the buffer out of the pool, for the
 // garbage collector.
 type requestBody struct {
-	mu    sync.Mutex
-	bytes []byte // nil once released
-	class int    // bodyPools index, -1 when not pooled
-	refs  int    // the handler's reference plus one per open reader
+	mu     sync.Mutex
+	bytes  []byte // nil once released
+	class  int    // bodyPools index, -1 when not pooled
+	refs   int    // the handler's reference plus one per open reader
+	budget *bodyBudget
+}
+
+// grow gives the body a buffer of at least size bytes, keeping what it read:
+// a pooled one up to the largest size class, else one of its own. The
+// budget counts the capacity the body holds, so growing reserves the
+// difference first.
+func (b *requestBody) grow(size int64) error {
+	class := bodyClass(size)
+	capacity := size
+	if class >= 0 {
+		capacity = 1 << (minPooledBodyShift + class)
+	}
+	if !b.budget.reserve(capacity - int64(cap(b.bytes))) {
+		return errBudgetFull
+	}
+	var buf []byte
+	if class >= 0 {
+		if pooled, ok := bodyPools[class].Get().(*[]byte); ok {
+			buf = (*pooled)[:0]
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, 0, capacity)
+	}
+	buf = append(buf, b.bytes...)
+	b.putBack()
+	b.bytes, b.class = buf, class
+	return nil
+}
+
+// putBack returns the body's buffer to its pool, if it came from one.
+func (b *requestBody) putBack() {
+	if b.class >= 0 && b.bytes != nil {
+		buf := b.bytes[:0]
+		bodyPools[b.class].Put(&buf)
+	}
+}
+
+// recycle gives the body's buffer back to its pool and its bytes back to
+// the budget.
+func (b *requestBody) recycle() {
+	if b.bytes == nil {
+		return
+	}
+	b.putBack()
+	b.budget.free(int64(cap(b.bytes)))
+	b.bytes = nil
 }
 
 // acquire takes a reference for a new reader; false once released.
@@ -93,52 +159,109 @@ func (b *requestBody) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refs--
-	if b.refs > 0 || b.bytes == nil {
+	if b.refs > 0 {
 		return
 	}
-	if b.class >= 0 {
-		buf := b.bytes[:0]
-		bodyPools[b.class].Put(&buf)
-	}
-	b.bytes = nil
+	b.recycle()
 }
 
-// readBody reads the whole request body, at most limit bytes. The caller
-// holds the returned body's first reference and releases it when done.
-func readBody(r *http.Request, limit int64) (*requestBody, error) {
-	if r.ContentLength > limit {
+// initialBodyBuffer is the most a body buffer starts with, whatever the
+// declared Content-Length; beyond it the buffer grows with the bytes that
+// arrive, bodyGrowth times at a step. A client that declares a large body
+// and sends little costs little.
+const (
+	initialBodyBuffer = 64 << 10
+	bodyGrowth        = 4
+)
+
+// bodyBudget bounds the bytes a handler holds in body buffers at once.
+type bodyBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// reserve takes n bytes of the budget; false when that would exceed it.
+func (b *bodyBudget) reserve(n int64) bool {
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	bufferedBytes.Add(float64(n))
+	return true
+}
+
+// free gives n reserved bytes back.
+func (b *bodyBudget) free(n int64) {
+	b.used.Add(-n)
+	bufferedBytes.Sub(float64(n))
+}
+
+// readBody reads the whole request body, at most MaxBody bytes, into a
+// buffer that grows with the bytes that arrive, within the handler's
+// MaxBuffered budget. The caller holds the returned body's first reference
+// and releases it when done.
+func (h *Handler) readBody(r *http.Request) (*requestBody, error) {
+	limit, declared := h.MaxBody, r.ContentLength
+	if declared > limit {
 		return nil, errBodyTooLarge
 	}
-	if r.ContentLength >= 0 {
-		// the server stops the body at its Content-Length
-		body := &requestBody{class: bodyClass(r.ContentLength), refs: 1}
-		if body.class < 0 {
-			body.bytes = make([]byte, r.ContentLength)
-		} else if pooled, ok := bodyPools[body.class].Get().(*[]byte); ok {
-			body.bytes = (*pooled)[:r.ContentLength]
-		} else {
-			body.bytes = make([]byte, r.ContentLength, 1<<(minPooledBodyShift+body.class))
-		}
-		_, err := io.ReadFull(r.Body, body.bytes)
-		var tooLarge *http.MaxBytesError // from a request_body limit in front of us
-		if errors.As(err, &tooLarge) {
-			return nil, errBodyTooLarge
-		}
-		return body, err
+	body := &requestBody{class: -1, refs: 1, budget: h.buffered}
+	// the most bytes worth reading: the declared length, or, when it is
+	// unknown, one past the limit, which tells a body over it
+	want := declared
+	if want < 0 {
+		want = limit + 1
 	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	var tooLarge *http.MaxBytesError // from a request_body limit in front of us
-	if errors.As(err, &tooLarge) {
-		return nil, errBodyTooLarge
-	}
-	if err != nil {
+	if err := body.grow(min(want, initialBodyBuffer)); err != nil {
 		return nil, err
 	}
-	if n > limit {
-		return nil, errBodyTooLarge
+	for int64(len(body.bytes)) < want {
+		if len(body.bytes) == cap(body.bytes) {
+			if err := body.grow(min(int64(cap(body.bytes))*bodyGrowth, want)); err != nil {
+				body.release()
+				return nil, err
+			}
+		}
+		n, err := r.Body.Read(body.bytes[len(body.bytes):cap(body.bytes)])
+		body.bytes = body.bytes[:len(body.bytes)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			body.release()
+			var tooLarge *http.MaxBytesError // from a request_body limit in front of us
+			if errors.As(err, &tooLarge) {
+				return nil, errBodyTooLarge
+			}
+			return nil, err
+		}
 	}
-	return &requestBody{bytes: buf.Bytes(), class: -1, refs: 1}, nil
+	switch n := int64(len(body.bytes)); {
+	case n > limit:
+		body.release()
+		return nil, errBodyTooLarge
+	case declared >= 0 && n < declared:
+		body.release()
+		return nil, io.ErrUnexpectedEOF
+	}
+	return body, nil
+}
+
+// writeBodyError answers a body that could not be read. The rest of the
+// body is not read: the connection closes after the answer, or the server
+// would wait for the rest of it before answering.
+func writeBodyError(w http.ResponseWriter, api router.API, err error, maxBody int64) error {
+	w.Header().Set("Connection", "close")
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return writeAPIError(w, api, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", maxBody))
+	case errors.Is(err, errBudgetFull):
+		w.Header().Set("Retry-After", "1")
+		return writeAPIError(w, api, http.StatusServiceUnavailable,
+			"the gateway is holding too many request bodies at once; retry shortly")
+	}
+	return writeAPIError(w, api, http.StatusBadRequest, "could not read request body")
 }
 
 // setBody replaces r's body with the concatenation of segs (slices of body
@@ -232,23 +355,24 @@ type anthropicError struct {
 	} `json:"error"`
 }
 
-// writeAPIError answers a client error in the error shape of the request's
-// API. msg must not quote request content. It returns nil: the response is
-// complete and needs no error handling by Caddy.
+// writeAPIError answers an error the gateway itself found, in the error
+// shape of the request's API, with the error type that API uses for the
+// status. msg must not quote request content. It returns nil: the response
+// is complete and needs no error handling by Caddy.
 func writeAPIError(w http.ResponseWriter, api router.API, status int, msg string) error {
 	var payload any
 	if api == router.Anthropic {
 		var e anthropicError
 		e.Type = "error"
-		e.Error.Type = "invalid_request_error"
-		if status == http.StatusRequestEntityTooLarge {
-			e.Error.Type = "request_too_large"
-		}
+		e.Error.Type = anthropicErrorType(status)
 		e.Error.Message = msg
 		payload = e
 	} else {
 		var e openAIError
 		e.Error.Type = "invalid_request_error"
+		if status >= 500 {
+			e.Error.Type = "server_error"
+		}
 		e.Error.Message = msg
 		payload = e
 	}
@@ -259,4 +383,17 @@ func writeAPIError(w http.ResponseWriter, api router.API, status int, msg string
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 	return nil
+}
+
+// anthropicErrorType is the Messages API's error type for a status.
+func anthropicErrorType(status int) string {
+	switch {
+	case status == http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case status == http.StatusServiceUnavailable:
+		return "overloaded_error"
+	case status >= 500:
+		return "api_error"
+	}
+	return "invalid_request_error"
 }

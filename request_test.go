@@ -63,6 +63,12 @@ func TestSetBodyReplays(t *testing.T) {
 	}
 }
 
+// testBodyReader is a handler that reads bodies of at most maxBody bytes
+// with a budget no test reaches.
+func testBodyReader(maxBody int64) *Handler {
+	return &Handler{MaxBody: maxBody, buffered: &bodyBudget{limit: 1 << 40}}
+}
+
 func TestReadBody(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -77,12 +83,18 @@ func TestReadBody(t *testing.T) {
 		{"known length over the limit", "hello world", 11, 10, "", errBodyTooLarge},
 		{"unknown length over the limit", "hello world", -1, 10, "", errBodyTooLarge},
 		{"exactly the limit", "0123456789", -1, 10, "0123456789", nil},
+		{"empty", "", 0, 10, "", nil},
+		{"unknown length past the first buffer", strings.Repeat("a", 300<<10), -1, 1 << 20, strings.Repeat("a", 300<<10), nil},
+		{"known length past the first buffer", strings.Repeat("b", 300<<10), 300 << 10, 1 << 20, strings.Repeat("b", 300<<10), nil},
+		{"unknown length past the pools", strings.Repeat("c", 3<<20), -1, 4 << 20, strings.Repeat("c", 3<<20), nil},
+		{"unknown length over a limit past the first buffer", strings.Repeat("d", 300<<10), -1, 200 << 10, "", errBodyTooLarge},
+		{"client sent less than it declared", "short", 10, 100, "", io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
 			r.ContentLength = tt.length
-			got, err := readBody(r, tt.limit)
+			got, err := testBodyReader(tt.limit).readBody(r)
 			var gotBytes []byte
 			if got != nil {
 				gotBytes = got.bytes
@@ -95,7 +107,7 @@ func TestReadBody(t *testing.T) {
 	// a request_body limit in front of the handler is a 413 too
 	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("hello world"))
 	r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 4)
-	if _, err := readBody(r, 100); !errors.Is(err, errBodyTooLarge) {
+	if _, err := testBodyReader(100).readBody(r); !errors.Is(err, errBodyTooLarge) {
 		t.Errorf("readBody behind MaxBytesReader: %v, want errBodyTooLarge", err)
 	}
 }
@@ -105,7 +117,7 @@ func TestReadBody(t *testing.T) {
 func pooledBody(t *testing.T, body string) *requestBody {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
-	b, err := readBody(r, 1<<20)
+	b, err := testBodyReader(1 << 20).readBody(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -351,14 +351,23 @@ func TestRewriteAndCredentials(t *testing.T) {
 		t.Errorf("gpt upstream saw %+v; want Bearer sk-openai-test-secret, no x-api-key, model gpt-4o", g)
 	}
 
-	// a model without a key forwards the client's own credential
+	// a model without a key gets no credential: other models have keys, so
+	// the client's (perhaps the gateway's own password) stays here
 	f.router.mu.Lock()
 	f.router.answer = func(int64, string) string { return `{"route": "other"}` }
 	f.router.mu.Unlock()
-	post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), "Authorization", "Bearer client-key")
+	post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), "Authorization", "Bearer client-key", "Api-Key", "azure-key")
 	s := f.small.requests()
-	if len(s) != 1 || s[0].Authorization != "Bearer client-key" || s[0].Model != "gpt-4o-mini" {
-		t.Errorf("small upstream saw %+v; want the client's key and model gpt-4o-mini", s)
+	if len(s) != 1 || s[0].Authorization != "" || s[0].APIKey != "" || s[0].Model != "gpt-4o-mini" {
+		t.Errorf("small upstream saw %+v; want no credential and model gpt-4o-mini", s)
+	}
+
+	// unless the operator opts in: then it forwards the client's own
+	reloadCaddy(t, globalOptions+f.site(siteOptions{extra: "forward_client_credentials on"}))
+	post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), "Authorization", "Bearer client-key")
+	s = f.small.requests()
+	if len(s) != 2 || s[1].Authorization != "Bearer client-key" || s[1].Model != "gpt-4o-mini" {
+		t.Errorf("with forward_client_credentials on, small upstream saw %+v; want the client's key and model gpt-4o-mini", s)
 	}
 }
 
@@ -522,8 +531,8 @@ func TestPassThrough(t *testing.T) {
 		t.Errorf("pass-through request got a routing decision header")
 	}
 	seen := f.small.requests()
-	if len(seen) != 1 || seen[0].Authorization != "Bearer client-key" {
-		t.Errorf("small saw %+v; want the untouched request", seen)
+	if len(seen) != 1 || seen[0].Authorization != "" {
+		t.Errorf("small saw %+v; want the request without the client's credential (other models have keys)", seen)
 	}
 	if f.router.calls.Load() != 0 {
 		t.Errorf("router was called for a pass-through request")

@@ -53,6 +53,7 @@ type seenRequest struct {
 	RoutedStatus  string
 	ContentLength int64
 	Body          []byte
+	Header        http.Header // every request header, as received
 }
 
 // fakeUpstream is an OpenAI- and Anthropic-compatible model server that
@@ -138,6 +139,7 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		RoutedStatus:  r.Header.Get("X-Routed-Status"),
 		ContentLength: r.ContentLength,
 		Body:          body,
+		Header:        r.Header.Clone(),
 	})
 	u.mu.Unlock()
 
