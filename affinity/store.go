@@ -97,8 +97,10 @@ const maxConcurrentRefreshes = 64
 
 // Store keeps pins: in memory, and in a shared store when one is attached.
 // A pin in use is refreshed in the shared store at most once per quarter
-// TTL, in the background, and written back if the shared store lost it.
-// It is safe for concurrent use.
+// TTL, in the background: written back if the shared store lost it, and
+// replaced here by the shared store's pin if that is another one, so
+// instances that pinned a session apart (while they could not reach the
+// shared store) converge on one model. It is safe for concurrent use.
 type Store struct {
 	cache   *otter.Cache[string, entry]
 	clock   otter.Clock
@@ -335,14 +337,28 @@ func (s *Store) refreshShared(key string, e entry) {
 	go s.refresh(shared, timeout, key, stamped, ttl)
 }
 
-// refresh is refreshShared's background part.
+// refresh is refreshShared's background part: it refreshes the stamped pin
+// in the shared store and adopts the pin the shared store holds if that is
+// another one, unless the local entry changed since it was stamped.
 func (s *Store) refresh(shared Shared, timeout time.Duration, key string, stamped entry, ttl time.Duration) {
 	defer func() { <-s.refreshes }()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if _, err := shared.Refresh(ctx, key, stamped.Pin, ttl); err != nil {
+	held, err := shared.Refresh(ctx, key, stamped.Pin, ttl)
+	if err != nil {
 		s.onError("refresh", err)
+		return
 	}
+	if held == stamped.Pin {
+		return
+	}
+	s.cache.ComputeIfPresent(key, func(current entry) (entry, otter.ComputeOp) {
+		if current != stamped {
+			return current, otter.CancelOp // changed since the stamp: newer than the answer
+		}
+		current.Pin = held
+		return current, otter.WriteOp
+	})
 }
 
 // Len returns the approximate number of pins kept locally.

@@ -27,6 +27,10 @@ type fakeShared struct {
 	// raceWith, when set, is pinned by "another instance" just before the
 	// next SetIfAbsent, as if it won the race between Get and SetIfAbsent.
 	raceWith *Pin
+	// holdRefresh, when set, holds each Refresh's answer, after the store
+	// is read and written, until it is closed, as if the answer were still
+	// on its way.
+	holdRefresh chan struct{}
 }
 
 func newFakeShared() *fakeShared {
@@ -89,16 +93,20 @@ func (f *fakeShared) Set(ctx context.Context, key string, pin Pin, ttl time.Dura
 
 func (f *fakeShared) Refresh(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.refreshed = append(f.refreshed, key)
-	if err := f.enter(ctx, "refresh"); err != nil {
-		return pin, err
+	err := f.enter(ctx, "refresh")
+	if err == nil {
+		if held, ok := f.pins[key]; ok {
+			pin = held
+		}
+		f.pins[key], f.ttls[key] = pin, ttl
 	}
-	if held, ok := f.pins[key]; ok {
-		pin = held
+	hold := f.holdRefresh
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
 	}
-	f.pins[key], f.ttls[key] = pin, ttl
-	return pin, nil
+	return pin, err
 }
 
 func (f *fakeShared) Delete(ctx context.Context, key string) error {
@@ -155,6 +163,16 @@ func (f *fakeShared) lose() {
 	defer f.mu.Unlock()
 	clear(f.pins)
 	clear(f.ttls)
+}
+
+// holdRefreshes makes each later Refresh wait to answer until release is
+// called.
+func (f *fakeShared) holdRefreshes() (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hold := make(chan struct{})
+	f.holdRefresh = hold
+	return func() { close(hold) }
 }
 
 func (f *fakeShared) fail(method string, err error) {
@@ -679,6 +697,81 @@ func TestSharedRefreshWritesBackLostPin(t *testing.T) {
 	}
 }
 
+// A refresh that finds another pin in the shared store (one that another
+// instance made while this one could not reach the store) adopts it: the
+// request that started the refresh is served the local pin, the next ones
+// the shared one.
+func TestSharedRefreshAdoptsSharedPin(t *testing.T) {
+	const ttl = 8 * time.Minute
+	s, f, clock, log := newSharedStore(t, ttl)
+	ctx := context.Background()
+	key := PinKey("", "session-1", "m")
+	mine, theirs := Pin{Model: "big", Route: "code"}, Pin{Model: "small", Route: "chat"}
+	s.Set(ctx, key, mine)
+	f.put(key, theirs)
+
+	clock.Advance(ttl / 4)
+	if got, ok := s.Cached(key); !ok || got != mine {
+		t.Fatalf("Cached that starts the refresh = %+v, %v; want the local %+v", got, ok, mine)
+	}
+	waitFor(t, "the refresh", func() bool { return refreshesIdle(s) })
+	if got, ok := s.Cached(key); !ok || got != theirs {
+		t.Errorf("Cached after the refresh = %+v, %v; want the shared %+v", got, ok, theirs)
+	}
+	var calls atomic.Int32
+	if pin, decided := s.GetOrDecide(ctx, key, pinTo(mine, &calls)); pin != theirs || decided || calls.Load() != 0 {
+		t.Errorf("GetOrDecide after the refresh = %+v, %v (decide calls %d); want the shared %+v, false, 0", pin, decided, calls.Load(), theirs)
+	}
+	if got, gotTTL, ok := f.pin(key); !ok || got != theirs || gotTTL != ttl {
+		t.Errorf("shared store holds %+v (TTL %v, present %v); want %+v kept, refreshed to %v", got, gotTTL, ok, theirs, ttl)
+	}
+	if n := f.count("set"); n != 1 {
+		t.Errorf("shared Set calls = %d, want 1 (the first pin only)", n)
+	}
+	if ops, _ := log.snapshot(); len(ops) != 0 {
+		t.Errorf("errors reported: %v", ops)
+	}
+}
+
+// A Set or Delete made while a refresh's answer was on its way is newer
+// than the answer: the answer must not replace it, or bring a deleted pin
+// back.
+func TestSharedRefreshKeepsNewerLocalChange(t *testing.T) {
+	ctx := context.Background()
+	key := PinKey("", "session-1", "m")
+	mine, theirs, newer := Pin{Model: "big"}, Pin{Model: "small"}, Pin{Model: "medium", Route: "set"}
+	tests := []struct {
+		name      string
+		change    func(s *Store)
+		want      Pin
+		wantFound bool
+	}{
+		{"Set", func(s *Store) { s.Set(ctx, key, newer) }, newer, true},
+		{"Delete", func(s *Store) { s.Delete(ctx, key) }, Pin{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, f, clock, _ := newSharedStore(t, time.Hour)
+			s.Set(ctx, key, mine)
+			f.put(key, theirs)
+			release := f.holdRefreshes()
+
+			clock.Advance(time.Hour / 4)
+			s.Get(ctx, key)
+			waitFor(t, "the refresh to read the shared store", func() bool { return f.count("refresh") == 1 })
+			tt.change(s)
+			release()
+			waitFor(t, "the refresh", func() bool { return refreshesIdle(s) })
+
+			e, found := s.cache.GetIfPresent(key)
+			if found != tt.wantFound || e.Pin != tt.want {
+				t.Errorf("local pin after a %s during the refresh = %+v (present %v); want %+v (present %v), not the refresh's answer %+v",
+					tt.name, e.Pin, found, tt.want, tt.wantFound, theirs)
+			}
+		})
+	}
+}
+
 func TestReconfigureTTL(t *testing.T) {
 	ctx := context.Background()
 
@@ -1019,6 +1112,61 @@ func TestSharedRedisWritesBackLostPin(t *testing.T) {
 	c, _ := newRedisInstance(t, r, prefix, ttl, clock)
 	if pin, decided := c.GetOrDecide(ctx, key, pinTo(Pin{Model: "other"}, nil)); pin != mine || decided {
 		t.Errorf("a new instance: GetOrDecide = %+v, %v; want %+v adopted from Redis, false", pin, decided, mine)
+	}
+}
+
+// Two instances that pinned a session apart while Redis was down: after
+// Redis is back, empty, one refresh on each instance makes them serve one
+// model, which Redis holds.
+func TestSharedRedisConvergesAfterSplit(t *testing.T) {
+	r := startRedis(t)
+	ctx := context.Background()
+	const ttl = time.Hour
+	const prefix = "llm_affinity:split:"
+	clock := newFakeClock()
+	a, logA := newRedisInstance(t, r, prefix, ttl, clock)
+	b, logB := newRedisInstance(t, r, prefix, ttl, clock)
+	key := PinKey("", "session-1", "gpt-4o")
+	pinA, pinB := Pin{Model: "big", Route: "code"}, Pin{Model: "small", Route: "chat"}
+
+	r.server.Kill()
+	if pin, decided := a.GetOrDecide(ctx, key, pinTo(pinA, nil)); pin != pinA || !decided {
+		t.Fatalf("A: GetOrDecide with Redis down = %+v, %v; want %+v, true", pin, decided, pinA)
+	}
+	if pin, decided := b.GetOrDecide(ctx, key, pinTo(pinB, nil)); pin != pinB || !decided {
+		t.Fatalf("B: GetOrDecide with Redis down = %+v, %v; want %+v, true", pin, decided, pinB)
+	}
+	for name, log := range map[string]*errorLog{"A": logA, "B": logB} {
+		if ops, _ := log.snapshot(); len(ops) == 0 {
+			t.Fatalf("instance %s reported no shared-store error with Redis down", name)
+		}
+	}
+	restartEmpty(t, r)
+
+	// a quarter TTL on, one use on each instance refreshes the pin; those
+	// requests are still served the local pins
+	clock.Advance(ttl / 4)
+	if got, ok := a.Cached(key); !ok || got != pinA {
+		t.Fatalf("A: Cached = %+v, %v; want its own %+v", got, ok, pinA)
+	}
+	if got, ok := b.Cached(key); !ok || got != pinB {
+		t.Fatalf("B: Cached = %+v, %v; want its own %+v", got, ok, pinB)
+	}
+	waitFor(t, "the refreshes", func() bool { return refreshesIdle(a) && refreshesIdle(b) })
+	for name, log := range map[string]*errorLog{"A": logA, "B": logB} {
+		if failed := failedRefreshes(log); failed != nil {
+			t.Errorf("instance %s: failed refreshes: %v", name, failed)
+		}
+	}
+
+	servedA, _ := a.Cached(key)
+	servedB, _ := b.Cached(key)
+	if servedA != servedB || (servedA != pinA && servedA != pinB) {
+		t.Errorf("A serves %+v, B serves %+v: the instances did not converge on A's or B's pin", servedA, servedB)
+	}
+	rs := r.newRedisStore(t, prefix)
+	if held, found, err := rs.Get(ctx, key); err != nil || !found || held != servedA {
+		t.Errorf("Redis holds %+v, %v, %v; want the pin A serves, %+v", held, found, err, servedA)
 	}
 }
 
