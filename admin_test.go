@@ -334,10 +334,14 @@ func (*failingShared) SetIfAbsent(_ context.Context, _ string, pin affinity.Pin,
 func (*failingShared) Set(context.Context, string, affinity.Pin, time.Duration) error {
 	return errAdmShared
 }
-func (*failingShared) Touch(context.Context, string, time.Duration) error { return errAdmShared }
-func (*failingShared) Delete(context.Context, string) error               { return errAdmShared }
-func (*failingShared) Flush(context.Context) error                        { return errAdmShared }
-func (f *failingShared) Close() error                                     { f.closed.Add(1); return nil }
+
+func (*failingShared) Refresh(_ context.Context, _ string, pin affinity.Pin, _ time.Duration) (affinity.Pin, error) {
+	return pin, errAdmShared
+}
+
+func (*failingShared) Delete(context.Context, string) error { return errAdmShared }
+func (*failingShared) Flush(context.Context) error          { return errAdmShared }
+func (f *failingShared) Close() error                       { f.closed.Add(1); return nil }
 
 // A flush whose shared part fails says so (502) after flushing memory; a
 // failing shared store does not fail the other calls.

@@ -74,8 +74,19 @@ func (r *Redis) Get(ctx context.Context, key string) (Pin, bool, error) {
 
 // SetIfAbsent sets key unless it exists (SET NX), and returns the pin that holds.
 func (r *Redis) SetIfAbsent(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error) {
-	rkey := r.key(key)
-	prev, err := r.client.SetArgs(ctx, rkey, encodePin(pin), redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
+	return heldPin(pin, r.client.SetArgs(ctx, r.key(key), encodePin(pin), setIfAbsent(ttl)))
+}
+
+// setIfAbsent is SET NX GET with the TTL: it writes only an absent key and
+// answers the value the key held.
+func setIfAbsent(ttl time.Duration) redis.SetArgs {
+	return redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}
+}
+
+// heldPin is the pin that holds after set, a setIfAbsent of pin: pin if the
+// key was absent (or held a value that is not a pin), else the pin it held.
+func heldPin(pin Pin, set *redis.StatusCmd) (Pin, error) {
+	prev, err := set.Result()
 	switch {
 	case errors.Is(err, redis.Nil): // it was absent: ours holds
 		return pin, nil
@@ -93,9 +104,22 @@ func (r *Redis) Set(ctx context.Context, key string, pin Pin, ttl time.Duration)
 	return r.client.Set(ctx, r.key(key), encodePin(pin), ttl).Err()
 }
 
-// Touch resets key's TTL.
-func (r *Redis) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	return r.client.Expire(ctx, r.key(key), ttl).Err()
+// Refresh resets key's TTL, or sets key to pin if it is absent, and returns
+// the pin that holds, in one round trip: SET NX GET and PEXPIRE, pipelined.
+func (r *Redis) Refresh(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error) {
+	rkey := r.key(key)
+	var set *redis.StatusCmd
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetArgs(ctx, rkey, encodePin(pin), setIfAbsent(ttl))
+		p.PExpire(ctx, rkey, ttl)
+		return nil
+	})
+	// redis.Nil is the SET's answer when it wrote pin, with its TTL: the
+	// PEXPIRE after it does not matter then
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return pin, err
+	}
+	return heldPin(pin, set)
 }
 
 // Delete removes key.

@@ -21,6 +21,7 @@ import (
 
 // testRedis is a private redis-server child process on a loopback port.
 type testRedis struct {
+	server *redistest.Server // to kill and restart it
 	addr   string
 	client *redis.Client // a plain client for looking at what the store wrote
 }
@@ -29,10 +30,10 @@ type testRedis struct {
 // when the test ends. There is no skip: the shared store must be tested.
 func startRedis(t *testing.T) *testRedis {
 	t.Helper()
-	addr := redistest.Start(t).Addr
-	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	server := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: server.Addr, MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { _ = client.Close() })
-	return &testRedis{addr: addr, client: client}
+	return &testRedis{server: server, addr: server.Addr, client: client}
 }
 
 // newRedisStore returns a Redis shared store on r under prefix, closed when
@@ -110,7 +111,7 @@ func TestRedisSetIfAbsent(t *testing.T) {
 	}
 }
 
-func TestRedisSetTouchDelete(t *testing.T) {
+func TestRedisSetRefreshDelete(t *testing.T) {
 	r := startRedis(t)
 	const prefix = "test:std:"
 	rs := r.newRedisStore(t, prefix)
@@ -136,23 +137,26 @@ func TestRedisSetTouchDelete(t *testing.T) {
 		t.Errorf("TTL after Set with 20s = %v, want in (10s, 20s]", ttl)
 	}
 
-	// Touch extends the TTL and keeps the pin
-	if err := rs.Touch(ctx, key, time.Hour); err != nil {
-		t.Fatalf("Touch: %v", err)
+	// Refresh extends the TTL and answers the pin held, not the one offered
+	if held, err := rs.Refresh(ctx, key, first, time.Hour); err != nil || held != second {
+		t.Fatalf("Refresh offering %+v = %+v, %v; want the held %+v, nil", first, held, err, second)
 	}
 	if ttl, _ := r.client.TTL(ctx, rkey).Result(); ttl <= 20*time.Second || ttl > time.Hour {
-		t.Errorf("TTL after Touch with 1h = %v, want in (20s, 1h]", ttl)
+		t.Errorf("TTL after Refresh with 1h = %v, want in (20s, 1h]", ttl)
 	}
 	if pin, _, _ := rs.Get(ctx, key); pin != second {
-		t.Errorf("Get after Touch = %+v, want %+v", pin, second)
+		t.Errorf("Get after Refresh = %+v, want %+v", pin, second)
 	}
-	// Touch of a missing key is not an error and creates nothing
+	// Refresh of a missing key (Redis lost it) writes the offered pin back
 	missing := PinKey("", "session-2", "gpt-4o")
-	if err := rs.Touch(ctx, missing, time.Hour); err != nil {
-		t.Errorf("Touch of a missing key: %v", err)
+	if held, err := rs.Refresh(ctx, missing, first, time.Hour); err != nil || held != first {
+		t.Errorf("Refresh of a missing key = %+v, %v; want the offered %+v, nil", held, err, first)
 	}
-	if n, _ := r.client.Exists(ctx, redisKeyOf(prefix, missing)).Result(); n != 0 {
-		t.Errorf("Touch of a missing key created it")
+	if pin, found, err := rs.Get(ctx, missing); err != nil || !found || pin != first {
+		t.Errorf("Get after a Refresh of a missing key = %+v, %v, %v; want %+v", pin, found, err, first)
+	}
+	if ttl, _ := r.client.TTL(ctx, redisKeyOf(prefix, missing)).Result(); ttl <= 20*time.Second || ttl > time.Hour {
+		t.Errorf("TTL after a Refresh of a missing key with 1h = %v, want in (20s, 1h]", ttl)
 	}
 
 	// Delete
@@ -427,7 +431,10 @@ func TestRedisUnreachable(t *testing.T) {
 			return err
 		}},
 		{"Set", func(ctx context.Context, rs *Redis) error { return rs.Set(ctx, "k", Pin{Model: "a"}, time.Minute) }},
-		{"Touch", func(ctx context.Context, rs *Redis) error { return rs.Touch(ctx, "k", time.Minute) }},
+		{"Refresh", func(ctx context.Context, rs *Redis) error {
+			_, err := rs.Refresh(ctx, "k", Pin{Model: "a"}, time.Minute)
+			return err
+		}},
 		{"Delete", func(ctx context.Context, rs *Redis) error { return rs.Delete(ctx, "k") }},
 		{"Flush", func(ctx context.Context, rs *Redis) error { return rs.Flush(ctx) }},
 	}

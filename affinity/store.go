@@ -67,8 +67,9 @@ type Shared interface {
 	SetIfAbsent(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error)
 	// Set pins key, replacing any pin.
 	Set(ctx context.Context, key string, pin Pin, ttl time.Duration) error
-	// Touch extends the life of key's pin to ttl from now.
-	Touch(ctx context.Context, key string, ttl time.Duration) error
+	// Refresh extends the life of key's pin to ttl from now and returns it;
+	// if key has no pin (the store lost it), it sets pin and returns pin.
+	Refresh(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error)
 	// Delete removes key's pin.
 	Delete(ctx context.Context, key string) error
 	// Flush removes every pin of this store.
@@ -90,22 +91,26 @@ type Options struct {
 	OnSharedError func(op string, err error)
 }
 
-// maxConcurrentTouches bounds the background TTL refreshes of the shared
+// maxConcurrentRefreshes bounds the background refreshes of the shared
 // store in flight; when it is reached, refreshes wait for a later request.
-const maxConcurrentTouches = 64
+const maxConcurrentRefreshes = 64
 
 // Store keeps pins: in memory, and in a shared store when one is attached.
-// It is safe for concurrent use.
+// A pin in use is refreshed in the shared store at most once per quarter
+// TTL, in the background: written back if the shared store lost it, and
+// replaced here by the shared store's pin if that is another one, so
+// instances that pinned a session apart (while they could not reach the
+// shared store) converge on one model. It is safe for concurrent use.
 type Store struct {
 	cache   *otter.Cache[string, entry]
 	clock   otter.Clock
 	ttl     atomic.Int64 // nanoseconds
 	onError func(op string, err error)
 
-	mu      sync.RWMutex
-	shared  Shared
-	timeout time.Duration
-	touches chan struct{} // semaphore for background touches
+	mu        sync.RWMutex
+	shared    Shared
+	timeout   time.Duration
+	refreshes chan struct{} // semaphore for background refreshes
 }
 
 // New creates a Store.
@@ -116,7 +121,7 @@ func New(opts Options) (*Store, error) {
 	if opts.MaxEntries <= 0 {
 		return nil, fmt.Errorf("max entries must be positive, got %d", opts.MaxEntries)
 	}
-	s := &Store{clock: opts.Clock, onError: opts.OnSharedError, touches: make(chan struct{}, maxConcurrentTouches)}
+	s := &Store{clock: opts.Clock, onError: opts.OnSharedError, refreshes: make(chan struct{}, maxConcurrentRefreshes)}
 	if s.clock == nil {
 		s.clock = wallClock{}
 	}
@@ -170,7 +175,7 @@ func (s *Store) sharedStore() (Shared, time.Duration) {
 // shared store, if any.
 func (s *Store) Get(ctx context.Context, key string) (Pin, bool) {
 	if e, ok := s.cache.GetIfPresent(key); ok {
-		s.touchShared(key, e)
+		s.refreshShared(key, e)
 		return e.Pin, true
 	}
 	shared, timeout := s.sharedStore()
@@ -212,7 +217,7 @@ func (s *Store) Cached(key string) (Pin, bool) {
 	if !ok {
 		return Pin{}, false
 	}
-	s.touchShared(key, e)
+	s.refreshShared(key, e)
 	return e.Pin, true
 }
 
@@ -298,41 +303,62 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
-// touchShared extends a hot pin's life in the shared store at most once per
+// refreshShared refreshes a hot pin in the shared store at most once per
 // quarter TTL, in the background, so a busy session does not write to the
 // shared store on every request.
-func (s *Store) touchShared(key string, e entry) {
+func (s *Store) refreshShared(key string, e entry) {
 	shared, timeout := s.sharedStore()
 	if shared == nil {
 		return
 	}
-	ttl := s.ttl.Load()
+	ttl := time.Duration(s.ttl.Load())
 	now := s.clock.NowNano()
-	if now-e.sharedAt < ttl/4 {
+	if now-e.sharedAt < int64(ttl/4) {
 		return
 	}
 	select {
-	case s.touches <- struct{}{}:
+	case s.refreshes <- struct{}{}:
 	default:
 		return // enough refreshes in flight; a later request will do it
 	}
 	// stamp the entry only if it is still the pin we read: a Delete or a
-	// new pin since then must not be undone
-	s.cache.ComputeIfPresent(key, func(current entry) (entry, otter.ComputeOp) {
+	// new pin since then must not be undone, here or in the shared store
+	stamped, ok := s.cache.ComputeIfPresent(key, func(current entry) (entry, otter.ComputeOp) {
 		if current.Pin != e.Pin {
 			return current, otter.CancelOp
 		}
 		current.sharedAt = now
 		return current, otter.WriteOp
 	})
-	go func() {
-		defer func() { <-s.touches }()
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := shared.Touch(ctx, key, time.Duration(ttl)); err != nil {
-			s.onError("touch", err)
+	if !ok || stamped.Pin != e.Pin {
+		<-s.refreshes
+		return
+	}
+	go s.refresh(shared, timeout, key, stamped, ttl)
+}
+
+// refresh is refreshShared's background part: it refreshes the stamped pin
+// in the shared store and adopts the pin the shared store holds if that is
+// another one, unless the local entry changed since it was stamped.
+func (s *Store) refresh(shared Shared, timeout time.Duration, key string, stamped entry, ttl time.Duration) {
+	defer func() { <-s.refreshes }()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	held, err := shared.Refresh(ctx, key, stamped.Pin, ttl)
+	if err != nil {
+		s.onError("refresh", err)
+		return
+	}
+	if held == stamped.Pin {
+		return
+	}
+	s.cache.ComputeIfPresent(key, func(current entry) (entry, otter.ComputeOp) {
+		if current != stamped {
+			return current, otter.CancelOp // changed since the stamp: newer than the answer
 		}
-	}()
+		current.Pin = held
+		return current, otter.WriteOp
+	})
 }
 
 // Len returns the approximate number of pins kept locally.

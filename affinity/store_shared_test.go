@@ -10,21 +10,27 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/maypok86/otter/v2"
 )
 
 // fakeShared is an in-memory Shared store that counts its calls and fails
 // the operations it is told to.
 type fakeShared struct {
-	mu      sync.Mutex
-	pins    map[string]Pin
-	ttls    map[string]time.Duration // the TTL of the last write or touch of each key
-	calls   map[string]int           // by method: get, setIfAbsent, set, touch, delete, flush, close
-	errs    map[string]error         // by method
-	noDL    []string                 // methods called with a context without a deadline
-	touched []string                 // keys touched, in order
+	mu        sync.Mutex
+	pins      map[string]Pin
+	ttls      map[string]time.Duration // the TTL of the last write or refresh of each key
+	calls     map[string]int           // by method: get, setIfAbsent, set, refresh, delete, flush, close
+	errs      map[string]error         // by method
+	noDL      []string                 // methods called with a context without a deadline
+	refreshed []string                 // keys refreshed, in order
 	// raceWith, when set, is pinned by "another instance" just before the
 	// next SetIfAbsent, as if it won the race between Get and SetIfAbsent.
 	raceWith *Pin
+	// holdRefresh, when set, holds each Refresh's answer, after the store
+	// is read and written, until it is closed, as if the answer were still
+	// on its way.
+	holdRefresh chan struct{}
 }
 
 func newFakeShared() *fakeShared {
@@ -85,17 +91,22 @@ func (f *fakeShared) Set(ctx context.Context, key string, pin Pin, ttl time.Dura
 	return nil
 }
 
-func (f *fakeShared) Touch(ctx context.Context, key string, ttl time.Duration) error {
+func (f *fakeShared) Refresh(ctx context.Context, key string, pin Pin, ttl time.Duration) (Pin, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.touched = append(f.touched, key)
-	if err := f.enter(ctx, "touch"); err != nil {
-		return err
+	f.refreshed = append(f.refreshed, key)
+	err := f.enter(ctx, "refresh")
+	if err == nil {
+		if held, ok := f.pins[key]; ok {
+			pin = held
+		}
+		f.pins[key], f.ttls[key] = pin, ttl
 	}
-	if _, ok := f.pins[key]; ok {
-		f.ttls[key] = ttl
+	hold := f.holdRefresh
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
 	}
-	return nil
+	return pin, err
 }
 
 func (f *fakeShared) Delete(ctx context.Context, key string) error {
@@ -146,6 +157,24 @@ func (f *fakeShared) put(key string, p Pin) {
 	f.pins[key] = p
 }
 
+// lose drops every pin, as a Redis that restarts empty.
+func (f *fakeShared) lose() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.pins)
+	clear(f.ttls)
+}
+
+// holdRefreshes makes each later Refresh wait to answer until release is
+// called.
+func (f *fakeShared) holdRefreshes() (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hold := make(chan struct{})
+	f.holdRefresh = hold
+	return func() { close(hold) }
+}
+
 func (f *fakeShared) fail(method string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -190,11 +219,13 @@ func newSharedStore(t *testing.T, ttl time.Duration) (*Store, *fakeShared, *fake
 	return s, f, clock, log
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// timeout.
+// waitFor polls cond until it holds, failing the test after a minute: what
+// it waits for takes a few scheduling rounds, or a shared-store call that
+// ends at its timeout, so only a hang runs into that bound, not a slow or
+// busy machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -203,8 +234,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// touchesIdle reports whether no background touch is in flight.
-func touchesIdle(s *Store) bool { return len(s.touches) == 0 }
+// refreshesIdle reports whether no background refresh is in flight.
+func refreshesIdle(s *Store) bool { return len(s.refreshes) == 0 }
 
 func TestSharedL1HitDoesNotReadL2(t *testing.T) {
 	s, f, _, _ := newSharedStore(t, time.Hour)
@@ -268,7 +299,7 @@ func TestSharedL1MissAdoptsL2Pin(t *testing.T) {
 	if f.noDL != nil {
 		t.Errorf("shared-store calls without a deadline: %v", f.noDL)
 	}
-	if n := f.count("set") + f.count("setIfAbsent") + f.count("touch"); n != 0 {
+	if n := f.count("set") + f.count("setIfAbsent") + f.count("refresh"); n != 0 {
 		t.Errorf("adopting a pin wrote to the shared store %d times", n)
 	}
 	if ops, _ := log.snapshot(); len(ops) != 0 {
@@ -477,16 +508,16 @@ func TestSharedErrorsAreReported(t *testing.T) {
 		}
 	})
 
-	t.Run("Touch", func(t *testing.T) {
+	t.Run("Refresh", func(t *testing.T) {
 		s, f, clock, log := newSharedStore(t, time.Hour)
 		s.Set(ctx, key, mine)
-		f.fail("touch", errShared)
+		f.fail("refresh", errShared)
 		clock.Advance(time.Hour / 4)
 		if got, ok := s.Get(ctx, key); !ok || got != mine {
 			t.Fatalf("Get = %+v, %v; want %+v", got, ok, mine)
 		}
-		waitFor(t, "the touch to fail", func() bool { return touchesIdle(s) && f.count("touch") == 1 })
-		wantErrors(t, log, "touch")
+		waitFor(t, "the refresh to fail", func() bool { return refreshesIdle(s) && f.count("refresh") == 1 })
+		wantErrors(t, log, "refresh")
 	})
 
 	t.Run("Flush", func(t *testing.T) {
@@ -556,7 +587,7 @@ func TestSharedWriteThrough(t *testing.T) {
 	}
 }
 
-func TestSharedTouchRateLimited(t *testing.T) {
+func TestSharedRefreshRateLimited(t *testing.T) {
 	const ttl = 8 * time.Minute
 	s, f, clock, log := newSharedStore(t, ttl)
 	ctx := context.Background()
@@ -567,7 +598,7 @@ func TestSharedTouchRateLimited(t *testing.T) {
 		t.Fatalf("Get = %+v, %v", got, ok)
 	}
 
-	// reads within TTL/4 of the adoption: no touch, and none in flight
+	// reads within TTL/4 of the adoption: no refresh, and none in flight
 	for i := 0; i < 4; i++ {
 		clock.Advance((ttl/4 - time.Nanosecond) / 4)
 		if _, ok := s.Get(ctx, key); !ok {
@@ -576,39 +607,39 @@ func TestSharedTouchRateLimited(t *testing.T) {
 	}
 	clock.Advance(ttl/4 - time.Nanosecond - 4*((ttl/4-time.Nanosecond)/4))
 	s.Get(ctx, key) // exactly TTL/4 - 1ns after the adoption
-	if n := f.count("touch"); n != 0 || !touchesIdle(s) {
-		t.Fatalf("reads within TTL/4: %d touches (%d in flight), want none", n, len(s.touches))
+	if n := f.count("refresh"); n != 0 || !refreshesIdle(s) {
+		t.Fatalf("reads within TTL/4: %d refreshes (%d in flight), want none", n, len(s.refreshes))
 	}
 
-	// at TTL/4: exactly one touch, with the store's TTL
+	// at TTL/4: exactly one refresh, with the store's TTL
 	clock.Advance(time.Nanosecond)
 	for i := 0; i < 10; i++ {
 		if got, ok := s.Get(ctx, key); !ok || got != want {
 			t.Fatalf("Get = %+v, %v", got, ok)
 		}
 	}
-	waitFor(t, "the touch", func() bool { return touchesIdle(s) && f.count("touch") >= 1 })
-	if n := f.count("touch"); n != 1 {
-		t.Errorf("10 reads at TTL/4: %d touches, want 1", n)
+	waitFor(t, "the refresh", func() bool { return refreshesIdle(s) && f.count("refresh") >= 1 })
+	if n := f.count("refresh"); n != 1 {
+		t.Errorf("10 reads at TTL/4: %d refreshes, want 1", n)
 	}
 	if _, gotTTL, _ := f.pin(key); gotTTL != ttl {
-		t.Errorf("touch TTL = %v, want %v", gotTTL, ttl)
+		t.Errorf("refresh TTL = %v, want %v", gotTTL, ttl)
 	}
 	if f.noDL != nil {
 		t.Errorf("shared-store calls without a deadline: %v", f.noDL)
 	}
 
-	// the next quarter counts from that touch
+	// the next quarter counts from that refresh
 	clock.Advance(ttl/4 - time.Nanosecond)
 	s.Get(ctx, key)
-	if n := f.count("touch"); n != 1 || !touchesIdle(s) {
-		t.Errorf("a read TTL/4-1ns after the touch: %d touches, want 1", n)
+	if n := f.count("refresh"); n != 1 || !refreshesIdle(s) {
+		t.Errorf("a read TTL/4-1ns after the refresh: %d refreshes, want 1", n)
 	}
 	clock.Advance(time.Nanosecond)
 	s.Get(ctx, key)
-	waitFor(t, "the second touch", func() bool { return touchesIdle(s) && f.count("touch") >= 2 })
-	if n := f.count("touch"); n != 2 {
-		t.Errorf("touches = %d, want 2", n)
+	waitFor(t, "the second refresh", func() bool { return refreshesIdle(s) && f.count("refresh") >= 2 })
+	if n := f.count("refresh"); n != 2 {
+		t.Errorf("refreshes = %d, want 2", n)
 	}
 
 	// a pin made by Set counts from the Set
@@ -616,26 +647,128 @@ func TestSharedTouchRateLimited(t *testing.T) {
 	s.Set(ctx, other, Pin{Model: "x"})
 	clock.Advance(ttl/4 - time.Nanosecond)
 	s.Get(ctx, other)
-	if n := f.count("touch"); n != 2 || !touchesIdle(s) {
-		t.Errorf("a read TTL/4-1ns after Set: touches = %d, want 2", n)
+	if n := f.count("refresh"); n != 2 || !refreshesIdle(s) {
+		t.Errorf("a read TTL/4-1ns after Set: refreshes = %d, want 2", n)
 	}
 	if ops, _ := log.snapshot(); len(ops) != 0 {
 		t.Errorf("errors reported: %v", ops)
 	}
 	f.mu.Lock()
-	touched := fmt.Sprint(f.touched)
+	refreshed := fmt.Sprint(f.refreshed)
 	f.mu.Unlock()
-	if want := fmt.Sprint([]string{key, key}); touched != want {
-		t.Errorf("touched keys = %q, want %q", touched, want)
+	if want := fmt.Sprint([]string{key, key}); refreshed != want {
+		t.Errorf("refreshed keys = %q, want %q", refreshed, want)
 	}
 }
 
-func TestSharedTouchWithoutSharedStore(t *testing.T) {
+func TestSharedRefreshWithoutSharedStore(t *testing.T) {
 	s := newTestStore(t, time.Minute, 10, newFakeClock())
 	s.Set(context.Background(), "k", Pin{Model: "a"})
 	s.Get(context.Background(), "k")
-	if !touchesIdle(s) {
-		t.Errorf("a store without a shared store started a touch")
+	if !refreshesIdle(s) {
+		t.Errorf("a store without a shared store started a refresh")
+	}
+}
+
+// A refresh that finds the shared store without the pin (it lost its data)
+// writes the pin back, with the store's TTL.
+func TestSharedRefreshWritesBackLostPin(t *testing.T) {
+	const ttl = 8 * time.Minute
+	s, f, clock, log := newSharedStore(t, ttl)
+	ctx := context.Background()
+	key := PinKey("", "session-1", "m")
+	mine := Pin{Model: "big", Route: "code"}
+	s.Set(ctx, key, mine)
+	f.lose()
+
+	clock.Advance(ttl / 4)
+	if got, ok := s.Cached(key); !ok || got != mine {
+		t.Fatalf("Cached = %+v, %v; want %+v", got, ok, mine)
+	}
+	waitFor(t, "the refresh", func() bool { return refreshesIdle(s) })
+	if got, gotTTL, ok := f.pin(key); !ok || got != mine || gotTTL != ttl {
+		t.Errorf("shared store holds %+v (TTL %v, present %v) after the refresh; want %+v with TTL %v written back", got, gotTTL, ok, mine, ttl)
+	}
+	if got, ok := s.Cached(key); !ok || got != mine {
+		t.Errorf("Cached after the refresh = %+v, %v; want %+v", got, ok, mine)
+	}
+	if ops, _ := log.snapshot(); len(ops) != 0 {
+		t.Errorf("errors reported: %v", ops)
+	}
+}
+
+// A refresh that finds another pin in the shared store (one that another
+// instance made while this one could not reach the store) adopts it: the
+// request that started the refresh is served the local pin, the next ones
+// the shared one.
+func TestSharedRefreshAdoptsSharedPin(t *testing.T) {
+	const ttl = 8 * time.Minute
+	s, f, clock, log := newSharedStore(t, ttl)
+	ctx := context.Background()
+	key := PinKey("", "session-1", "m")
+	mine, theirs := Pin{Model: "big", Route: "code"}, Pin{Model: "small", Route: "chat"}
+	s.Set(ctx, key, mine)
+	f.put(key, theirs)
+
+	clock.Advance(ttl / 4)
+	if got, ok := s.Cached(key); !ok || got != mine {
+		t.Fatalf("Cached that starts the refresh = %+v, %v; want the local %+v", got, ok, mine)
+	}
+	waitFor(t, "the refresh", func() bool { return refreshesIdle(s) })
+	if got, ok := s.Cached(key); !ok || got != theirs {
+		t.Errorf("Cached after the refresh = %+v, %v; want the shared %+v", got, ok, theirs)
+	}
+	var calls atomic.Int32
+	if pin, decided := s.GetOrDecide(ctx, key, pinTo(mine, &calls)); pin != theirs || decided || calls.Load() != 0 {
+		t.Errorf("GetOrDecide after the refresh = %+v, %v (decide calls %d); want the shared %+v, false, 0", pin, decided, calls.Load(), theirs)
+	}
+	if got, gotTTL, ok := f.pin(key); !ok || got != theirs || gotTTL != ttl {
+		t.Errorf("shared store holds %+v (TTL %v, present %v); want %+v kept, refreshed to %v", got, gotTTL, ok, theirs, ttl)
+	}
+	if n := f.count("set"); n != 1 {
+		t.Errorf("shared Set calls = %d, want 1 (the first pin only)", n)
+	}
+	if ops, _ := log.snapshot(); len(ops) != 0 {
+		t.Errorf("errors reported: %v", ops)
+	}
+}
+
+// A Set or Delete made while a refresh's answer was on its way is newer
+// than the answer: the answer must not replace it, or bring a deleted pin
+// back.
+func TestSharedRefreshKeepsNewerLocalChange(t *testing.T) {
+	ctx := context.Background()
+	key := PinKey("", "session-1", "m")
+	mine, theirs, newer := Pin{Model: "big"}, Pin{Model: "small"}, Pin{Model: "medium", Route: "set"}
+	tests := []struct {
+		name      string
+		change    func(s *Store)
+		want      Pin
+		wantFound bool
+	}{
+		{"Set", func(s *Store) { s.Set(ctx, key, newer) }, newer, true},
+		{"Delete", func(s *Store) { s.Delete(ctx, key) }, Pin{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, f, clock, _ := newSharedStore(t, time.Hour)
+			s.Set(ctx, key, mine)
+			f.put(key, theirs)
+			release := f.holdRefreshes()
+
+			clock.Advance(time.Hour / 4)
+			s.Get(ctx, key)
+			waitFor(t, "the refresh to read the shared store", func() bool { return f.count("refresh") == 1 })
+			tt.change(s)
+			release()
+			waitFor(t, "the refresh", func() bool { return refreshesIdle(s) })
+
+			e, found := s.cache.GetIfPresent(key)
+			if found != tt.wantFound || e.Pin != tt.want {
+				t.Errorf("local pin after a %s during the refresh = %+v (present %v); want %+v (present %v), not the refresh's answer %+v",
+					tt.name, e.Pin, found, tt.want, tt.wantFound, theirs)
+			}
+		})
 	}
 }
 
@@ -689,7 +822,7 @@ func TestReconfigureTTL(t *testing.T) {
 		}
 	})
 
-	t.Run("touch bound and shared TTL", func(t *testing.T) {
+	t.Run("refresh bound and shared TTL", func(t *testing.T) {
 		s, f, clock, _ := newSharedStore(t, time.Hour)
 		key := PinKey("", "session-1", "m")
 		f.put(key, Pin{Model: "a"})
@@ -697,14 +830,14 @@ func TestReconfigureTTL(t *testing.T) {
 		s.Reconfigure(4*time.Minute, 0)
 		clock.Advance(time.Minute - time.Nanosecond)
 		s.Get(ctx, key)
-		if n := f.count("touch"); n != 0 || !touchesIdle(s) {
-			t.Fatalf("read 1m-1ns after adoption with TTL 4m: %d touches, want 0", n)
+		if n := f.count("refresh"); n != 0 || !refreshesIdle(s) {
+			t.Fatalf("read 1m-1ns after adoption with TTL 4m: %d refreshes, want 0", n)
 		}
 		clock.Advance(time.Nanosecond)
 		s.Get(ctx, key)
-		waitFor(t, "the touch", func() bool { return touchesIdle(s) && f.count("touch") >= 1 })
+		waitFor(t, "the refresh", func() bool { return refreshesIdle(s) && f.count("refresh") >= 1 })
 		if _, gotTTL, _ := f.pin(key); gotTTL != 4*time.Minute {
-			t.Errorf("touch TTL = %v, want the new TTL 4m", gotTTL)
+			t.Errorf("refresh TTL = %v, want the new TTL 4m", gotTTL)
 		}
 		other := PinKey("", "session-2", "m")
 		s.GetOrDecide(ctx, other, pinTo(Pin{Model: "b"}, nil))
@@ -802,23 +935,27 @@ func TestCloseClosesShared(t *testing.T) {
 	}
 }
 
+// newRedisInstance is a gateway instance's Store on the clock (nil: the
+// wall clock) sharing r under prefix, with what it reports to OnSharedError.
+func newRedisInstance(t *testing.T, r *testRedis, prefix string, ttl time.Duration, clock otter.Clock) (*Store, *errorLog) {
+	t.Helper()
+	log := new(errorLog)
+	s, err := New(Options{TTL: ttl, MaxEntries: 1000, Clock: clock, OnSharedError: log.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	s.Share(NewRedis(RedisOptions{Addresses: []string{r.addr}, Prefix: prefix}), sharedTimeout)
+	return s, log
+}
+
 // Two gateway instances sharing one real Redis.
 func TestSharedRedisTwoInstances(t *testing.T) {
 	r := startRedis(t)
 	ctx := context.Background()
 	const prefix = "llm_affinity:two:"
-	newInstance := func() (*Store, *errorLog) {
-		log := new(errorLog)
-		s, err := New(Options{TTL: time.Hour, MaxEntries: 1000, OnSharedError: log.record})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		s.Share(NewRedis(RedisOptions{Addresses: []string{r.addr}, Prefix: prefix}), 5*time.Second)
-		return s, log
-	}
-	a, logA := newInstance()
-	b, logB := newInstance()
+	a, logA := newRedisInstance(t, r, prefix, time.Hour, nil)
+	b, logB := newRedisInstance(t, r, prefix, time.Hour, nil)
 
 	t.Run("B adopts A's pin", func(t *testing.T) {
 		key := PinKey("", "session-1", "gpt-4o")
@@ -918,6 +1055,121 @@ func TestSharedRedisTwoInstances(t *testing.T) {
 	}
 }
 
+// failedRefreshes returns the refreshes log was told failed, for a message.
+func failedRefreshes(log *errorLog) []error {
+	ops, errs := log.snapshot()
+	var failed []error
+	for i, op := range ops {
+		if op == "refresh" {
+			failed = append(failed, errs[i])
+		}
+	}
+	return failed
+}
+
+// restartEmpty starts the killed r again and checks that it came back with
+// no data, as a Redis without persistence does.
+func restartEmpty(t *testing.T, r *testRedis) {
+	t.Helper()
+	r.server.Restart()
+	if n, err := r.client.DBSize(context.Background()).Result(); err != nil || n != 0 {
+		t.Fatalf("Redis after the restart holds %d keys (%v); want it empty", n, err)
+	}
+}
+
+// A pin Redis lost when it restarted empty is written back by the first
+// refresh of the instance still using it, so a new instance adopts it.
+func TestSharedRedisWritesBackLostPin(t *testing.T) {
+	r := startRedis(t)
+	ctx := context.Background()
+	const ttl = time.Hour
+	const prefix = "llm_affinity:lost:"
+	clock := newFakeClock()
+	a, logA := newRedisInstance(t, r, prefix, ttl, clock)
+	key := PinKey("", "session-1", "gpt-4o")
+	mine := Pin{Model: "big", Route: "code"}
+	if pin, decided := a.GetOrDecide(ctx, key, pinTo(mine, nil)); pin != mine || !decided {
+		t.Fatalf("GetOrDecide = %+v, %v; want %+v, true", pin, decided, mine)
+	}
+	r.server.Kill()
+	restartEmpty(t, r)
+
+	clock.Advance(ttl / 4)
+	if got, ok := a.Cached(key); !ok || got != mine {
+		t.Fatalf("Cached = %+v, %v; want %+v", got, ok, mine)
+	}
+	waitFor(t, "the refresh", func() bool { return refreshesIdle(a) })
+	if failed := failedRefreshes(logA); failed != nil {
+		t.Errorf("failed refreshes: %v", failed)
+	}
+	rs := r.newRedisStore(t, prefix)
+	if got, found, err := rs.Get(ctx, key); err != nil || !found || got != mine {
+		t.Errorf("Redis holds %+v, %v, %v after the refresh; want %+v written back", got, found, err, mine)
+	}
+	if left, err := r.client.PTTL(ctx, redisKeyOf(prefix, key)).Result(); err != nil || left <= 0 || left > ttl {
+		t.Errorf("Redis TTL of the pin = %v, %v; want in (0, %v]", left, err, ttl)
+	}
+	c, _ := newRedisInstance(t, r, prefix, ttl, clock)
+	if pin, decided := c.GetOrDecide(ctx, key, pinTo(Pin{Model: "other"}, nil)); pin != mine || decided {
+		t.Errorf("a new instance: GetOrDecide = %+v, %v; want %+v adopted from Redis, false", pin, decided, mine)
+	}
+}
+
+// Two instances that pinned a session apart while Redis was down: after
+// Redis is back, empty, one refresh on each instance makes them serve one
+// model, which Redis holds.
+func TestSharedRedisConvergesAfterSplit(t *testing.T) {
+	r := startRedis(t)
+	ctx := context.Background()
+	const ttl = time.Hour
+	const prefix = "llm_affinity:split:"
+	clock := newFakeClock()
+	a, logA := newRedisInstance(t, r, prefix, ttl, clock)
+	b, logB := newRedisInstance(t, r, prefix, ttl, clock)
+	key := PinKey("", "session-1", "gpt-4o")
+	pinA, pinB := Pin{Model: "big", Route: "code"}, Pin{Model: "small", Route: "chat"}
+
+	r.server.Kill()
+	if pin, decided := a.GetOrDecide(ctx, key, pinTo(pinA, nil)); pin != pinA || !decided {
+		t.Fatalf("A: GetOrDecide with Redis down = %+v, %v; want %+v, true", pin, decided, pinA)
+	}
+	if pin, decided := b.GetOrDecide(ctx, key, pinTo(pinB, nil)); pin != pinB || !decided {
+		t.Fatalf("B: GetOrDecide with Redis down = %+v, %v; want %+v, true", pin, decided, pinB)
+	}
+	for name, log := range map[string]*errorLog{"A": logA, "B": logB} {
+		if ops, _ := log.snapshot(); len(ops) == 0 {
+			t.Fatalf("instance %s reported no shared-store error with Redis down", name)
+		}
+	}
+	restartEmpty(t, r)
+
+	// a quarter TTL on, one use on each instance refreshes the pin; those
+	// requests are still served the local pins
+	clock.Advance(ttl / 4)
+	if got, ok := a.Cached(key); !ok || got != pinA {
+		t.Fatalf("A: Cached = %+v, %v; want its own %+v", got, ok, pinA)
+	}
+	if got, ok := b.Cached(key); !ok || got != pinB {
+		t.Fatalf("B: Cached = %+v, %v; want its own %+v", got, ok, pinB)
+	}
+	waitFor(t, "the refreshes", func() bool { return refreshesIdle(a) && refreshesIdle(b) })
+	for name, log := range map[string]*errorLog{"A": logA, "B": logB} {
+		if failed := failedRefreshes(log); failed != nil {
+			t.Errorf("instance %s: failed refreshes: %v", name, failed)
+		}
+	}
+
+	servedA, _ := a.Cached(key)
+	servedB, _ := b.Cached(key)
+	if servedA != servedB || (servedA != pinA && servedA != pinB) {
+		t.Errorf("A serves %+v, B serves %+v: the instances did not converge on A's or B's pin", servedA, servedB)
+	}
+	rs := r.newRedisStore(t, prefix)
+	if held, found, err := rs.Get(ctx, key); err != nil || !found || held != servedA {
+		t.Errorf("Redis holds %+v, %v, %v; want the pin A serves, %+v", held, found, err, servedA)
+	}
+}
+
 // goroutineWith reports whether some goroutine's stack holds every one of
 // the frames.
 func goroutineWith(frames ...string) bool {
@@ -938,16 +1190,17 @@ func goroutineWith(frames ...string) bool {
 	return false
 }
 
-// A background touch must not bring back a pin deleted (or replaced) while
-// the read that started it was on its way. The test holds the store's lock
-// to stop a Get inside touchShared, after it read the pin, and a Delete
-// after it removed the pin locally.
-func TestSharedTouchDoesNotResurrectDeletedPin(t *testing.T) {
+// A background refresh must not bring back a pin deleted (or replaced) while
+// the read that started it was on its way, here or in the shared store
+// (which a refresh writes when it lacks the pin). The test holds the
+// store's lock to stop a Get inside refreshShared, after it read the pin,
+// and a Delete after it removed the pin locally.
+func TestSharedRefreshDoesNotResurrectDeletedPin(t *testing.T) {
 	s, f, clock, _ := newSharedStore(t, time.Hour)
 	ctx := context.Background()
 	key := PinKey("", "session-1", "m")
 	s.Set(ctx, key, Pin{Model: "a"})
-	clock.Advance(time.Hour / 4) // the next read touches
+	clock.Advance(time.Hour / 4) // the next read refreshes
 
 	s.mu.Lock()
 	locked := true
@@ -961,7 +1214,7 @@ func TestSharedTouchDoesNotResurrectDeletedPin(t *testing.T) {
 		_, ok := s.Get(ctx, key)
 		got <- ok
 	}()
-	waitFor(t, "Get to reach touchShared", func() bool { return goroutineWith("(*Store).touchShared") })
+	waitFor(t, "Get to reach refreshShared", func() bool { return goroutineWith("(*Store).refreshShared") })
 	go func() {
 		defer close(deleted)
 		s.Delete(ctx, key)
@@ -973,12 +1226,15 @@ func TestSharedTouchDoesNotResurrectDeletedPin(t *testing.T) {
 		t.Fatal("the Get that raced the Delete missed; it read the pin before the Delete")
 	}
 	<-deleted
-	waitFor(t, "the touch", func() bool { return touchesIdle(s) })
+	waitFor(t, "the refresh", func() bool { return refreshesIdle(s) })
 
 	if _, _, ok := f.pin(key); ok {
 		t.Fatalf("the shared pin survived Delete")
 	}
+	if n := f.count("refresh"); n != 0 {
+		t.Errorf("the shared store was refreshed %d times with a pin deleted before the refresh started, want 0", n)
+	}
 	if p, ok := s.cache.GetIfPresent(key); ok {
-		t.Errorf("after Delete the local store holds %+v again: the touch of a Get that read it before the Delete wrote it back", p.Pin)
+		t.Errorf("after Delete the local store holds %+v again: the refresh of a Get that read it before the Delete wrote it back", p.Pin)
 	}
 }
