@@ -14,7 +14,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -39,7 +38,7 @@ type siteOptions struct {
 	ttl            string // default 10m
 	maxBody        string // default 10MiB
 	routerEndpoint string // default the fleet's fake router
-	routerTimeout  string // default 2s
+	routerTimeout  string // default routerTimeout
 	extra          string // lines at the top of the llm_affinity block
 }
 
@@ -56,7 +55,7 @@ func (f *fleet) site(o siteOptions) string {
 		o.routerEndpoint = f.router.endpoint()
 	}
 	if o.routerTimeout == "" {
-		o.routerTimeout = "2s"
+		o.routerTimeout = routerTimeout
 	}
 	if o.extra != "" {
 		o.extra += "\n\t\t"
@@ -544,7 +543,7 @@ func TestJSONConfigBehavesTheSame(t *testing.T) {
 	if bytes.Contains(cfgJSON, []byte("sk-openai-test-secret")) {
 		t.Errorf("adapted JSON contains the resolved API key; {env.*} must stay a placeholder")
 	}
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(string(cfgJSON), "json")
 	flushPins(t)
 

@@ -71,14 +71,14 @@ func routerSite(f *fleet, extra string) string {
 		router llm {
 			endpoint %s
 			model katanemo/Arch-Router-1.5B
-			timeout 2s
+			timeout %s
 		}
 	}
 	reverse_proxy {
 		dynamic llm_affinity
 	}
 }
-`, extra, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint())
+`, extra, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint(), routerTimeout)
 }
 
 // openAIBody and anthropicBody wrap raw JSON messages into a request body.
