@@ -191,10 +191,10 @@ func newSharedStore(t *testing.T, ttl time.Duration) (*Store, *fakeShared, *fake
 }
 
 // waitFor polls cond until it holds, failing the test after a generous
-// timeout.
+// timeout (minutes: a loaded machine never reaches it).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
