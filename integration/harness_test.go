@@ -12,12 +12,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/llmaffinity/caddy-llm-affinity"
@@ -25,6 +27,18 @@ import (
 
 // gateway is where the site under test listens (caddytest's conventions).
 const gateway = "http://localhost:9080"
+
+// patience bounds a wait for something that is due (a server coming up, a
+// stream reaching its gate, a log line being written), so that a regression
+// fails with a message instead of hanging until the test binary's -timeout.
+// It is minutes: a loaded machine never reaches it, and it decides nothing
+// about speed. Requests themselves have no client timeout.
+const patience = 2 * time.Minute
+
+// routerTimeout is the router timeout of the test sites whose router is meant
+// to answer: generous, so that a slow machine never turns a routing decision
+// into a fallback. Tests of the timeout itself configure their own.
+const routerTimeout = "1m"
 
 // globalOptions are the Caddyfile global options every test config starts with.
 const globalOptions = `{
@@ -192,7 +206,7 @@ func (u *fakeUpstream) stream(w http.ResponseWriter, model string) {
 		if i == 0 && u.streamGate != nil {
 			select {
 			case <-u.streamGate:
-			case <-time.After(10 * time.Second):
+			case <-time.After(patience):
 				return
 			}
 		}
@@ -225,8 +239,17 @@ type fakeRouter struct {
 	calls atomic.Int64
 	delay atomic.Int64 // nanoseconds to wait before answering
 
-	mu     sync.Mutex
-	answer func(call int64, prompt string) string
+	mu      sync.Mutex
+	answer  func(call int64, prompt string) string
+	release <-chan struct{} // when set, every call waits for it to close
+}
+
+// holdUntil makes every later call wait, unanswered, until release is closed
+// (or the caller gives up): a router that answers only once the test says so.
+func (fr *fakeRouter) holdUntil(release <-chan struct{}) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	fr.release = release
 }
 
 func newFakeRouter(t *testing.T, answer func(call int64, prompt string) string) *fakeRouter {
@@ -240,6 +263,16 @@ func newFakeRouter(t *testing.T, answer func(call int64, prompt string) string) 
 			} `json:"messages"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
+		fr.mu.Lock()
+		release := fr.release
+		fr.mu.Unlock()
+		if release != nil {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if d := fr.delay.Load(); d > 0 {
 			select {
 			case <-time.After(time.Duration(d)):
@@ -277,6 +310,28 @@ func alternating(call int64, _ string) string {
 	return `{"route": "analysis"}`
 }
 
+// TestMain starts the in-process Caddy with only its admin endpoint before
+// any test runs. caddytest would start it on first use, but it gives Caddy 10
+// seconds to come up and skips every test if it is slower, which a loaded
+// machine can be; caddy.Load returns once the admin endpoint listens.
+func TestMain(m *testing.M) {
+	if err := caddy.Load([]byte(`{"admin":{"listen":"`+strings.TrimPrefix(adminURL, "http://")+`"}}`), true); err != nil {
+		fmt.Fprintf(os.Stderr, "starting Caddy's admin endpoint on %s: %v\n", adminURL, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// newTester is a caddytest.Tester whose config loads and requests may take
+// up to patience: caddytest's default of 5 seconds is a bound a loaded
+// machine can exceed while provisioning a config (a TLS site, say).
+func newTester(t *testing.T) *caddytest.Tester {
+	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
+		LoadRequestTimeout: patience,
+		TestRequestTimeout: patience,
+	})
+}
+
 // startCaddy loads a Caddyfile site body (global options are added) into the
 // test binary's Caddy.
 func startCaddy(t *testing.T, site string) *caddytest.Tester {
@@ -297,7 +352,7 @@ func startCaddyConfig(t *testing.T, caddyfile string) *caddytest.Tester {
 // reloadCaddy loads a whole Caddyfile as a config reload: pins are kept.
 func reloadCaddy(t *testing.T, caddyfile string) *caddytest.Tester {
 	t.Helper()
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
@@ -369,7 +424,7 @@ func sendTo(client *http.Client, base, path string, body []byte, headers ...stri
 // pairs) and returns the response and its body.
 func post(t *testing.T, path string, body []byte, headers ...string) (*http.Response, []byte) {
 	t.Helper()
-	resp, out, err := sendTo(&http.Client{Timeout: 15 * time.Second}, gateway, path, body, headers...)
+	resp, out, err := sendTo(http.DefaultClient, gateway, path, body, headers...)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}

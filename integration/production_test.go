@@ -37,7 +37,7 @@ import (
 // redisClient is a go-redis client for inspecting what the gateway stored.
 func redisClient(t *testing.T, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: patience, ReadTimeout: patience, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -62,7 +62,7 @@ func uniquePrefix(t *testing.T, addr string) string {
 // redisKeys lists the keys under prefix (SCAN, bounded).
 func redisKeys(t *testing.T, c *redis.Client, prefix string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	var keys []string
 	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
@@ -75,13 +75,15 @@ func redisKeys(t *testing.T, c *redis.Client, prefix string) []string {
 	return keys
 }
 
+// healthyRedisTimeout is the store timeout of tests whose Redis is up: no
+// call to it should ever be cut, however loaded the machine (the module's
+// default is 100ms).
+var healthyRedisTimeout = patience.String()
+
 // storeRedis is the llm_affinity lines of a shared Redis store.
 func storeRedis(name, addr, prefix, timeout string) string {
-	lines := fmt.Sprintf("name %s\n\t\tstore redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n", name, addr, prefix)
-	if timeout != "" {
-		lines += "\t\t\ttimeout " + timeout + "\n"
-	}
-	return lines + "\t\t}"
+	return fmt.Sprintf("name %s\n\t\tstore redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n\t\t\ttimeout %s\n\t\t}",
+		name, addr, prefix, timeout)
 }
 
 // ---------------------------------------------------------------------------
@@ -179,8 +181,8 @@ func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
 
 	// a GET passes through to the default model's upstream: 200 once the
 	// site is up
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
+	client := &http.Client{Timeout: patience}
+	deadline := time.Now().Add(patience)
 	for {
 		select {
 		case <-p.exited:
@@ -197,7 +199,7 @@ func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(p.log)
-			t.Fatalf("the second instance did not answer on %s within 30s (%v):\n%s", p.base, err, tail(string(b), 4000))
+			t.Fatalf("the second instance did not answer on %s within %v (%v):\n%s", p.base, patience, err, tail(string(b), 4000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -216,7 +218,7 @@ func tail(s string, n int) string {
 // postTo is post against another gateway instance.
 func postTo(t *testing.T, base, path string, body []byte, headers ...string) (*http.Response, []byte) {
 	t.Helper()
-	resp, out, err := sendTo(&http.Client{Timeout: 15 * time.Second}, base, path, body, headers...)
+	resp, out, err := sendTo(http.DefaultClient, base, path, body, headers...)
 	if err != nil {
 		t.Fatalf("POST %s%s: %v", base, path, err)
 	}
@@ -240,7 +242,7 @@ func adminCall(t *testing.T, method, path string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -278,7 +280,7 @@ var (
 // scrape reads the metrics endpoint at url.
 func scrape(t *testing.T, url string) (samples []sample, raw string) {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -391,7 +393,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	t.Run("pin made on one instance serves the other", func(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
-		site := routerSite(f, storeRedis("shared", addr, prefix, ""))
+		site := routerSite(f, storeRedis("shared", addr, prefix, healthyRedisTimeout))
 		startCaddy(t, site)
 		other := startCaddyBinary(t, bin, site)
 
@@ -440,7 +442,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
 		f.router.delay.Store(int64(300 * time.Millisecond))
-		site := routerSite(f, storeRedis("shared", addr, prefix, ""))
+		site := routerSite(f, storeRedis("shared", addr, prefix, healthyRedisTimeout))
 		startCaddy(t, site)
 		other := startCaddyBinary(t, bin, site)
 
@@ -453,7 +455,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		results := make([]result, 2*perInstance)
 		gate := make(chan struct{})
 		var wg sync.WaitGroup
-		client := &http.Client{Timeout: 15 * time.Second}
+		client := http.DefaultClient
 		for i := range results {
 			base := gateway
 			if i%2 == 1 {
@@ -495,7 +497,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 }
 
 // TestRedisOutage: Redis hangs, then dies mid-test. Every request still gets
-// a 200 promptly (pins come from memory, new sessions are decided locally),
+// a 200 while Redis hangs (pins come from memory, new sessions are decided locally),
 // the failures are counted in caddy_llm_affinity_store_errors_total, and
 // after Redis comes back new pins reach it again with no reload. Without the
 // per-call timeout requests would hang with Redis; without the fall-back to
@@ -506,7 +508,11 @@ func TestRedisOutage(t *testing.T) {
 	rc := redisClient(t, rs.Addr)
 	prefix := uniquePrefix(t, rs.Addr)
 	f := newFleet(t, alternating)
-	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.Addr, prefix, "100ms")), "\tmetrics /metrics"))
+	// the per-call timeout: short enough that requests while Redis hangs
+	// cost seconds, long enough that no call to a healthy local Redis on a
+	// loaded machine reaches it
+	const redisTimeout = time.Second
+	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.Addr, prefix, redisTimeout.String())), "\tmetrics /metrics"))
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first"), "X-Model-Affinity", "S-outage")
 	expectDecision(t, "S before the outage", resp, "claude", "code", "routed")
@@ -516,43 +522,38 @@ func TestRedisOutage(t *testing.T) {
 	samples, _ := scrape(t, gateway+"/metrics")
 	errorsBefore, _ := sum(samples, "caddy_llm_affinity_store_errors_total", nil)
 
-	// Redis hangs (CLIENT PAUSE: connections open, no answers): each call is
-	// cut at the 100ms timeout, so requests stay prompt. Without the
-	// timeout, the first new session would wait out the 5s pause.
-	if err := rc.ClientPause(context.Background(), 5*time.Second).Err(); err != nil {
+	// Redis hangs (CLIENT PAUSE: connections open, no answers) for longer
+	// than the test waits for any request, until it is killed below: each
+	// call is cut at the timeout, so every request is answered while Redis
+	// still hangs. Without the timeout, the first new session would wait out
+	// the pause, and this client would give up after patience.
+	if err := rc.ClientPause(context.Background(), 5*patience).Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: patience}
 	for i := range 4 {
 		key := "S-outage"
 		if i%2 == 1 {
 			key = fmt.Sprintf("new-while-paused-%d", i)
 		}
-		start := time.Now()
 		resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("gpt-4o-mini", "turn"), "X-Model-Affinity", key)
-		elapsed := time.Since(start)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d (%s) while redis hangs: %v %v %s", i, key, err, resp, out)
 		}
-		if elapsed > 2*time.Second {
-			t.Errorf("request %d (%s) took %v while redis hangs; the redis timeout is 100ms", i, key, elapsed)
-		}
 	}
 
+	// Redis dies: connections are refused at once, so how long a request
+	// takes says nothing more than the hang above did; every call still
+	// carries the timeout
 	rs.Kill()
 	for i := range 20 {
 		key := "S-outage"
 		if i%2 == 1 {
 			key = fmt.Sprintf("new-during-outage-%d", i)
 		}
-		start := time.Now()
 		resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("gpt-4o-mini", "turn"), "X-Model-Affinity", key)
-		elapsed := time.Since(start)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d (%s) during the outage: %v %v %s", i, key, err, resp, out)
-		}
-		if elapsed > 3*time.Second {
-			t.Errorf("request %d (%s) took %v during the outage; the redis timeout is 100ms", i, key, elapsed)
 		}
 		if key == "S-outage" {
 			expectDecision(t, fmt.Sprintf("request %d: S during the outage", i), resp, "claude", "code", "pinned")
@@ -574,7 +575,8 @@ func TestRedisOutage(t *testing.T) {
 	// Redis comes back, empty; new sessions reach it again by themselves
 	rs.Restart()
 	var keys []string
-	for i := 0; i < 30 && len(keys) == 0; i++ {
+	deadline := time.Now().Add(patience)
+	for i := 0; len(keys) == 0 && time.Now().Before(deadline); i++ {
 		mustChat(t, gateway, chat("gpt-4o-mini", "after"), "X-Model-Affinity", fmt.Sprintf("new-after-restart-%d", i))
 		keys = redisKeys(t, rc, prefix)
 		if len(keys) == 0 {
@@ -582,7 +584,7 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 	if len(keys) == 0 {
-		t.Errorf("no pin reached redis after it restarted (30 new sessions over ~3s)")
+		t.Errorf("no pin reached redis within %v after it restarted", patience)
 	}
 }
 
@@ -834,7 +836,7 @@ func TestAccessLogFields(t *testing.T) {
 	mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 
 	var entry map[string]any
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for entry == nil && time.Now().Before(deadline) {
 		b, _ := os.ReadFile(logPath)
 		for _, line := range strings.Split(string(b), "\n") {
@@ -849,7 +851,7 @@ func TestAccessLogFields(t *testing.T) {
 	}
 	if entry == nil {
 		b, _ := os.ReadFile(logPath)
-		t.Fatalf("no access log line with llm_model within 5s:\n%s", b)
+		t.Fatalf("no access log line with llm_model within %v:\n%s", patience, b)
 	}
 	digest := sha256.Sum256([]byte(key))
 	wantHash := hex.EncodeToString(digest[:8])

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // fixedResponse answers every request with status, the given headers (name,
@@ -71,14 +70,14 @@ func routerSite(f *fleet, extra string) string {
 		router llm {
 			endpoint %s
 			model katanemo/Arch-Router-1.5B
-			timeout 2s
+			timeout %s
 		}
 	}
 	reverse_proxy {
 		dynamic llm_affinity
 	}
 }
-`, extra, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint())
+`, extra, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint(), routerTimeout)
 }
 
 // openAIBody and anthropicBody wrap raw JSON messages into a request body.
@@ -98,21 +97,15 @@ func anthropicBody(msgs ...string) []byte {
 // request would still go to the failing model.
 func TestFailoverToNextCandidate(t *testing.T) {
 	const goodBody = `{"id":"chatcmpl-good","object":"chat.completion","model":"good-up","choices":[]}`
-	slow := func(w http.ResponseWriter, r *http.Request, _ []byte) {
-		select {
-		case <-time.After(2 * time.Second):
-			w.WriteHeader(http.StatusOK)
-			_, _ = io.WriteString(w, `{"late":true}`)
-		case <-r.Context().Done():
-		}
-	}
+	// never answers: only the gateway's response_header_timeout ends it
+	silent := func(_ http.ResponseWriter, r *http.Request, _ []byte) { <-r.Context().Done() }
 	tests := []struct {
 		name      string
 		respond   func(http.ResponseWriter, *http.Request, []byte) // nil: nothing listens
 		transport string
 	}{
 		{name: "connection refused"},
-		{name: "timeout", respond: slow, transport: "transport http {\n\t\t\tresponse_header_timeout 300ms\n\t\t}"},
+		{name: "timeout", respond: silent, transport: "transport http {\n\t\t\tresponse_header_timeout 300ms\n\t\t}"},
 		{name: "429", respond: fixedResponse(429, "bad", "X-Bad", "1")},
 		{name: "500", respond: fixedResponse(500, "bad", "X-Bad", "1")},
 		{name: "503", respond: fixedResponse(503, "bad", "X-Bad", "1")},
@@ -158,7 +151,7 @@ func TestFailoverToNextCandidate(t *testing.T) {
 `, badAddr, good.addr(), other.addr(), tt.transport))
 
 			body := []byte(`{"model":"client-model","messages":[{"role":"user","content":"hello"}]}`)
-			// (had the timeout not fired, the slow upstream's {"late":true} would arrive)
+			// (had the timeout not fired, this would wait for the silent upstream forever)
 			resp, out := post(t, "/v1/chat/completions", body, "X-Model-Affinity", "s-failover", "Authorization", "Bearer client-key")
 			if resp.StatusCode != http.StatusOK || string(out) != goodBody {
 				t.Fatalf("status %d body %q; want the good model's 200 %q unchanged", resp.StatusCode, out, goodBody)
@@ -319,7 +312,7 @@ func TestNoRetryAfterStreamStarted(t *testing.T) {
 	body := []byte(`{"model":"client-model","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
 	req, _ := http.NewRequest(http.MethodPost, gateway+"/v1/chat/completions", strings.NewReader(string(body)))
 	req.Header.Set("X-Model-Affinity", "s-stream-break")
-	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +368,7 @@ func TestWeightedPolicyIsStickyPerSession(t *testing.T) {
 }
 `, a.addr(), b.addr(), dflt.addr()))
 
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	t.Cleanup(client.CloseIdleConnections)
 	body := []byte(`{"model":"client-model","messages":[{"role":"user","content":"hello"}]}`)
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	anthropicoption "github.com/anthropics/anthropic-sdk-go/option"
@@ -57,7 +56,7 @@ func TestOpenAISDKAgentLoop(t *testing.T) {
 	}
 	runAgent := func(t *testing.T, opts ...option.RequestOption) run {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), patience)
 		defer cancel()
 		r0, g0, c0 := router.Calls.Load(), gpt.Requests.Load(), claude.Requests.Load()
 		var r run
@@ -142,7 +141,7 @@ func TestOpenAISDKStreaming(t *testing.T) {
 
 	// a regression that buffers the stream fails at this deadline instead of
 	// hanging: the upstream holds the rest until the gate opens
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	client := openaiClient()
 	var resp *http.Response
@@ -213,7 +212,7 @@ func TestAnthropicSDKMessages(t *testing.T) {
 	}
 	send := func(t *testing.T, turn int, opts ...anthropicoption.RequestOption) *http.Response {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), patience)
 		defer cancel()
 		var resp *http.Response
 		msg, err := client.Messages.New(ctx, params, append(opts, anthropicoption.WithResponseInto(&resp))...)
@@ -284,7 +283,7 @@ func TestSDKBadAffinityKey(t *testing.T) {
 	f := newFleet(t, alternating)
 	startCaddy(t, f.site(siteOptions{}))
 	key := strings.Repeat("k", 300)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 
 	t.Run("anthropic", func(t *testing.T) {

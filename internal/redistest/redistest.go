@@ -17,6 +17,10 @@ import (
 	"time"
 )
 
+// patience bounds a wait for redis-server to start or to exit: minutes, so
+// that a loaded machine never reaches it; it only turns a hang into a failure.
+const patience = 2 * time.Minute
+
 // Server is a private redis-server child process on a loopback port.
 // It can be killed and restarted on the same port.
 type Server struct {
@@ -103,7 +107,7 @@ func (r *Server) start() {
 	r.cmd, r.exited = cmd, exited
 	r.mu.Unlock()
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		select {
 		case <-exited:
@@ -116,7 +120,7 @@ func (r *Server) start() {
 		}
 		if time.Now().After(deadline) {
 			r.Kill()
-			r.t.Fatalf("redis-server on %s did not answer PING within 10s (%v):\n%s", r.Addr, err, r.log())
+			r.t.Fatalf("redis-server on %s did not answer PING within %v (%v):\n%s", r.Addr, patience, err, r.log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -134,7 +138,7 @@ func (r *Server) Kill() {
 	_ = cmd.Process.Kill()
 	select {
 	case <-exited:
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		r.t.Errorf("redis-server pid %d did not exit after SIGKILL", cmd.Process.Pid)
 	}
 }
