@@ -197,6 +197,7 @@ func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d requests declaring %d bytes and sending 1 grew the heap by %d bytes", conns, declared, grown)
 	// a buffer starts at most at 64 KiB; 1 MiB a request leaves room for
 	// everything else a request costs, and is a tenth of what was declared
 	if limit := int64(conns) << 20; grown > limit {
@@ -346,7 +347,7 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 	rc := redisClient(t, addr)
 	prefix := uniquePrefix(t, addr)
 	f := newFleet(t, alternating)
-	live := routerSite(f, storeRedis("reload-guard", addr, prefix, "")+"\n\t\tmax_entries 100")
+	live := routerSite(f, storeRedis("reload-guard", addr, prefix, healthyRedisTimeout)+"\n\t\tmax_entries 100")
 	startCaddy(t, live)
 	const sessions = 50
 	models := map[string]string{}
