@@ -45,7 +45,9 @@ func Site(address, gptAddr, claudeAddr, routerEndpoint string) string {
 		router llm {
 			endpoint %s
 			model katanemo/Arch-Router-1.5B
-			timeout 2s
+			# the stand-in answers at once: a generous bound keeps a busy
+			# machine from turning a routing decision into a fallback
+			timeout 1m
 		}
 	}
 	reverse_proxy {
