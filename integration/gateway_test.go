@@ -483,35 +483,8 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := post(t, tt.path, tt.body, tt.headers...)
-			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("content type %q", ct)
-			}
-			if strings.HasSuffix(tt.path, "/messages") {
-				var e struct {
-					Type  string `json:"type"`
-					Error struct {
-						Type    string `json:"type"`
-						Message string `json:"message"`
-					} `json:"error"`
-				}
-				if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Type == "" ||
-					!strings.Contains(e.Error.Message, tt.errText) {
-					t.Errorf("anthropic error body %s; want type error and a message with %q", body, tt.errText)
-				}
-			} else {
-				var e struct {
-					Error struct {
-						Message string `json:"message"`
-						Type    string `json:"type"`
-					} `json:"error"`
-				}
-				if err := json.Unmarshal(body, &e); err != nil || e.Error.Type != "invalid_request_error" ||
-					!strings.Contains(e.Error.Message, tt.errText) {
-					t.Errorf("openai error body %s; want invalid_request_error with %q", body, tt.errText)
-				}
+			if msg := checkAPIError(t, tt.name, strings.HasSuffix(tt.path, "/messages"), tt.status, resp, body); !strings.Contains(msg, tt.errText) {
+				t.Errorf("%s: error message %q, want it to contain %q", tt.name, msg, tt.errText)
 			}
 		})
 	}

@@ -26,12 +26,13 @@ import (
 var credentialHeaderNames = []string{"Authorization", "X-Api-Key", "Api-Key", "Cookie"}
 
 // checkAPIError checks an error the gateway answered itself: status, JSON,
-// and the error shape and type of the request's API.
-func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *http.Response, body []byte) {
+// and the error shape and type of the request's API. It returns the error's
+// message.
+func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *http.Response, body []byte) string {
 	t.Helper()
 	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("%s: status %d content type %q, want %d JSON: %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), status, body)
-		return
+		return ""
 	}
 	if anthropic {
 		want := map[int]string{400: "invalid_request_error", 413: "request_too_large", 502: "api_error", 503: "overloaded_error"}[status]
@@ -45,7 +46,7 @@ func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *
 		if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Type != want || e.Error.Message == "" {
 			t.Errorf("%s: body %s, want the Anthropic error shape with type %s", what, body, want)
 		}
-		return
+		return e.Error.Message
 	}
 	want := "invalid_request_error"
 	if status >= 500 {
@@ -60,6 +61,7 @@ func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *
 	if err := json.Unmarshal(body, &e); err != nil || e.Error.Type != want || e.Error.Message == "" {
 		t.Errorf("%s: body %s, want the OpenAI error shape with type %s", what, body, want)
 	}
+	return e.Error.Message
 }
 
 // TestEveryPathReplacesCredentials: with basic_auth in front, whatever path

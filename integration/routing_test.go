@@ -695,32 +695,7 @@ func decide(t *testing.T, path string, body []byte, headers ...string) (decision
 // checkErrorShape checks a 400 in the API's error shape.
 func checkErrorShape(t *testing.T, what string, anthropic bool, resp *http.Response, body []byte) {
 	t.Helper()
-	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("%s: status %d content type %q, want 400 JSON: %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), body)
-		return
-	}
-	if anthropic {
-		var e struct {
-			Type  string `json:"type"`
-			Error struct {
-				Type    string `json:"type"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Type != "invalid_request_error" || e.Error.Message == "" {
-			t.Errorf("%s: body %s, want the Anthropic error shape", what, body)
-		}
-		return
-	}
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-			Type    string `json:"type"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil || e.Error.Type != "invalid_request_error" || e.Error.Message == "" {
-		t.Errorf("%s: body %s, want the OpenAI error shape", what, body)
-	}
+	checkAPIError(t, what, anthropic, http.StatusBadRequest, resp, body)
 }
 
 // TestDecisionAPI: POST .../routing/v1/... answers the decision as JSON,
