@@ -224,10 +224,11 @@ func keyIs(raw []byte, name string) bool {
 	return json.Unmarshal(quoted, &k) == nil && k == name
 }
 
-// unquote decodes a validated JSON string literal.
+// unquote decodes a validated JSON string literal (str has checked its
+// UTF-8).
 func unquote(lit []byte) (string, error) {
 	inner := lit[1 : len(lit)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner), nil
 	}
 	var s string
@@ -451,9 +452,13 @@ func (s *scanner) content(idx int) error {
 
 // str validates a string literal starting at '"' and moves past it.
 func (s *scanner) str() error {
+	start := s.i
 	s.i++ // opening quote
+	// the plain bytes passed, ORed together: a high bit set means the string
+	// has non-ASCII bytes and must be checked as UTF-8 once it is closed
+	var seen uint64
 	for s.i < len(s.b) {
-		s.skipPlain()
+		seen |= s.skipPlain()
 		if s.i >= len(s.b) {
 			break
 		}
@@ -461,6 +466,9 @@ func (s *scanner) str() error {
 		switch {
 		case c == '"':
 			s.i++
+			if seen&highBits != 0 {
+				return checkUTF8(s.b[start:s.i], start)
+			}
 			return nil
 		case c == '\\':
 			s.i++
@@ -487,10 +495,27 @@ func (s *scanner) str() error {
 		case c < 0x20:
 			return s.malformed()
 		default:
+			seen |= uint64(c)
 			s.i++
 		}
 	}
 	return s.malformed()
+}
+
+// checkUTF8 fails unless lit, a string literal found at offset at of the
+// body, is UTF-8 (no overlong forms, no encoded surrogates), naming the
+// offset of the first byte that is not.
+func checkUTF8(lit []byte, at int) error {
+	if utf8.Valid(lit) {
+		return nil
+	}
+	for { // utf8.Valid failed, so this meets a byte that is not UTF-8
+		r, size := utf8.DecodeRune(lit)
+		if r == utf8.RuneError && size == 1 {
+			return invalid("malformed JSON: invalid UTF-8 at byte %d", at)
+		}
+		lit, at = lit[size:], at+size
+	}
 }
 
 // Word-at-a-time constants for skipPlain: every byte of the word set to 0x01,
@@ -504,17 +529,22 @@ const (
 )
 
 // skipPlain moves s.i past the bytes that need no attention inside a string
-// (anything but '"', '\\' and control bytes), eight at a time. Chat bodies
-// are mostly string content, so this loop is most of the envelope pass.
-func (s *scanner) skipPlain() {
+// (anything but '"', '\\' and control bytes), eight at a time, and returns
+// them ORed together word by word, so that str knows whether any of them was
+// not ASCII and the string must be checked as UTF-8. Chat bodies are mostly
+// string content, so this loop is most of the envelope pass.
+func (s *scanner) skipPlain() (skipped uint64) {
 	for s.i+8 <= len(s.b) {
 		w := binary.LittleEndian.Uint64(s.b[s.i:])
 		if special := specialBytes(w) & highBits; special != 0 {
-			s.i += bits.TrailingZeros64(special) / 8
-			return
+			n := bits.TrailingZeros64(special) / 8
+			s.i += n
+			return skipped | w&(1<<(8*n)-1)
 		}
+		skipped |= w
 		s.i += 8
 	}
+	return skipped
 }
 
 // specialBytes marks (in its high bit) the first byte of w that is a quote,

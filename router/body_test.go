@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // leak is a secret-looking string planted in request bodies; no error message
@@ -150,11 +152,6 @@ func TestParseEnvelopeValid(t *testing.T) {
 		{
 			name:      "content nesting at exactly maxNesting",
 			body:      `{"model":"m","messages":[{"role":"user","content":[{"type":"text","deep":` + strings.Repeat("[", maxNesting-5) + strings.Repeat("]", maxNesting-5) + `}]}]}`,
-			wantModel: "m",
-		},
-		{
-			name:      "invalid UTF-8 inside strings is tolerated like encoding/json",
-			body:      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}",
 			wantModel: "m",
 		},
 	}
@@ -329,11 +326,11 @@ func TestParseEnvelopeStringBytes(t *testing.T) {
 		}
 		raw := string([]byte{'a', byte(c), 'b'})
 		_, err := ParseEnvelope(body(raw))
-		if wantOK := c >= 0x20; (err == nil) != wantOK {
+		if wantOK := 0x20 <= c && c < 0x80; (err == nil) != wantOK {
 			t.Errorf("raw byte %#02x in a string: error %v, want accepted %v", c, err, wantOK)
 		}
-		if (err == nil) != json.Valid(body(raw)) {
-			t.Errorf("raw byte %#02x in a string: ParseEnvelope error %v, json.Valid %v", c, err, json.Valid(body(raw)))
+		if (err == nil) != jsonText(body(raw)) {
+			t.Errorf("raw byte %#02x in a string: ParseEnvelope error %v, valid JSON text %v", c, err, jsonText(body(raw)))
 		}
 
 		esc := string([]byte{'\\', byte(c)})
@@ -357,6 +354,73 @@ func TestParseEnvelopeStringBytes(t *testing.T) {
 	}
 }
 
+// jsonText reports whether body is a JSON text as the gateway reads one:
+// valid to encoding/json and UTF-8 throughout (RFC 8259 section 8.1), which
+// encoding/json does not require.
+func jsonText(body []byte) bool { return json.Valid(body) && utf8.Valid(body) }
+
+// TestParseEnvelopeUTF8 puts each malformed UTF-8 sequence, and each valid
+// multi-byte character, at every offset of the first words of a string (in
+// a key, the model, a message's content and a nested value), so both the
+// eight-bytes-at-a-time skip and the byte loop at a string's end meet it.
+func TestParseEnvelopeUTF8(t *testing.T) {
+	malformed := []struct{ name, seq string }{
+		{"0xff", "\xff"},
+		{"0xfe", "\xfe"},
+		{"lone continuation byte", "\x80"},
+		{"lone last continuation byte", "\xbf"},
+		{"two-byte lead without continuation", "\xc3"},
+		{"three-byte lead with one continuation", "\xe6\x97"},
+		{"four-byte lead with two continuations", "\xf0\x9f\x98"},
+		{"overlong NUL", "\xc0\x80"},
+		{"overlong slash", "\xc1\xaf"},
+		{"overlong three-byte", "\xe0\x80\xaf"},
+		{"overlong four-byte", "\xf0\x80\x80\xaf"},
+		{"encoded high surrogate", "\xed\xa0\x80"},
+		{"encoded low surrogate", "\xed\xbf\xbf"},
+		{"above U+10FFFF", "\xf4\x90\x80\x80"},
+		{"lead byte 0xf5", "\xf5\x80\x80\x80"},
+		{"lead followed by ASCII", "\xe6a\x97"},
+	}
+	wellFormed := []string{"é", "日本", "😀", "\U0010FFFF", "\uFFFD", "\u0080", "\u07ff", "\u0800"}
+	places := []struct {
+		name string
+		body func(s string) string
+	}{
+		{"content", func(s string) string { return `{"messages":[{"role":"user","content":"` + s + `"}]}` }},
+		{"model", func(s string) string { return `{"model":"` + s + `","messages":[{"role":"user"}]}` }},
+		{"top-level key", func(s string) string { return `{"` + s + `":1,"messages":[{"role":"user"}]}` }},
+		{"nested value", func(s string) string { return `{"messages":[{"role":"user"}],"x":{"y":["` + s + `"]}}` }},
+	}
+	for _, place := range places {
+		for offset := 0; offset <= 15; offset++ {
+			for _, tail := range []int{0, 1, 9} {
+				pad := func(s string) string {
+					return place.body(strings.Repeat("a", offset) + s + strings.Repeat("b", tail))
+				}
+				for _, bad := range malformed {
+					body := pad(bad.seq)
+					// each sequence goes wrong at its first byte, the body's only non-ASCII one
+					at := strings.Index(body, bad.seq)
+					_, err := ParseEnvelope([]byte(body))
+					var ire *InvalidRequestError
+					if !errors.As(err, &ire) {
+						t.Fatalf("%s in %s at offset %d, tail %d: error %v, want an *InvalidRequestError", bad.name, place.name, offset, tail, err)
+					}
+					if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("malformed JSON: invalid UTF-8 at byte %d", at)) {
+						t.Errorf("%s in %s at offset %d, tail %d: error %q, want invalid UTF-8 at byte %d", bad.name, place.name, offset, tail, msg, at)
+					}
+				}
+				for _, good := range wellFormed {
+					if _, err := ParseEnvelope([]byte(pad(good))); err != nil {
+						t.Errorf("%q in %s at offset %d, tail %d: %v", good, place.name, offset, tail, err)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestParseEnvelopeSpecialByteAtEveryOffset puts each byte the string scan
 // must stop at (and some it must not) at every offset of the first words of
 // a string, where the eight-bytes-at-a-time skip decides, and checks the
@@ -369,8 +433,8 @@ func TestParseEnvelopeSpecialByteAtEveryOffset(t *testing.T) {
 				model := strings.Repeat("a", offset) + special + strings.Repeat("b", tail)
 				body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"` + model + `"}]}`)
 				env, err := ParseEnvelope(body)
-				if (err == nil) != json.Valid(body) {
-					t.Fatalf("%q at offset %d: ParseEnvelope error %v, json.Valid %v", special, offset, err, json.Valid(body))
+				if (err == nil) != jsonText(body) {
+					t.Fatalf("%q at offset %d: ParseEnvelope error %v, valid JSON text %v", special, offset, err, jsonText(body))
 				}
 				if err != nil {
 					continue
@@ -690,7 +754,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		if !bytes.Equal(body, orig) {
 			t.Fatalf("ParseEnvelope modified its input")
 		}
-		valid := json.Valid(body)
+		valid := jsonText(body)
 		if err != nil {
 			var ire *InvalidRequestError
 			if !errors.As(err, &ire) {
