@@ -55,8 +55,7 @@ type Envelope struct {
 	// Preferences is the raw "routing_preferences" value, nil when absent.
 	// Segments strips the field: it is for the gateway, not the upstream.
 	Preferences []byte
-	// Tools is the raw "tools" value (the last one, as encoding/json reads
-	// a repeated field), nil when absent.
+	// Tools is the raw "tools" value, nil when absent.
 	Tools []byte
 
 	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
@@ -66,10 +65,13 @@ type Envelope struct {
 
 // ParseEnvelope validates body as a chat request (OpenAI chat completions or
 // Anthropic messages: both share this top level) and locates its "model" and
-// "messages" fields. The whole body must be well-formed JSON;
+// "messages" fields. The whole body must be well-formed JSON in UTF-8;
 // "model" must be a string when present; "messages" must be a non-empty array
 // of objects, each with a string "role" and a "content" that is a string, an
-// array or null. A failure is an *InvalidRequestError.
+// array or null. The keys the gateway interprets (topLevelFields, and
+// messageFields in each message) must each appear at most once and be spelled
+// exactly: a case variant, which a decoder that folds case would read as the
+// field, is refused. A failure is an *InvalidRequestError.
 func ParseEnvelope(body []byte) (Envelope, error) {
 	env := Envelope{modelStart: -1}
 	s := scanner{b: body}
@@ -84,13 +86,14 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return env, invalid("request body must be a JSON object")
 	}
 	env.objectStart = s.i
-	seenMessages := false
+	var seen fieldsSeen
 	err := s.object(0, func(key []byte, memberStart, start int) error {
-		switch {
-		case keyIs(key, "model"):
-			if env.modelStart >= 0 {
-				return invalid("duplicate \"model\" field")
-			}
+		field, err := topLevelFields.lookup(key, &seen)
+		if err != nil {
+			return err
+		}
+		switch field {
+		case "model":
 			if err := s.expect(1, '"', "\"model\" must be a string"); err != nil {
 				return err
 			}
@@ -100,25 +103,18 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 				return err
 			}
 			env.Model = model
-		case keyIs(key, "messages"):
-			if seenMessages {
-				return invalid("duplicate \"messages\" field")
-			}
-			seenMessages = true
+		case "messages":
 			last, err := s.messages()
 			if err != nil {
 				return err
 			}
 			env.Messages, env.LastMessage = s.b[start:s.i], last
-		case keyIs(key, "tools"):
+		case "tools":
 			if err := s.value(1); err != nil {
 				return err
 			}
 			env.Tools = s.b[start:s.i]
-		case keyIs(key, "routing_preferences"):
-			if env.Preferences != nil {
-				return invalid("duplicate \"routing_preferences\" field")
-			}
+		case "routing_preferences":
 			if err := s.expect(1, '[', "\"routing_preferences\" must be an array"); err != nil {
 				return err
 			}
@@ -136,7 +132,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if s.i != len(s.b) {
 		return env, invalid("request body has data after the JSON object")
 	}
-	if !seenMessages {
+	if env.Messages == nil {
 		return env, invalid("\"messages\" is required")
 	}
 	return env, nil
@@ -212,16 +208,55 @@ func (e *Envelope) memberWithComma(body []byte) (from, to int) {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// keyIs reports whether the raw (still quoted-content) key equals name,
-// decoding escapes only when the key has any.
-func keyIs(raw []byte, name string) bool {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw) == name
+// topLevelFields are the top-level keys the gateway interprets: the ones
+// ParseEnvelope, Decode and the request translation read. A field the
+// gateway starts to read belongs here, so that its duplicates and case
+// variants are refused.
+var topLevelFields = fieldSet{
+	"model", "messages", "routing_preferences", "tools", "system",
+	"stream", "stream_options", "tool_choice", "max_tokens",
+}
+
+// messageFields are the keys of a message that the gateway interprets.
+var messageFields = fieldSet{"role", "content"}
+
+// fieldSet is a list of the keys of an object that the gateway interprets,
+// at most 64 of them.
+type fieldSet []string
+
+// fieldsSeen records which fields of a fieldSet an object has had so far,
+// one bit for each.
+type fieldsSeen uint64
+
+// lookup returns the field of fs that lit, a validated key literal (quotes
+// included), names, or "" when it names none. It fails when the key names a
+// field already in seen (and adds the field to seen), and when it differs
+// from a field only in case: encoding/json, and many providers' servers with
+// it, match keys case-insensitively (Unicode simple folding, as
+// bytes.EqualFold), so the upstream might read the variant as the field.
+func (fs fieldSet) lookup(lit []byte, seen *fieldsSeen) (string, error) {
+	key := lit[1 : len(lit)-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		decoded, err := unquote(lit)
+		if err != nil {
+			return "", err
+		}
+		key = []byte(decoded)
 	}
-	var k string
-	quoted := make([]byte, 0, len(raw)+2)
-	quoted = append(append(append(quoted, '"'), raw...), '"')
-	return json.Unmarshal(quoted, &k) == nil && k == name
+	for i, field := range fs {
+		if !bytes.EqualFold(key, []byte(field)) {
+			continue
+		}
+		if string(key) != field {
+			return "", invalid("a case variant of %q is not accepted; spell it exactly %q", field, field)
+		}
+		if *seen&(1<<i) != 0 {
+			return "", invalid("duplicate %q field", field)
+		}
+		*seen |= 1 << i
+		return field, nil
+	}
+	return "", nil
 }
 
 // unquote decodes a validated JSON string literal (str has checked its
@@ -304,9 +339,9 @@ func (s *scanner) expect(depth int, first byte, msg string) error {
 	return nil
 }
 
-// object validates an object, calling member with each key (raw, without
-// quotes), the offset of the member (its key's opening quote) and the offset
-// where its value starts; member must consume the value.
+// object validates an object, calling member with each key (the raw string
+// literal, quotes included), the offset of the member (its key's opening
+// quote) and the offset where its value starts; member must consume the value.
 func (s *scanner) object(depth int, member func(key []byte, memberStart, valueStart int) error) error {
 	if depth >= maxNesting {
 		return invalid("request body nests deeper than %d levels", maxNesting)
@@ -321,11 +356,10 @@ func (s *scanner) object(depth int, member func(key []byte, memberStart, valueSt
 			return s.malformed()
 		}
 		memberStart := s.i
-		keyStart := s.i + 1
 		if err := s.str(); err != nil {
 			return err
 		}
-		key := s.b[keyStart : s.i-1]
+		key := s.b[memberStart:s.i]
 		if s.peek() != ':' {
 			return s.malformed()
 		}
@@ -394,9 +428,14 @@ func (s *scanner) messages() (last []byte, err error) {
 			return invalid("messages[%d] must be an object", idx)
 		}
 		hasRole := false
+		var seen fieldsSeen
 		err := s.object(2, func(key []byte, _, _ int) error {
-			switch {
-			case keyIs(key, "role"):
+			field, err := messageFields.lookup(key, &seen)
+			if err != nil {
+				return invalid("messages[%d]: %v", idx, err)
+			}
+			switch field {
+			case "role":
 				if s.peek() != '"' {
 					if err := s.value(3); err != nil {
 						return err
@@ -404,7 +443,7 @@ func (s *scanner) messages() (last []byte, err error) {
 					return invalid("messages[%d].role must be a string", idx)
 				}
 				hasRole = true
-			case keyIs(key, "content"):
+			case "content":
 				return s.content(idx)
 			}
 			return s.value(3)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -110,8 +112,24 @@ func TestParseEnvelopeValid(t *testing.T) {
 		},
 		{
 			name:      "look-alike keys are other fields",
-			body:      `{"Model":1,"models":[1],"model ":{},"Messages":5,"model":"real","messages":[{"role":"user","content":"hi"}]}`,
+			body:      `{"models":[1],"model ":{},"model_id":2,"x_model":3,"messages_count":4,"model":"real","messages":[{"role":"user","content":"hi"}]}`,
 			wantModel: "real",
+		},
+		{
+			name:      "case variants of fields the gateway does not interpret",
+			body:      `{"model":"m","Temperature":0.5,"TOP_P":1,"Metadata":{"MODEL":"x","Messages":[]},"messages":[{"role":"user","content":"hi","Name":"n","TOOL_CALLS":[]}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "case variants nested below the top level",
+			body:      `{"model":"m","metadata":{"MODEL":"x","Stream":true},"messages":[{"role":"user","content":[{"type":"text","text":"hi","Role":"x","CONTENT":"y"}]}]}`,
+			wantModel: "m",
+		},
+		{
+			name: "every interpreted field once",
+			body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"routing_preferences":[],"tools":[],"system":"s",` +
+				`"stream":true,"stream_options":{"include_usage":true},"tool_choice":"auto","max_tokens":5}`,
+			wantModel: "m",
 		},
 		{
 			name:      "model after messages",
@@ -248,6 +266,10 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"duplicate model", `{"model":"a","model":"` + leak + `",` + okMsgs + `}`, `duplicate "model"`},
 		{"duplicate model via escaped key", `{"model":"a",` + okMsgs + `,"mod\u0065l":"` + leak + `"}`, `duplicate "model"`},
 		{"duplicate model same value", `{"model":"a","model":"a",` + okMsgs + `}`, `duplicate "model"`},
+		{"case variant of model before the exact key", `{"MODEL":"` + leak + `","model":"a",` + okMsgs + `}`, `a case variant of "model" is not accepted; spell it exactly "model"`},
+		{"case variant of model without the exact key", `{"Model":"` + leak + `",` + okMsgs + `}`, `a case variant of "model"`},
+		{"case variant of model with a non-string value", `{"model":"a",` + okMsgs + `,"MODEL":[1]}`, `a case variant of "model"`},
+		{"case variant of messages only", `{"Messages":[{"role":"user","content":"` + leak + `"}]}`, `a case variant of "messages"`},
 
 		// messages
 		{"messages missing", `{"model":"` + leak + `"}`, `"messages" is required`},
@@ -272,7 +294,7 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"role null", `{"messages":[{"role":null}]}`, `messages[0].role must be a string`},
 		{"role array", `{"messages":[{"role":["user"]}]}`, `messages[0].role must be a string`},
 		{"role object", `{"messages":[{"role":{"` + leak + `":"user"}}]}`, `messages[0].role must be a string`},
-		{"second role not string", `{"messages":[{"role":"user","role":false}]}`, `messages[0].role must be a string`},
+		{"duplicate role with a non-string value", `{"messages":[{"role":"user","role":false}]}`, `messages[0]: duplicate "role" field`},
 		{"content number", `{"messages":[{"role":"user","content":42}]}`, `messages[0].content must be a string, an array or null`},
 		{"content negative number", `{"messages":[{"role":"user","content":-1}]}`, `messages[0].content must be a string, an array or null`},
 		{"content true", `{"messages":[{"role":"user","content":true}]}`, `messages[0].content must be a string, an array or null`},
@@ -311,6 +333,157 @@ func TestParseEnvelopeErrors(t *testing.T) {
 				t.Errorf("error message unexpectedly long (%d bytes): %.200q", len(msg), msg)
 			}
 		})
+	}
+}
+
+// TestParseEnvelopeCaseVariants checks that a key which differs from an
+// interpreted field only in case (after decoding escapes, with Unicode
+// folding) is refused, at the top level and in a message, and that
+// encoding/json indeed reads each one as the field: a provider decoding the
+// body that way would serve what the gateway did not route.
+func TestParseEnvelopeCaseVariants(t *testing.T) {
+	tests := []struct {
+		name      string
+		key       string // as the body spells it, quotes included
+		field     string // the interpreted field it folds to
+		inMessage bool   // a key of the second message, not of the top level
+	}{
+		{"upper case", `"MODEL"`, "model", false},
+		{"title case", `"Model"`, "model", false},
+		{"mixed case", `"mOdEl"`, "model", false},
+		{"escaped upper-case letter", `"mod\u0045l"`, "model", false},
+		{"long s in UTF-8", `"meſſages"`, "messages", false},
+		{"long s escaped", `"me\u017f\u017fages"`, "messages", false},
+		{"title-case messages", `"Messages"`, "messages", false},
+		{"routing_Preferences", `"routing_Preferences"`, "routing_preferences", false},
+		{"Stream", `"Stream"`, "stream", false},
+		{"SYSTEM", `"SYSTEM"`, "system", false},
+		{"Tools", `"Tools"`, "tools", false},
+		{"Tool_Choice", `"Tool_Choice"`, "tool_choice", false},
+		{"stream_Options", `"stream_Options"`, "stream_options", false},
+		{"kelvin sign in max_tokens", `"max_toKens"`, "max_tokens", false},
+		{"Role", `"Role"`, "role", true},
+		{"CONTENT", `"CONTENT"`, "content", true},
+		{"escaped role", `"r\u004Fle"`, "role", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const variantValue = `"` + leak + `"`
+			body := `{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}],` + tt.key + `:` + variantValue + `}`
+			wantPrefix := ""
+			if tt.inMessage {
+				body = `{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b",` + tt.key + `:` + variantValue + `}]}`
+				wantPrefix = "messages[1]: "
+			}
+			if got := encodingJSONField(t, []byte(body), tt.field, tt.inMessage); string(got) != variantValue {
+				t.Fatalf("encoding/json reads %q as %s, want the variant's value: the case is not a variant it folds", tt.field, got)
+			}
+			_, err := ParseEnvelope([]byte(body))
+			var ire *InvalidRequestError
+			if !errors.As(err, &ire) {
+				t.Fatalf("ParseEnvelope error %v, want an *InvalidRequestError", err)
+			}
+			want := wantPrefix + `a case variant of "` + tt.field + `" is not accepted; spell it exactly "` + tt.field + `"`
+			if err.Error() != want {
+				t.Errorf("error %q, want %q", err, want)
+			}
+			if strings.Contains(err.Error(), strings.Trim(tt.key, `"`)) || strings.Contains(err.Error(), leak) {
+				t.Errorf("error %q quotes body content", err)
+			}
+		})
+	}
+}
+
+// encodingJSONField decodes body with encoding/json into a struct whose only
+// field is tagged name, at the top level or in the second message, and
+// returns the raw value encoding/json assigned to it.
+func encodingJSONField(t *testing.T, body []byte, name string, inMessage bool) json.RawMessage {
+	t.Helper()
+	typ := reflect.StructOf([]reflect.StructField{{
+		Name: "Field", Type: reflect.TypeFor[json.RawMessage](), Tag: reflect.StructTag(`json:"` + name + `"`),
+	}})
+	if inMessage {
+		var top struct{ Messages []json.RawMessage }
+		if err := json.Unmarshal(body, &top); err != nil || len(top.Messages) < 2 {
+			t.Fatalf("decoding messages: %v", err)
+		}
+		body = top.Messages[1]
+	}
+	v := reflect.New(typ)
+	if err := json.Unmarshal(body, v.Interface()); err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	return v.Elem().Field(0).Interface().(json.RawMessage)
+}
+
+// TestParseEnvelopeDuplicateFields checks that every interpreted field may
+// appear only once, whatever the spelling of the repeat, at the top level
+// and in a message; a decoder keeping the first and one keeping the last
+// would read the body differently.
+func TestParseEnvelopeDuplicateFields(t *testing.T) {
+	values := map[string]string{
+		"model":               `"m"`,
+		"messages":            `[{"role":"user"}]`,
+		"routing_preferences": `[]`,
+		"tools":               `[]`,
+		"system":              `"s"`,
+		"stream":              `true`,
+		"stream_options":      `{}`,
+		"tool_choice":         `"auto"`,
+		"max_tokens":          `5`,
+	}
+	for field, value := range values {
+		member := `"` + field + `":` + value
+		escaped := `"\u00` + strconv.FormatInt(int64(field[0]), 16) + field[1:] + `":` + value
+		messages := `"messages":[{"role":"user"}],`
+		if field == "messages" {
+			messages = ""
+		}
+		t.Run(field+"/once", func(t *testing.T) {
+			if _, err := ParseEnvelope([]byte(`{` + messages + member + `}`)); err != nil {
+				t.Errorf("ParseEnvelope: %v", err)
+			}
+		})
+		for name, body := range map[string]string{
+			"adjacent":       `{` + messages + member + `,` + member + `}`,
+			"apart":          `{` + member + `,"x":1,` + messages + `"y":2,` + member + `}`,
+			"escaped repeat": `{` + messages + member + `,` + escaped + `}`,
+		} {
+			t.Run(field+"/"+name, func(t *testing.T) {
+				want := `duplicate "` + field + `" field`
+				if _, err := ParseEnvelope([]byte(body)); err == nil || err.Error() != want {
+					t.Errorf("error %v, want %q", err, want)
+				}
+			})
+		}
+	}
+	for field, message := range map[string]string{
+		"role":    `{"role":"user","content":"a","role":"user"}`,
+		"content": `{"role":"user","content":"a","content":null}`,
+	} {
+		t.Run("message/"+field, func(t *testing.T) {
+			want := `messages[1]: duplicate "` + field + `" field`
+			if _, err := ParseEnvelope([]byte(`{"messages":[{"role":"user"},` + message + `]}`)); err == nil || err.Error() != want {
+				t.Errorf("error %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// TestFieldSetsFitFieldsSeen keeps the interpreted field lists within the
+// bits of fieldsSeen, and their names distinct even when case is folded.
+func TestFieldSetsFitFieldsSeen(t *testing.T) {
+	for _, fs := range []fieldSet{topLevelFields, messageFields} {
+		if len(fs) > 64 {
+			t.Errorf("%d fields do not fit the 64 bits of fieldsSeen", len(fs))
+		}
+		for i, a := range fs {
+			for _, b := range fs[i+1:] {
+				if strings.EqualFold(a, b) {
+					t.Errorf("fields %q and %q fold to the same key", a, b)
+				}
+			}
+		}
 	}
 }
 
