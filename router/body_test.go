@@ -787,8 +787,9 @@ var fuzzSeeds = []string{
 	"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x1f\x20\x7f\xc3\xa9\"}]}",
 }
 
-// refEnvelope decides with encoding/json alone whether a syntactically valid
-// body meets ParseEnvelope's schema, and if so which model it names.
+// refEnvelope decides with encoding/json alone whether a body that is a
+// JSON text (see jsonText) meets ParseEnvelope's schema, and if so which
+// model it names.
 func refEnvelope(body []byte) (model string, ok bool) {
 	if nestingDepth(body) > maxNesting {
 		return "", false
@@ -797,40 +798,71 @@ func refEnvelope(body []byte) (model string, ok bool) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return "", false
 	}
-	seenModel, seenMessages, seenPrefs := false, false, false
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return "", false
 		}
-		key := tok.(string)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return "", false
 		}
 		raw = bytes.TrimLeft(raw, " \t\r\n")
-		switch key {
+		field, ok := refField(tok.(string), topLevelFields, seen)
+		if !ok {
+			return "", false
+		}
+		switch field {
 		case "model":
-			if seenModel || raw[0] != '"' {
+			if raw[0] != '"' {
 				return "", false
 			}
-			seenModel = true
 			if err := json.Unmarshal(raw, &model); err != nil {
 				return "", false
 			}
 		case "messages":
-			if seenMessages || !refMessages(raw) {
+			if !refMessages(raw) {
 				return "", false
 			}
-			seenMessages = true
 		case "routing_preferences":
-			if seenPrefs || raw[0] != '[' {
+			if raw[0] != '[' {
 				return "", false
 			}
-			seenPrefs = true
 		}
 	}
-	return model, seenMessages
+	return model, seen["messages"]
+}
+
+// refField returns the field of fields that encoding/json reads a member
+// with this (decoded) key as, "" for none; ok is false when the key is not
+// the field's exact spelling or the field is already in seen (which it
+// joins).
+func refField(key string, fields []string, seen map[string]bool) (field string, ok bool) {
+	tagged := make([]reflect.StructField, len(fields))
+	for i, f := range fields {
+		tagged[i] = reflect.StructField{
+			Name: "F" + strconv.Itoa(i), Type: reflect.TypeFor[*json.RawMessage](), Tag: reflect.StructTag(`json:"` + f + `"`),
+		}
+	}
+	v := reflect.New(reflect.StructOf(tagged))
+	quotedKey, err := json.Marshal(key)
+	if err != nil {
+		panic(err)
+	}
+	if err := json.Unmarshal([]byte(`{`+string(quotedKey)+`:0}`), v.Interface()); err != nil {
+		panic(err)
+	}
+	for i, f := range fields {
+		if !v.Elem().Field(i).IsNil() {
+			if key != f || seen[f] {
+				return f, false
+			}
+			seen[f] = true
+			return f, true
+		}
+	}
+	return "", true
 }
 
 func refMessages(raw json.RawMessage) bool {
@@ -847,7 +879,7 @@ func refMessages(raw json.RawMessage) bool {
 		if _, err := dec.Token(); err != nil {
 			return false
 		}
-		hasRole := false
+		seen := map[string]bool{}
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
@@ -858,12 +890,15 @@ func refMessages(raw json.RawMessage) bool {
 				return false
 			}
 			v = bytes.TrimLeft(v, " \t\r\n")
-			switch tok.(string) {
+			field, ok := refField(tok.(string), messageFields, seen)
+			if !ok {
+				return false
+			}
+			switch field {
 			case "role":
 				if v[0] != '"' {
 					return false
 				}
-				hasRole = true
 			case "content":
 				if v[0] != '"' && v[0] != '[' && v[0] != 'n' {
 					return false
@@ -881,7 +916,7 @@ func refMessages(raw json.RawMessage) bool {
 				}
 			}
 		}
-		if !hasRole {
+		if !seen["role"] {
 			return false
 		}
 	}
@@ -941,7 +976,7 @@ func FuzzParseEnvelope(f *testing.F) {
 			return
 		}
 		if !valid {
-			t.Fatalf("ParseEnvelope accepted invalid JSON")
+			t.Fatalf("ParseEnvelope accepted a body that is not JSON text (malformed, or not UTF-8)")
 		}
 		// UseNumber: a valid number such as 1e999 does not fit a float64
 		var top map[string]any
