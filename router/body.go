@@ -221,7 +221,7 @@ var topLevelFields = fieldSet{
 var messageFields = fieldSet{"role", "content"}
 
 // fieldSet is a list of the keys of an object that the gateway interprets,
-// at most 64 of them.
+// in lower-case ASCII, at most 64 of them.
 type fieldSet []string
 
 // fieldsSeen records which fields of a fieldSet an object has had so far,
@@ -244,11 +244,8 @@ func (fs fieldSet) lookup(lit []byte, seen *fieldsSeen) (string, error) {
 		key = []byte(decoded)
 	}
 	for i, field := range fs {
-		if !bytes.EqualFold(key, []byte(field)) {
-			continue
-		}
 		if string(key) != field {
-			return "", invalid("a case variant of %q is not accepted; spell it exactly %q", field, field)
+			continue
 		}
 		if *seen&(1<<i) != 0 {
 			return "", invalid("duplicate %q field", field)
@@ -256,7 +253,28 @@ func (fs fieldSet) lookup(lit []byte, seen *fieldsSeen) (string, error) {
 		*seen |= 1 << i
 		return field, nil
 	}
+	if field := fs.caseVariant(key); field != "" {
+		return "", invalid("a case variant of %q is not accepted; spell it exactly %q", field, field)
+	}
 	return "", nil
+}
+
+// caseVariant returns the field of fs that key, not a field itself, equals
+// when case is folded, or "" for none. The fields are lower-case ASCII,
+// whose only non-ASCII case partners (U+017F for s, U+212A for k) are longer
+// in UTF-8, so a key of ASCII bytes can only fold to a field of its length;
+// this keeps bytes.EqualFold off the path of almost every key.
+func (fs fieldSet) caseVariant(key []byte) string {
+	ascii := true
+	for _, c := range key {
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	for _, field := range fs {
+		if (len(key) == len(field) || !ascii) && bytes.EqualFold(key, []byte(field)) {
+			return field
+		}
+	}
+	return ""
 }
 
 // unquote decodes a validated JSON string literal (str has checked its
@@ -493,11 +511,14 @@ func (s *scanner) content(idx int) error {
 func (s *scanner) str() error {
 	start := s.i
 	s.i++ // opening quote
-	// the plain bytes passed, ORed together: a high bit set means the string
-	// has non-ASCII bytes and must be checked as UTF-8 once it is closed
+	// the bytes passed (and some past them), ORed together: a high bit set
+	// means the string may have non-ASCII bytes, to be checked as UTF-8
+	// once it is closed
 	var seen uint64
 	for s.i < len(s.b) {
-		seen |= s.skipPlain()
+		var read uint64
+		s.i, read = skipPlain(s.b, s.i)
+		seen |= read
 		if s.i >= len(s.b) {
 			break
 		}
@@ -567,23 +588,23 @@ const (
 	backslash = '\\' * ones
 )
 
-// skipPlain moves s.i past the bytes that need no attention inside a string
-// (anything but '"', '\\' and control bytes), eight at a time, and returns
-// them ORed together word by word, so that str knows whether any of them was
-// not ASCII and the string must be checked as UTF-8. Chat bodies are mostly
-// string content, so this loop is most of the envelope pass.
-func (s *scanner) skipPlain() (skipped uint64) {
-	for s.i+8 <= len(s.b) {
-		w := binary.LittleEndian.Uint64(s.b[s.i:])
+// skipPlain returns the offset of the first byte from i on that needs
+// attention inside a string (a '"', a '\\' or a control byte), going eight
+// bytes at a time, and the words it read ORed together: no high bit set
+// means that all it passed was ASCII (bytes past where it stopped are
+// included, which can only make a string be checked as UTF-8 in vain).
+// Chat bodies are mostly string content, so this loop is most of the
+// envelope pass; it is kept small enough to be inlined into str (see
+// go build -gcflags=-m).
+func skipPlain(b []byte, i int) (next int, read uint64) {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		read |= w
 		if special := specialBytes(w) & highBits; special != 0 {
-			n := bits.TrailingZeros64(special) / 8
-			s.i += n
-			return skipped | w&(1<<(8*n)-1)
+			return i + bits.TrailingZeros64(special)/8, read
 		}
-		skipped |= w
-		s.i += 8
 	}
-	return skipped
+	return i, read
 }
 
 // specialBytes marks (in its high bit) the first byte of w that is a quote,

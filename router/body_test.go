@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -470,14 +471,18 @@ func TestParseEnvelopeDuplicateFields(t *testing.T) {
 	}
 }
 
-// TestFieldSetsFitFieldsSeen keeps the interpreted field lists within the
-// bits of fieldsSeen, and their names distinct even when case is folded.
-func TestFieldSetsFitFieldsSeen(t *testing.T) {
+// TestFieldSets keeps the interpreted field lists as lookup needs them:
+// within the bits of fieldsSeen, in lower-case ASCII (caseVariant relies on
+// it), and distinct even when case is folded.
+func TestFieldSets(t *testing.T) {
 	for _, fs := range []fieldSet{topLevelFields, messageFields} {
 		if len(fs) > 64 {
 			t.Errorf("%d fields do not fit the 64 bits of fieldsSeen", len(fs))
 		}
 		for i, a := range fs {
+			if strings.ContainsFunc(a, func(r rune) bool { return r >= utf8.RuneSelf || unicode.IsUpper(r) }) {
+				t.Errorf("field %q is not lower-case ASCII", a)
+			}
 			for _, b := range fs[i+1:] {
 				if strings.EqualFold(a, b) {
 					t.Errorf("fields %q and %q fold to the same key", a, b)
