@@ -472,12 +472,17 @@ func TestBadInput(t *testing.T) {
 		{"messages wrong type", "/v1/chat/completions", []byte(`{"model":"a","messages":"hi"}`), nil, 400, "must be an array"},
 		{"model wrong type", "/v1/chat/completions", []byte(`{"model":5,"messages":[{"role":"user","content":"x"}]}`), nil, 400, `"model" must be a string`},
 		{"content wrong type", "/v1/chat/completions", []byte(`{"model":"a","messages":[{"role":"user","content":5}]}`), nil, 400, "content must be"},
+		{"model case variant", "/v1/chat/completions", []byte(`{"model":"a","messages":[{"role":"user","content":"x"}],"MODEL":"b"}`), nil, 400, `a case variant of "model"`},
+		{"duplicate tools", "/v1/chat/completions", []byte(`{"model":"a","messages":[{"role":"user","content":"x"}],"tools":[],"tools":[]}`), nil, 400, `duplicate "tools"`},
+		{"invalid UTF-8", "/v1/chat/completions", []byte("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}"), nil, 400, "invalid UTF-8"},
 		{"body too large", "/v1/chat/completions", big, nil, 413, "exceeds"},
 		{"key too long", "/v1/chat/completions", chat("a", "x"), []string{"X-Model-Affinity", strings.Repeat("k", 257)}, 400, "X-Model-Affinity"},
 		{"key not ascii", "/v1/chat/completions", chat("a", "x"), []string{"X-Model-Affinity", "séance"}, 400, "X-Model-Affinity"},
 		{"two keys", "/v1/chat/completions", chat("a", "x"), []string{"X-Model-Affinity", "a", "X-Model-Affinity", "b"}, 400, "more than one"},
 		{"anthropic malformed", "/v1/messages", []byte(`{"model":`), nil, 400, "malformed JSON"},
 		{"anthropic missing messages", "/v1/messages", []byte(`{"model":"claude","max_tokens":5}`), nil, 400, `"messages" is required`},
+		{"anthropic model case variant", "/v1/messages", []byte(`{"Model":"b","model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`), nil, 400, `a case variant of "model"`},
+		{"anthropic invalid UTF-8", "/v1/messages", []byte("{\"model\":\"claude\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"\xed\xa0\x80\"}]}"), nil, 400, "invalid UTF-8"},
 		{"anthropic too large", "/v1/messages", big, nil, 413, "exceeds"},
 	}
 	for _, tt := range tests {

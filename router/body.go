@@ -55,8 +55,7 @@ type Envelope struct {
 	// Preferences is the raw "routing_preferences" value, nil when absent.
 	// Segments strips the field: it is for the gateway, not the upstream.
 	Preferences []byte
-	// Tools is the raw "tools" value (the last one, as encoding/json reads
-	// a repeated field), nil when absent.
+	// Tools is the raw "tools" value, nil when absent.
 	Tools []byte
 
 	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
@@ -66,10 +65,13 @@ type Envelope struct {
 
 // ParseEnvelope validates body as a chat request (OpenAI chat completions or
 // Anthropic messages: both share this top level) and locates its "model" and
-// "messages" fields. The whole body must be well-formed JSON;
+// "messages" fields. The whole body must be well-formed JSON in UTF-8;
 // "model" must be a string when present; "messages" must be a non-empty array
 // of objects, each with a string "role" and a "content" that is a string, an
-// array or null. A failure is an *InvalidRequestError.
+// array or null. The keys the gateway interprets (topLevelFields, and
+// messageFields in each message) must each appear at most once and be spelled
+// exactly: a case variant, which a decoder that folds case would read as the
+// field, is refused. A failure is an *InvalidRequestError.
 func ParseEnvelope(body []byte) (Envelope, error) {
 	env := Envelope{modelStart: -1}
 	s := scanner{b: body}
@@ -84,13 +86,14 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return env, invalid("request body must be a JSON object")
 	}
 	env.objectStart = s.i
-	seenMessages := false
+	var seen fieldsSeen
 	err := s.object(0, func(key []byte, memberStart, start int) error {
-		switch {
-		case keyIs(key, "model"):
-			if env.modelStart >= 0 {
-				return invalid("duplicate \"model\" field")
-			}
+		field, err := topLevelFields.lookup(key, &seen)
+		if err != nil {
+			return err
+		}
+		switch field {
+		case "model":
 			if err := s.expect(1, '"', "\"model\" must be a string"); err != nil {
 				return err
 			}
@@ -100,25 +103,18 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 				return err
 			}
 			env.Model = model
-		case keyIs(key, "messages"):
-			if seenMessages {
-				return invalid("duplicate \"messages\" field")
-			}
-			seenMessages = true
+		case "messages":
 			last, err := s.messages()
 			if err != nil {
 				return err
 			}
 			env.Messages, env.LastMessage = s.b[start:s.i], last
-		case keyIs(key, "tools"):
+		case "tools":
 			if err := s.value(1); err != nil {
 				return err
 			}
 			env.Tools = s.b[start:s.i]
-		case keyIs(key, "routing_preferences"):
-			if env.Preferences != nil {
-				return invalid("duplicate \"routing_preferences\" field")
-			}
+		case "routing_preferences":
 			if err := s.expect(1, '[', "\"routing_preferences\" must be an array"); err != nil {
 				return err
 			}
@@ -136,7 +132,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if s.i != len(s.b) {
 		return env, invalid("request body has data after the JSON object")
 	}
-	if !seenMessages {
+	if env.Messages == nil {
 		return env, invalid("\"messages\" is required")
 	}
 	return env, nil
@@ -212,22 +208,80 @@ func (e *Envelope) memberWithComma(body []byte) (from, to int) {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// keyIs reports whether the raw (still quoted-content) key equals name,
-// decoding escapes only when the key has any.
-func keyIs(raw []byte, name string) bool {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw) == name
-	}
-	var k string
-	quoted := make([]byte, 0, len(raw)+2)
-	quoted = append(append(append(quoted, '"'), raw...), '"')
-	return json.Unmarshal(quoted, &k) == nil && k == name
+// topLevelFields are the top-level keys the gateway interprets: the ones
+// ParseEnvelope, Decode and the request translation read. A field the
+// gateway starts to read belongs here, so that its duplicates and case
+// variants are refused.
+var topLevelFields = fieldSet{
+	"model", "messages", "routing_preferences", "tools", "system",
+	"stream", "stream_options", "tool_choice", "max_tokens",
 }
 
-// unquote decodes a validated JSON string literal.
+// messageFields are the keys of a message that the gateway interprets.
+var messageFields = fieldSet{"role", "content"}
+
+// fieldSet is a list of the keys of an object that the gateway interprets,
+// in lower-case ASCII, at most 64 of them.
+type fieldSet []string
+
+// fieldsSeen records which fields of a fieldSet an object has had so far,
+// one bit for each.
+type fieldsSeen uint64
+
+// lookup returns the field of fs that lit, a validated key literal (quotes
+// included), names, or "" when it names none. It fails when the key names a
+// field already in seen (and adds the field to seen), and when it differs
+// from a field only in case: encoding/json, and many providers' servers with
+// it, match keys case-insensitively (Unicode simple folding, as
+// bytes.EqualFold), so the upstream might read the variant as the field.
+func (fs fieldSet) lookup(lit []byte, seen *fieldsSeen) (string, error) {
+	key := lit[1 : len(lit)-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		decoded, err := unquote(lit)
+		if err != nil {
+			return "", err
+		}
+		key = []byte(decoded)
+	}
+	for i, field := range fs {
+		if string(key) != field {
+			continue
+		}
+		if *seen&(1<<i) != 0 {
+			return "", invalid("duplicate %q field", field)
+		}
+		*seen |= 1 << i
+		return field, nil
+	}
+	if field := fs.caseVariant(key); field != "" {
+		return "", invalid("a case variant of %q is not accepted; spell it exactly %q", field, field)
+	}
+	return "", nil
+}
+
+// caseVariant returns the field of fs that key, not a field itself, equals
+// when case is folded, or "" for none. The fields are lower-case ASCII,
+// whose only non-ASCII case partners (U+017F for s, U+212A for k) are longer
+// in UTF-8, so a key of ASCII bytes can only fold to a field of its length;
+// this keeps bytes.EqualFold off the path of almost every key.
+func (fs fieldSet) caseVariant(key []byte) string {
+	ascii := true
+	for _, c := range key {
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	for _, field := range fs {
+		if (len(key) == len(field) || !ascii) && bytes.EqualFold(key, []byte(field)) {
+			return field
+		}
+	}
+	return ""
+}
+
+// unquote decodes a validated JSON string literal (str has checked its
+// UTF-8).
 func unquote(lit []byte) (string, error) {
 	inner := lit[1 : len(lit)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner), nil
 	}
 	var s string
@@ -303,9 +357,9 @@ func (s *scanner) expect(depth int, first byte, msg string) error {
 	return nil
 }
 
-// object validates an object, calling member with each key (raw, without
-// quotes), the offset of the member (its key's opening quote) and the offset
-// where its value starts; member must consume the value.
+// object validates an object, calling member with each key (the raw string
+// literal, quotes included), the offset of the member (its key's opening
+// quote) and the offset where its value starts; member must consume the value.
 func (s *scanner) object(depth int, member func(key []byte, memberStart, valueStart int) error) error {
 	if depth >= maxNesting {
 		return invalid("request body nests deeper than %d levels", maxNesting)
@@ -320,11 +374,10 @@ func (s *scanner) object(depth int, member func(key []byte, memberStart, valueSt
 			return s.malformed()
 		}
 		memberStart := s.i
-		keyStart := s.i + 1
 		if err := s.str(); err != nil {
 			return err
 		}
-		key := s.b[keyStart : s.i-1]
+		key := s.b[memberStart:s.i]
 		if s.peek() != ':' {
 			return s.malformed()
 		}
@@ -393,9 +446,14 @@ func (s *scanner) messages() (last []byte, err error) {
 			return invalid("messages[%d] must be an object", idx)
 		}
 		hasRole := false
+		var seen fieldsSeen
 		err := s.object(2, func(key []byte, _, _ int) error {
-			switch {
-			case keyIs(key, "role"):
+			field, err := messageFields.lookup(key, &seen)
+			if err != nil {
+				return invalid("messages[%d]: %v", idx, err)
+			}
+			switch field {
+			case "role":
 				if s.peek() != '"' {
 					if err := s.value(3); err != nil {
 						return err
@@ -403,7 +461,7 @@ func (s *scanner) messages() (last []byte, err error) {
 					return invalid("messages[%d].role must be a string", idx)
 				}
 				hasRole = true
-			case keyIs(key, "content"):
+			case "content":
 				return s.content(idx)
 			}
 			return s.value(3)
@@ -451,9 +509,16 @@ func (s *scanner) content(idx int) error {
 
 // str validates a string literal starting at '"' and moves past it.
 func (s *scanner) str() error {
+	start := s.i
 	s.i++ // opening quote
+	// the bytes passed (and some past them), ORed together: a high bit set
+	// means the string may have non-ASCII bytes, to be checked as UTF-8
+	// once it is closed
+	var seen uint64
 	for s.i < len(s.b) {
-		s.skipPlain()
+		var read uint64
+		s.i, read = skipPlain(s.b, s.i)
+		seen |= read
 		if s.i >= len(s.b) {
 			break
 		}
@@ -461,6 +526,9 @@ func (s *scanner) str() error {
 		switch {
 		case c == '"':
 			s.i++
+			if seen&highBits != 0 {
+				return checkUTF8(s.b[start:s.i], start)
+			}
 			return nil
 		case c == '\\':
 			s.i++
@@ -487,10 +555,27 @@ func (s *scanner) str() error {
 		case c < 0x20:
 			return s.malformed()
 		default:
+			seen |= uint64(c)
 			s.i++
 		}
 	}
 	return s.malformed()
+}
+
+// checkUTF8 fails unless lit, a string literal found at offset at of the
+// body, is UTF-8 (no overlong forms, no encoded surrogates), naming the
+// offset of the first byte that is not.
+func checkUTF8(lit []byte, at int) error {
+	if utf8.Valid(lit) {
+		return nil
+	}
+	for { // utf8.Valid failed, so this meets a byte that is not UTF-8
+		r, size := utf8.DecodeRune(lit)
+		if r == utf8.RuneError && size == 1 {
+			return invalid("malformed JSON: invalid UTF-8 at byte %d", at)
+		}
+		lit, at = lit[size:], at+size
+	}
 }
 
 // Word-at-a-time constants for skipPlain: every byte of the word set to 0x01,
@@ -503,18 +588,23 @@ const (
 	backslash = '\\' * ones
 )
 
-// skipPlain moves s.i past the bytes that need no attention inside a string
-// (anything but '"', '\\' and control bytes), eight at a time. Chat bodies
-// are mostly string content, so this loop is most of the envelope pass.
-func (s *scanner) skipPlain() {
-	for s.i+8 <= len(s.b) {
-		w := binary.LittleEndian.Uint64(s.b[s.i:])
+// skipPlain returns the offset of the first byte from i on that needs
+// attention inside a string (a '"', a '\\' or a control byte), going eight
+// bytes at a time, and the words it read ORed together: no high bit set
+// means that all it passed was ASCII (bytes past where it stopped are
+// included, which can only make a string be checked as UTF-8 in vain).
+// Chat bodies are mostly string content, so this loop is most of the
+// envelope pass; it is kept small enough to be inlined into str (see
+// go build -gcflags=-m).
+func skipPlain(b []byte, i int) (next int, read uint64) {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		read |= w
 		if special := specialBytes(w) & highBits; special != 0 {
-			s.i += bits.TrailingZeros64(special) / 8
-			return
+			return i + bits.TrailingZeros64(special)/8, read
 		}
-		s.i += 8
 	}
+	return i, read
 }
 
 // specialBytes marks (in its high bit) the first byte of w that is a quote,

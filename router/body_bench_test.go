@@ -17,20 +17,29 @@ import (
 // Targets (for context; nothing here asserts them): parse + splice of a 32 KB
 // body <= 30 us.
 
-// benchSizes are the body sizes benchmarked, as sub-benchmark names.
-var benchSizes = []struct {
-	name string
-	size int
+// benchBodies are the bodies benchmarked, named for the sub-benchmarks: agent
+// bodies of three sizes with ASCII text, and one whose text is mostly
+// multi-byte UTF-8 (the string scan's slow path).
+var benchBodies = []struct {
+	name     string
+	size     int
+	generate func(size int) []byte
 }{
-	{"1KB", 1 << 10},
-	{"32KB", 32 << 10},
-	{"256KB", 256 << 10},
+	{"1KB", 1 << 10, agentbody.Generate},
+	{"32KB", 32 << 10, agentbody.Generate},
+	{"256KB", 256 << 10, agentbody.Generate},
+	{"32KB-multilingual", 32 << 10, agentbody.GenerateMultilingual},
 }
 
-// benchBody returns the agent body of a size, checking it parses.
+// benchBody returns the ASCII agent body of a size, checking it parses.
 func benchBody(b *testing.B, size int) []byte {
 	b.Helper()
-	body := agentbody.Generate(size)
+	return parsedBody(b, agentbody.Generate(size))
+}
+
+// parsedBody returns body, failing the benchmark when it does not parse.
+func parsedBody(b *testing.B, body []byte) []byte {
+	b.Helper()
 	if _, err := ParseEnvelope(body); err != nil {
 		b.Fatalf("generated %d-byte body does not parse: %v", len(body), err)
 	}
@@ -38,9 +47,9 @@ func benchBody(b *testing.B, size int) []byte {
 }
 
 func BenchmarkParseEnvelope(b *testing.B) {
-	for _, sz := range benchSizes {
+	for _, sz := range benchBodies {
 		b.Run(sz.name, func(b *testing.B) {
-			body := benchBody(b, sz.size)
+			body := parsedBody(b, sz.generate(sz.size))
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
@@ -56,9 +65,9 @@ func BenchmarkParseEnvelope(b *testing.B) {
 // envelope pass plus Segments, which sends the body upstream without a copy.
 func BenchmarkParseAndSegments(b *testing.B) {
 	quoted := []byte(`"claude-sonnet-4-20250514"`)
-	for _, sz := range benchSizes {
+	for _, sz := range benchBodies {
 		b.Run(sz.name, func(b *testing.B) {
-			body := benchBody(b, sz.size)
+			body := parsedBody(b, sz.generate(sz.size))
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
@@ -133,8 +142,8 @@ func BenchmarkPrompt(b *testing.B) {
 // TestAgentBodySizes keeps the generated bodies close to their nominal sizes
 // and valid, so the benchmark names stay honest.
 func TestAgentBodySizes(t *testing.T) {
-	for _, sz := range benchSizes {
-		body := agentbody.Generate(sz.size)
+	for _, sz := range benchBodies {
+		body := sz.generate(sz.size)
 		if len(body) < sz.size || len(body) > sz.size+sz.size/8+256 {
 			t.Errorf("%s body is %d bytes", sz.name, len(body))
 		}

@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // leak is a secret-looking string planted in request bodies; no error message
@@ -108,8 +113,24 @@ func TestParseEnvelopeValid(t *testing.T) {
 		},
 		{
 			name:      "look-alike keys are other fields",
-			body:      `{"Model":1,"models":[1],"model ":{},"Messages":5,"model":"real","messages":[{"role":"user","content":"hi"}]}`,
+			body:      `{"models":[1],"model ":{},"model_id":2,"x_model":3,"messages_count":4,"model":"real","messages":[{"role":"user","content":"hi"}]}`,
 			wantModel: "real",
+		},
+		{
+			name:      "case variants of fields the gateway does not interpret",
+			body:      `{"model":"m","Temperature":0.5,"TOP_P":1,"Metadata":{"MODEL":"x","Messages":[]},"messages":[{"role":"user","content":"hi","Name":"n","TOOL_CALLS":[]}]}`,
+			wantModel: "m",
+		},
+		{
+			name:      "case variants nested below the top level",
+			body:      `{"model":"m","metadata":{"MODEL":"x","Stream":true},"messages":[{"role":"user","content":[{"type":"text","text":"hi","Role":"x","CONTENT":"y"}]}]}`,
+			wantModel: "m",
+		},
+		{
+			name: "every interpreted field once",
+			body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"routing_preferences":[],"tools":[],"system":"s",` +
+				`"stream":true,"stream_options":{"include_usage":true},"tool_choice":"auto","max_tokens":5}`,
+			wantModel: "m",
 		},
 		{
 			name:      "model after messages",
@@ -150,11 +171,6 @@ func TestParseEnvelopeValid(t *testing.T) {
 		{
 			name:      "content nesting at exactly maxNesting",
 			body:      `{"model":"m","messages":[{"role":"user","content":[{"type":"text","deep":` + strings.Repeat("[", maxNesting-5) + strings.Repeat("]", maxNesting-5) + `}]}]}`,
-			wantModel: "m",
-		},
-		{
-			name:      "invalid UTF-8 inside strings is tolerated like encoding/json",
-			body:      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}",
 			wantModel: "m",
 		},
 	}
@@ -251,6 +267,10 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"duplicate model", `{"model":"a","model":"` + leak + `",` + okMsgs + `}`, `duplicate "model"`},
 		{"duplicate model via escaped key", `{"model":"a",` + okMsgs + `,"mod\u0065l":"` + leak + `"}`, `duplicate "model"`},
 		{"duplicate model same value", `{"model":"a","model":"a",` + okMsgs + `}`, `duplicate "model"`},
+		{"case variant of model before the exact key", `{"MODEL":"` + leak + `","model":"a",` + okMsgs + `}`, `a case variant of "model" is not accepted; spell it exactly "model"`},
+		{"case variant of model without the exact key", `{"Model":"` + leak + `",` + okMsgs + `}`, `a case variant of "model"`},
+		{"case variant of model with a non-string value", `{"model":"a",` + okMsgs + `,"MODEL":[1]}`, `a case variant of "model"`},
+		{"case variant of messages only", `{"Messages":[{"role":"user","content":"` + leak + `"}]}`, `a case variant of "messages"`},
 
 		// messages
 		{"messages missing", `{"model":"` + leak + `"}`, `"messages" is required`},
@@ -275,7 +295,7 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"role null", `{"messages":[{"role":null}]}`, `messages[0].role must be a string`},
 		{"role array", `{"messages":[{"role":["user"]}]}`, `messages[0].role must be a string`},
 		{"role object", `{"messages":[{"role":{"` + leak + `":"user"}}]}`, `messages[0].role must be a string`},
-		{"second role not string", `{"messages":[{"role":"user","role":false}]}`, `messages[0].role must be a string`},
+		{"duplicate role with a non-string value", `{"messages":[{"role":"user","role":false}]}`, `messages[0]: duplicate "role" field`},
 		{"content number", `{"messages":[{"role":"user","content":42}]}`, `messages[0].content must be a string, an array or null`},
 		{"content negative number", `{"messages":[{"role":"user","content":-1}]}`, `messages[0].content must be a string, an array or null`},
 		{"content true", `{"messages":[{"role":"user","content":true}]}`, `messages[0].content must be a string, an array or null`},
@@ -317,6 +337,161 @@ func TestParseEnvelopeErrors(t *testing.T) {
 	}
 }
 
+// TestParseEnvelopeCaseVariants checks that a key which differs from an
+// interpreted field only in case (after decoding escapes, with Unicode
+// folding) is refused, at the top level and in a message, and that
+// encoding/json indeed reads each one as the field: a provider decoding the
+// body that way would serve what the gateway did not route.
+func TestParseEnvelopeCaseVariants(t *testing.T) {
+	tests := []struct {
+		name      string
+		key       string // as the body spells it, quotes included
+		field     string // the interpreted field it folds to
+		inMessage bool   // a key of the second message, not of the top level
+	}{
+		{"upper case", `"MODEL"`, "model", false},
+		{"title case", `"Model"`, "model", false},
+		{"mixed case", `"mOdEl"`, "model", false},
+		{"escaped upper-case letter", `"mod\u0045l"`, "model", false},
+		{"long s in UTF-8", `"meſſages"`, "messages", false},
+		{"long s escaped", `"me\u017f\u017fages"`, "messages", false},
+		{"title-case messages", `"Messages"`, "messages", false},
+		{"routing_Preferences", `"routing_Preferences"`, "routing_preferences", false},
+		{"Stream", `"Stream"`, "stream", false},
+		{"SYSTEM", `"SYSTEM"`, "system", false},
+		{"Tools", `"Tools"`, "tools", false},
+		{"Tool_Choice", `"Tool_Choice"`, "tool_choice", false},
+		{"stream_Options", `"stream_Options"`, "stream_options", false},
+		{"kelvin sign in max_tokens", `"max_toKens"`, "max_tokens", false},
+		{"Role", `"Role"`, "role", true},
+		{"CONTENT", `"CONTENT"`, "content", true},
+		{"escaped role", `"r\u004Fle"`, "role", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const variantValue = `"` + leak + `"`
+			body := `{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}],` + tt.key + `:` + variantValue + `}`
+			wantPrefix := ""
+			if tt.inMessage {
+				body = `{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b",` + tt.key + `:` + variantValue + `}]}`
+				wantPrefix = "messages[1]: "
+			}
+			if got := encodingJSONField(t, []byte(body), tt.field, tt.inMessage); string(got) != variantValue {
+				t.Fatalf("encoding/json reads %q as %s, want the variant's value: the case is not a variant it folds", tt.field, got)
+			}
+			_, err := ParseEnvelope([]byte(body))
+			var ire *InvalidRequestError
+			if !errors.As(err, &ire) {
+				t.Fatalf("ParseEnvelope error %v, want an *InvalidRequestError", err)
+			}
+			want := wantPrefix + `a case variant of "` + tt.field + `" is not accepted; spell it exactly "` + tt.field + `"`
+			if err.Error() != want {
+				t.Errorf("error %q, want %q", err, want)
+			}
+			if strings.Contains(err.Error(), strings.Trim(tt.key, `"`)) || strings.Contains(err.Error(), leak) {
+				t.Errorf("error %q quotes body content", err)
+			}
+		})
+	}
+}
+
+// encodingJSONField decodes body with encoding/json into a struct whose only
+// field is tagged name, at the top level or in the second message, and
+// returns the raw value encoding/json assigned to it.
+func encodingJSONField(t *testing.T, body []byte, name string, inMessage bool) json.RawMessage {
+	t.Helper()
+	typ := reflect.StructOf([]reflect.StructField{{
+		Name: "Field", Type: reflect.TypeFor[json.RawMessage](), Tag: reflect.StructTag(`json:"` + name + `"`),
+	}})
+	if inMessage {
+		var top struct{ Messages []json.RawMessage }
+		if err := json.Unmarshal(body, &top); err != nil || len(top.Messages) < 2 {
+			t.Fatalf("decoding messages: %v", err)
+		}
+		body = top.Messages[1]
+	}
+	v := reflect.New(typ)
+	if err := json.Unmarshal(body, v.Interface()); err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	return v.Elem().Field(0).Interface().(json.RawMessage)
+}
+
+// TestParseEnvelopeDuplicateFields checks that every interpreted field may
+// appear only once, whatever the spelling of the repeat, at the top level
+// and in a message; a decoder keeping the first and one keeping the last
+// would read the body differently.
+func TestParseEnvelopeDuplicateFields(t *testing.T) {
+	values := map[string]string{
+		"model":               `"m"`,
+		"messages":            `[{"role":"user"}]`,
+		"routing_preferences": `[]`,
+		"tools":               `[]`,
+		"system":              `"s"`,
+		"stream":              `true`,
+		"stream_options":      `{}`,
+		"tool_choice":         `"auto"`,
+		"max_tokens":          `5`,
+	}
+	for field, value := range values {
+		member := `"` + field + `":` + value
+		escaped := `"\u00` + strconv.FormatInt(int64(field[0]), 16) + field[1:] + `":` + value
+		messages := `"messages":[{"role":"user"}],`
+		if field == "messages" {
+			messages = ""
+		}
+		t.Run(field+"/once", func(t *testing.T) {
+			if _, err := ParseEnvelope([]byte(`{` + messages + member + `}`)); err != nil {
+				t.Errorf("ParseEnvelope: %v", err)
+			}
+		})
+		for name, body := range map[string]string{
+			"adjacent":       `{` + messages + member + `,` + member + `}`,
+			"apart":          `{` + member + `,"x":1,` + messages + `"y":2,` + member + `}`,
+			"escaped repeat": `{` + messages + member + `,` + escaped + `}`,
+		} {
+			t.Run(field+"/"+name, func(t *testing.T) {
+				want := `duplicate "` + field + `" field`
+				if _, err := ParseEnvelope([]byte(body)); err == nil || err.Error() != want {
+					t.Errorf("error %v, want %q", err, want)
+				}
+			})
+		}
+	}
+	for field, message := range map[string]string{
+		"role":    `{"role":"user","content":"a","role":"user"}`,
+		"content": `{"role":"user","content":"a","content":null}`,
+	} {
+		t.Run("message/"+field, func(t *testing.T) {
+			want := `messages[1]: duplicate "` + field + `" field`
+			if _, err := ParseEnvelope([]byte(`{"messages":[{"role":"user"},` + message + `]}`)); err == nil || err.Error() != want {
+				t.Errorf("error %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// TestFieldSets keeps the interpreted field lists as lookup needs them:
+// within the bits of fieldsSeen, in lower-case ASCII (caseVariant relies on
+// it), and distinct even when case is folded.
+func TestFieldSets(t *testing.T) {
+	for _, fs := range []fieldSet{topLevelFields, messageFields} {
+		if len(fs) > 64 {
+			t.Errorf("%d fields do not fit the 64 bits of fieldsSeen", len(fs))
+		}
+		for i, a := range fs {
+			if strings.ContainsFunc(a, func(r rune) bool { return r >= utf8.RuneSelf || unicode.IsUpper(r) }) {
+				t.Errorf("field %q is not lower-case ASCII", a)
+			}
+			for _, b := range fs[i+1:] {
+				if strings.EqualFold(a, b) {
+					t.Errorf("fields %q and %q fold to the same key", a, b)
+				}
+			}
+		}
+	}
+}
+
 // TestParseEnvelopeStringBytes checks every byte value inside a string and
 // after a backslash against the JSON grammar.
 func TestParseEnvelopeStringBytes(t *testing.T) {
@@ -329,11 +504,11 @@ func TestParseEnvelopeStringBytes(t *testing.T) {
 		}
 		raw := string([]byte{'a', byte(c), 'b'})
 		_, err := ParseEnvelope(body(raw))
-		if wantOK := c >= 0x20; (err == nil) != wantOK {
+		if wantOK := 0x20 <= c && c < 0x80; (err == nil) != wantOK {
 			t.Errorf("raw byte %#02x in a string: error %v, want accepted %v", c, err, wantOK)
 		}
-		if (err == nil) != json.Valid(body(raw)) {
-			t.Errorf("raw byte %#02x in a string: ParseEnvelope error %v, json.Valid %v", c, err, json.Valid(body(raw)))
+		if (err == nil) != jsonText(body(raw)) {
+			t.Errorf("raw byte %#02x in a string: ParseEnvelope error %v, valid JSON text %v", c, err, jsonText(body(raw)))
 		}
 
 		esc := string([]byte{'\\', byte(c)})
@@ -357,6 +532,73 @@ func TestParseEnvelopeStringBytes(t *testing.T) {
 	}
 }
 
+// jsonText reports whether body is a JSON text as the gateway reads one:
+// valid to encoding/json and UTF-8 throughout (RFC 8259 section 8.1), which
+// encoding/json does not require.
+func jsonText(body []byte) bool { return json.Valid(body) && utf8.Valid(body) }
+
+// TestParseEnvelopeUTF8 puts each malformed UTF-8 sequence, and each valid
+// multi-byte character, at every offset of the first words of a string (in
+// a key, the model, a message's content and a nested value), so both the
+// eight-bytes-at-a-time skip and the byte loop at a string's end meet it.
+func TestParseEnvelopeUTF8(t *testing.T) {
+	malformed := []struct{ name, seq string }{
+		{"0xff", "\xff"},
+		{"0xfe", "\xfe"},
+		{"lone continuation byte", "\x80"},
+		{"lone last continuation byte", "\xbf"},
+		{"two-byte lead without continuation", "\xc3"},
+		{"three-byte lead with one continuation", "\xe6\x97"},
+		{"four-byte lead with two continuations", "\xf0\x9f\x98"},
+		{"overlong NUL", "\xc0\x80"},
+		{"overlong slash", "\xc1\xaf"},
+		{"overlong three-byte", "\xe0\x80\xaf"},
+		{"overlong four-byte", "\xf0\x80\x80\xaf"},
+		{"encoded high surrogate", "\xed\xa0\x80"},
+		{"encoded low surrogate", "\xed\xbf\xbf"},
+		{"above U+10FFFF", "\xf4\x90\x80\x80"},
+		{"lead byte 0xf5", "\xf5\x80\x80\x80"},
+		{"lead followed by ASCII", "\xe6a\x97"},
+	}
+	wellFormed := []string{"é", "日本", "😀", "\U0010FFFF", "\uFFFD", "\u0080", "\u07ff", "\u0800"}
+	places := []struct {
+		name string
+		body func(s string) string
+	}{
+		{"content", func(s string) string { return `{"messages":[{"role":"user","content":"` + s + `"}]}` }},
+		{"model", func(s string) string { return `{"model":"` + s + `","messages":[{"role":"user"}]}` }},
+		{"top-level key", func(s string) string { return `{"` + s + `":1,"messages":[{"role":"user"}]}` }},
+		{"nested value", func(s string) string { return `{"messages":[{"role":"user"}],"x":{"y":["` + s + `"]}}` }},
+	}
+	for _, place := range places {
+		for offset := 0; offset <= 15; offset++ {
+			for _, tail := range []int{0, 1, 9} {
+				pad := func(s string) string {
+					return place.body(strings.Repeat("a", offset) + s + strings.Repeat("b", tail))
+				}
+				for _, bad := range malformed {
+					body := pad(bad.seq)
+					// each sequence goes wrong at its first byte, the body's only non-ASCII one
+					at := strings.Index(body, bad.seq)
+					_, err := ParseEnvelope([]byte(body))
+					var ire *InvalidRequestError
+					if !errors.As(err, &ire) {
+						t.Fatalf("%s in %s at offset %d, tail %d: error %v, want an *InvalidRequestError", bad.name, place.name, offset, tail, err)
+					}
+					if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("malformed JSON: invalid UTF-8 at byte %d", at)) {
+						t.Errorf("%s in %s at offset %d, tail %d: error %q, want invalid UTF-8 at byte %d", bad.name, place.name, offset, tail, msg, at)
+					}
+				}
+				for _, good := range wellFormed {
+					if _, err := ParseEnvelope([]byte(pad(good))); err != nil {
+						t.Errorf("%q in %s at offset %d, tail %d: %v", good, place.name, offset, tail, err)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestParseEnvelopeSpecialByteAtEveryOffset puts each byte the string scan
 // must stop at (and some it must not) at every offset of the first words of
 // a string, where the eight-bytes-at-a-time skip decides, and checks the
@@ -369,8 +611,8 @@ func TestParseEnvelopeSpecialByteAtEveryOffset(t *testing.T) {
 				model := strings.Repeat("a", offset) + special + strings.Repeat("b", tail)
 				body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"` + model + `"}]}`)
 				env, err := ParseEnvelope(body)
-				if (err == nil) != json.Valid(body) {
-					t.Fatalf("%q at offset %d: ParseEnvelope error %v, json.Valid %v", special, offset, err, json.Valid(body))
+				if (err == nil) != jsonText(body) {
+					t.Fatalf("%q at offset %d: ParseEnvelope error %v, valid JSON text %v", special, offset, err, jsonText(body))
 				}
 				if err != nil {
 					continue
@@ -550,8 +792,9 @@ var fuzzSeeds = []string{
 	"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\x1f\x20\x7f\xc3\xa9\"}]}",
 }
 
-// refEnvelope decides with encoding/json alone whether a syntactically valid
-// body meets ParseEnvelope's schema, and if so which model it names.
+// refEnvelope decides with encoding/json alone whether a body that is a
+// JSON text (see jsonText) meets ParseEnvelope's schema, and if so which
+// model it names.
 func refEnvelope(body []byte) (model string, ok bool) {
 	if nestingDepth(body) > maxNesting {
 		return "", false
@@ -560,40 +803,71 @@ func refEnvelope(body []byte) (model string, ok bool) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return "", false
 	}
-	seenModel, seenMessages, seenPrefs := false, false, false
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return "", false
 		}
-		key := tok.(string)
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return "", false
 		}
 		raw = bytes.TrimLeft(raw, " \t\r\n")
-		switch key {
+		field, ok := refField(tok.(string), topLevelFields, seen)
+		if !ok {
+			return "", false
+		}
+		switch field {
 		case "model":
-			if seenModel || raw[0] != '"' {
+			if raw[0] != '"' {
 				return "", false
 			}
-			seenModel = true
 			if err := json.Unmarshal(raw, &model); err != nil {
 				return "", false
 			}
 		case "messages":
-			if seenMessages || !refMessages(raw) {
+			if !refMessages(raw) {
 				return "", false
 			}
-			seenMessages = true
 		case "routing_preferences":
-			if seenPrefs || raw[0] != '[' {
+			if raw[0] != '[' {
 				return "", false
 			}
-			seenPrefs = true
 		}
 	}
-	return model, seenMessages
+	return model, seen["messages"]
+}
+
+// refField returns the field of fields that encoding/json reads a member
+// with this (decoded) key as, "" for none; ok is false when the key is not
+// the field's exact spelling or the field is already in seen (which it
+// joins).
+func refField(key string, fields []string, seen map[string]bool) (field string, ok bool) {
+	tagged := make([]reflect.StructField, len(fields))
+	for i, f := range fields {
+		tagged[i] = reflect.StructField{
+			Name: "F" + strconv.Itoa(i), Type: reflect.TypeFor[*json.RawMessage](), Tag: reflect.StructTag(`json:"` + f + `"`),
+		}
+	}
+	v := reflect.New(reflect.StructOf(tagged))
+	quotedKey, err := json.Marshal(key)
+	if err != nil {
+		panic(err)
+	}
+	if err := json.Unmarshal([]byte(`{`+string(quotedKey)+`:0}`), v.Interface()); err != nil {
+		panic(err)
+	}
+	for i, f := range fields {
+		if !v.Elem().Field(i).IsNil() {
+			if key != f || seen[f] {
+				return f, false
+			}
+			seen[f] = true
+			return f, true
+		}
+	}
+	return "", true
 }
 
 func refMessages(raw json.RawMessage) bool {
@@ -610,7 +884,7 @@ func refMessages(raw json.RawMessage) bool {
 		if _, err := dec.Token(); err != nil {
 			return false
 		}
-		hasRole := false
+		seen := map[string]bool{}
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
@@ -621,12 +895,15 @@ func refMessages(raw json.RawMessage) bool {
 				return false
 			}
 			v = bytes.TrimLeft(v, " \t\r\n")
-			switch tok.(string) {
+			field, ok := refField(tok.(string), messageFields, seen)
+			if !ok {
+				return false
+			}
+			switch field {
 			case "role":
 				if v[0] != '"' {
 					return false
 				}
-				hasRole = true
 			case "content":
 				if v[0] != '"' && v[0] != '[' && v[0] != 'n' {
 					return false
@@ -644,7 +921,7 @@ func refMessages(raw json.RawMessage) bool {
 				}
 			}
 		}
-		if !hasRole {
+		if !seen["role"] {
 			return false
 		}
 	}
@@ -690,7 +967,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		if !bytes.Equal(body, orig) {
 			t.Fatalf("ParseEnvelope modified its input")
 		}
-		valid := json.Valid(body)
+		valid := jsonText(body)
 		if err != nil {
 			var ire *InvalidRequestError
 			if !errors.As(err, &ire) {
@@ -704,7 +981,7 @@ func FuzzParseEnvelope(f *testing.F) {
 			return
 		}
 		if !valid {
-			t.Fatalf("ParseEnvelope accepted invalid JSON")
+			t.Fatalf("ParseEnvelope accepted a body that is not JSON text (malformed, or not UTF-8)")
 		}
 		// UseNumber: a valid number such as 1e999 does not fit a float64
 		var top map[string]any

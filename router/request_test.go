@@ -259,18 +259,6 @@ func TestDecodeToleratesForeignFieldShapes(t *testing.T) {
 	}
 }
 
-func TestDecodeShallowRepeatedTools(t *testing.T) {
-	body := `{"tools":[{"name":"first"}],"messages":[{"role":"user","content":"q"}],"tools":[{"name":"second"}]}`
-	full, err := Decode([]byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(full.ToolNames, []string{"second"}) {
-		t.Fatalf("Decode tools = %q, want the last field's", full.ToolNames)
-	}
-	checkShallow(t, body, full)
-}
-
 // checkShallow checks that DecodeShallow reads what Decode read for the
 // fields it covers, LastRole and ToolNames, and leaves the rest empty.
 func checkShallow(t *testing.T, body string, full *Request) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 type fn struct {
@@ -54,21 +55,32 @@ var lorem = strings.Fields("the handler reads the request body once validates th
 	"configured ttl so later turns skip the router entirely and reuse the model that " +
 	"served the first turn of the agent loop including tool calls and their results")
 
-// text returns n bytes of deterministic prose, seeded by seed.
-func text(seed, n int) string {
+// multilingualLorem is prose that is mostly multi-byte UTF-8: CJK (3 bytes a
+// character), Cyrillic and accented Latin (2 bytes) and emoji (4 bytes).
+var multilingualLorem = strings.Fields("处理程序 只读取 一次请求体 并验证 JSON 然后 转发到上游 " +
+	"会话的决定 保存在 缓存中 直到过期 🚀 ✅ 🔧 代理 返回 502 Ошибка при большой нагрузке " +
+	"プロキシ は 大きな リクエスト で 失敗 します résumé naïve façade 모델 라우터 세션 📦 🧪")
+
+// text returns at most n bytes of deterministic prose from words, seeded by
+// seed, cut at a character boundary.
+func text(words []string, seed, n int) string {
 	var b strings.Builder
 	for i := seed; b.Len() < n; i++ {
-		b.WriteString(lorem[(i*7+seed)%len(lorem)])
+		b.WriteString(words[(i*7+seed)%len(words)])
 		b.WriteByte(' ')
 	}
-	return b.String()[:n]
+	s := b.String()
+	for n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func strp(s string) *string { return &s }
 
 // toolsList returns the tool definitions; small bodies (a ~1 KB first turn)
 // carry one short tool, larger ones six.
-func toolsList(size int) []tool {
+func toolsList(words []string, size int) []tool {
 	names := []string{"read_file", "search_code", "run_tests", "list_dir", "apply_patch", "git_diff"}
 	desc := 160
 	if size < 4096 {
@@ -78,7 +90,7 @@ func toolsList(size int) []tool {
 	for i, n := range names {
 		out = append(out, tool{Type: "function", Function: fn{
 			Name:        n,
-			Description: text(i, desc),
+			Description: text(words, i, desc),
 			Parameters: map[string]any{
 				"type": "object",
 				"properties": map[string]any{
@@ -95,9 +107,16 @@ func toolsList(size int) []tool {
 // Generate returns a deterministic OpenAI chat.completions request body
 // shaped like an agent turn (system prompt, tool definitions, a growing
 // history of assistant tool calls and tool results, ending with a user
-// message) of approximately size bytes.
-func Generate(size int) []byte {
-	req := request{Model: "gpt-4o-mini", Temperature: 0.2, MaxTokens: 1024, Tools: toolsList(size)}
+// message) of approximately size bytes. Its text is ASCII.
+func Generate(size int) []byte { return generate(lorem, size) }
+
+// GenerateMultilingual is Generate with prose that is mostly multi-byte
+// UTF-8 (CJK, Cyrillic, accented Latin, emoji) in the tool descriptions,
+// assistant turns and tool results.
+func GenerateMultilingual(size int) []byte { return generate(multilingualLorem, size) }
+
+func generate(words []string, size int) []byte {
+	req := request{Model: "gpt-4o-mini", Temperature: 0.2, MaxTokens: 1024, Tools: toolsList(words, size)}
 	req.Messages = []message{
 		{Role: "system", Content: strp(systemPrompt)},
 		{Role: "user", Content: strp("The proxy returns 502 under load when the body is large. Find the cause and fix it.")},
@@ -116,7 +135,7 @@ func Generate(size int) []byte {
 		tc.Function.Name = "read_file"
 		tc.Function.Arguments = fmt.Sprintf(`{"path":"internal/proxy/file_%d.go"}`, turn)
 		req.Messages = append(req.Messages,
-			message{Role: "assistant", Content: strp(text(turn, 120)), ToolCalls: []toolCall{tc}})
+			message{Role: "assistant", Content: strp(text(words, turn, 120)), ToolCalls: []toolCall{tc}})
 		room := size - cur() - 64
 		res := 1800
 		if room < res {
@@ -125,7 +144,7 @@ func Generate(size int) []byte {
 		if res < 16 {
 			res = 16
 		}
-		req.Messages = append(req.Messages, message{Role: "tool", ToolCallID: id, Content: strp(text(turn+3, res))})
+		req.Messages = append(req.Messages, message{Role: "tool", ToolCallID: id, Content: strp(text(words, turn+3, res))})
 	}
 	req.Messages = append(req.Messages, final)
 	b, err := json.Marshal(req)
