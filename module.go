@@ -462,7 +462,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	body, err := h.readBody(r)
 	if err != nil {
-		return writeBodyError(w, api, err, h.MaxBody)
+		return writeBodyError(w, r, api, err, h.MaxBody)
 	}
 	defer body.release()
 	env, err := router.ParseEnvelope(body.bytes)

@@ -248,10 +248,14 @@ func (h *Handler) readBody(r *http.Request) (*requestBody, error) {
 }
 
 // writeBodyError answers a body that could not be read. The rest of the
-// body is not read: the connection closes after the answer, or the server
-// would wait for the rest of it before answering.
-func writeBodyError(w http.ResponseWriter, api router.API, err error, maxBody int64) error {
-	w.Header().Set("Connection", "close")
+// body is not read: over HTTP/1 the connection closes after the answer, or
+// the server would wait for the rest of the body before answering (HTTP/2
+// resets just the stream, and "Connection: close" would end every stream of
+// the connection).
+func writeBodyError(w http.ResponseWriter, r *http.Request, api router.API, err error, maxBody int64) error {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return writeAPIError(w, api, http.StatusRequestEntityTooLarge,
