@@ -391,8 +391,8 @@ func onOff(d *caddyfile.Dispenser, name string, dst *bool, bareValue bool) error
 	return nil
 }
 
-// onOffPtr reads an on|off argument into a setting whose default depends on
-// other settings, *dst, which must still be unset.
+// onOffPtr reads an on|off argument into an optional setting, *dst, which
+// must still be unset (nil stands for its default).
 func onOffPtr(d *caddyfile.Dispenser, name string, dst **bool) error {
 	if *dst != nil {
 		return d.Errf("%s already specified", name)

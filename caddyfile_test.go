@@ -176,6 +176,24 @@ func TestCaddyfileUnmarshalValid(t *testing.T) {
 				"models": [{"name": "a", "to": ["localhost:8080"]}]}`,
 		},
 		{
+			name: "max_buffered and the client switches",
+			input: `llm_affinity {
+	max_body 1MiB
+	max_buffered 64MiB
+	forward_client_credentials on
+	client_model off
+	client_preferences off
+	default a
+	model a {
+		to 127.0.0.1:9
+		api_key sk-test
+	}
+}`,
+			want: `{"max_body": 1048576, "max_buffered": 67108864, "forward_client_credentials": true,
+				"client_model": false, "client_preferences": false, "default": "a",
+				"models": [{"name": "a", "to": ["127.0.0.1:9"], "api_key": "sk-test"}]}`,
+		},
+		{
 			name: "router with only the required settings",
 			input: `llm_affinity {
 	default a
@@ -552,6 +570,44 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 		{name: "duplicate max_body", wantErr: "max_body already specified", input: `llm_affinity {
 	max_body 1MiB
 	max_body 2MiB #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate max_buffered", wantErr: "max_buffered already specified", input: `llm_affinity {
+	max_buffered 64MiB
+	max_buffered 128MiB #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "duplicate client_model", wantErr: "client_model already specified", input: `llm_affinity {
+	client_model off
+	client_model on #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "forward_client_credentials bare", wantErr: "forward_client_credentials takes on or off", input: `llm_affinity {
+	forward_client_credentials #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_buffered xyz", wantErr: "invalid max_buffered 'xyz'", input: `llm_affinity {
+	max_buffered xyz #<-
+	default a
+	model a {
+		to 127.0.0.1:9
+	}
+}`},
+		{name: "max_buffered under twice max_body", wantErr: "max_buffered must be at least twice max_body (1048576 bytes)", input: `llm_affinity { #<-
+	max_body 1MiB
+	max_buffered 1MiB
 	default a
 	model a {
 		to 127.0.0.1:9

@@ -21,7 +21,7 @@ var (
 )
 
 // errNoProxy answers a request that nothing after the handler served.
-const errNoProxy = "llm_affinity chose a model, but no reverse_proxy handled the request: " +
+const errNoProxy = "no reverse_proxy handled the request after llm_affinity: " +
 	"add 'reverse_proxy { dynamic llm_affinity }' after llm_affinity"
 
 // routingAPIPath is the path segment of the decision API: POST
