@@ -130,13 +130,10 @@ func lookupStore(name string) *pooledStore {
 	return found
 }
 
-// describePin splits a pin key into its parts for display.
+// describePin shows a pin with the parts of its key.
 func describePin(pinKey string, pin affinity.Pin) adminPin {
 	var out adminPin
-	parts := strings.SplitN(pinKey, "\x00", 3)
-	if len(parts) == 3 {
-		out.Scope, out.Key, out.Model = parts[0], parts[1], parts[2]
-	}
+	out.Scope, out.Key, out.Model, _ = affinity.SplitPinKey(pinKey)
 	out.Pin.Model, out.Pin.Route = pin.Model, pin.Route
 	return out
 }

@@ -145,8 +145,6 @@ func TestServeAdmin(t *testing.T) {
 		store.Set(ctx, affinity.PinKey("", fmt.Sprintf("bulk-%d", i), "m"), affinity.Pin{Model: "small", Route: "chat"})
 	}
 	other.Set(ctx, unscoped, affinity.Pin{Model: "other"})
-	store.CleanUp()
-	other.CleanUp()
 
 	t.Run("list", func(t *testing.T) {
 		var got struct {
@@ -298,7 +296,6 @@ func TestServeAdmin(t *testing.T) {
 		if !reflect.DeepEqual(got, map[string]any{"flushed": name}) {
 			t.Errorf("DELETE = %v, want {flushed: %s}", got, name)
 		}
-		store.CleanUp()
 		if n := store.Len(); n != 0 {
 			t.Errorf("Len after flush = %d, want 0", n)
 		}

@@ -1,19 +1,15 @@
 package llmaffinity
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/internal/subdirective"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 func init() {
@@ -85,236 +81,78 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // replicas from `dynamic llm_affinity`.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
-	file, line := d.File(), d.Line()
+	h.origins.directive = originOf(d)
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	// where each element was written, to name the line of a config error
-	lines := map[string]int{}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		var err error
+	err := subdirective.Each(d, "", func(sub string) error {
 		switch sub {
 		case "name":
-			err = singleArg(d, &h.Name, sub)
+			return subdirective.One(d, "", sub, h.Name != "", subdirective.String(&h.Name), "")
 		case "header":
-			lines["header"] = d.Line()
-			err = singleArg(d, &h.Header, sub)
+			h.origins.header = originOf(d)
+			return subdirective.One(d, "", sub, h.Header != "", subdirective.String(&h.Header), "")
 		case "strip_header":
-			err = onOffPtr(d, sub, &h.StripHeader)
+			return onOffPtr(d, sub, &h.StripHeader)
 		case "scope":
-			err = singleArg(d, &h.Scope, sub)
+			return subdirective.One(d, "", sub, h.Scope != "", subdirective.String(&h.Scope), "")
 		case "store":
-			lines["store"] = d.Line()
-			err = h.unmarshalStore(d)
+			if h.Store != nil {
+				return d.Err("store already specified")
+			}
+			var err error
+			h.Store, err = parseStore(d)
+			return err
 		case "default":
-			lines["default"] = d.Line()
-			err = singleArg(d, &h.Default, sub)
+			h.origins.defaultModel = originOf(d)
+			return subdirective.One(d, "", sub, h.Default != "", subdirective.String(&h.Default), "")
 		case "ttl":
-			if h.TTL != 0 {
-				return d.Errf("%s already specified", sub)
-			}
-			var arg string
-			if err = singleArg(d, &arg, sub); err == nil {
-				dur, perr := caddy.ParseDuration(arg)
-				if perr != nil || dur <= 0 {
-					return d.Errf("invalid ttl '%s': must be a positive duration such as 10m", arg)
-				}
-				h.TTL = caddy.Duration(dur)
-			}
+			return subdirective.One(d, "", sub, h.TTL != 0, subdirective.PositiveDuration(&h.TTL), "must be a positive duration such as 10m")
 		case "max_entries":
-			if h.MaxEntries != 0 {
-				return d.Errf("%s already specified", sub)
-			}
-			var arg string
-			if err = singleArg(d, &arg, sub); err == nil {
-				n, perr := strconv.Atoi(arg)
-				if perr != nil || n <= 0 || n > maxMaxEntries {
-					return d.Errf("invalid max_entries '%s': must be a whole number from 1 to %d", arg, maxMaxEntries)
-				}
-				h.MaxEntries = n
-			}
+			return subdirective.One(d, "", sub, h.MaxEntries != 0, subdirective.Int(&h.MaxEntries, 1, maxMaxEntries),
+				fmt.Sprintf("must be a whole number from 1 to %d", maxMaxEntries))
 		case "max_body":
-			err = sizeArg(d, &h.MaxBody, sub)
+			return subdirective.One(d, "", sub, h.MaxBody != 0, subdirective.Size(&h.MaxBody, maxSize), "must be a size such as 10MiB")
 		case "max_buffered":
-			err = sizeArg(d, &h.MaxBuffered, sub)
+			return subdirective.One(d, "", sub, h.MaxBuffered != 0, subdirective.Size(&h.MaxBuffered, maxSize), "must be a size such as 10MiB")
 		case "forward_client_credentials":
-			err = onOffPtr(d, sub, &h.ForwardClientCredentials)
+			return onOffPtr(d, sub, &h.ForwardClientCredentials)
 		case "client_model":
-			err = onOffPtr(d, sub, &h.ClientModel)
+			return onOffPtr(d, sub, &h.ClientModel)
 		case "client_preferences":
-			err = onOffPtr(d, sub, &h.ClientPreferences)
+			return onOffPtr(d, sub, &h.ClientPreferences)
 		case "route_on_user_only":
-			err = onOff(d, sub, &h.RouteOnUserOnly, true)
+			return onOff(d, sub, &h.RouteOnUserOnly, true)
 		case "implicit":
-			err = onOff(d, sub, &h.Implicit, false)
+			return onOff(d, sub, &h.Implicit, false)
 		case "implicit_salt":
-			err = singleArg(d, &h.ImplicitSalt, sub)
+			return subdirective.One(d, "", sub, h.ImplicitSalt != "", subdirective.String(&h.ImplicitSalt), "")
 		case "model":
-			lines[fmt.Sprintf("model[%d]", len(h.Models))] = d.Line()
-			err = h.unmarshalModel(d)
+			return appendParsed(d, &h.Models, parseModel)
 		case "route":
-			lines[fmt.Sprintf("route[%d]", len(h.Routes))] = d.Line()
-			err = h.unmarshalRoute(d)
+			return appendParsed(d, &h.Routes, parseRoute)
 		case "router":
-			lines["router"] = d.Line()
-			err = h.unmarshalRouter(d)
-		default:
-			return d.Errf("unrecognized subdirective '%s'", sub)
+			h.origins.router = originOf(d)
+			return h.unmarshalRouter(d)
 		}
-		if err != nil {
-			return err
-		}
+		return subdirective.ErrUnrecognized
+	})
+	if err != nil {
+		return err
 	}
-
-	if err := h.checkConfig(); err != nil {
-		var ce *configError
-		if errors.As(err, &ce) {
-			if l, ok := lines[ce.elem]; ok {
-				line = l
-			}
-		}
-		return fmt.Errorf("%v, at %s:%d", err, file, line)
+	// values were checked as they were read; what remains is how the
+	// elements fit together
+	if err := h.validate(); err != nil {
+		return positioned(err, h.origins.directive)
 	}
 	return nil
 }
 
-func (h *Handler) unmarshalModel(d *caddyfile.Dispenser) error {
-	m := new(Model)
-	if !d.AllArgs(&m.Name) {
-		return d.Errf("model takes exactly one name: model <name> { ... }")
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		var err error
-		switch sub {
-		case "to":
-			err = appendArgs(d, &m.To)
-		case "upstream_model":
-			err = singleArg(d, &m.UpstreamModel, sub)
-		case "api_key":
-			err = singleArg(d, &m.APIKey, sub)
-		case "provider":
-			err = singleArg(d, &m.Provider, sub)
-		case "weight":
-			if m.Weight != nil {
-				return d.Errf("model '%s': weight already specified", m.Name)
-			}
-			var arg string
-			if err = singleArg(d, &arg, sub); err == nil {
-				n, perr := strconv.Atoi(arg)
-				if perr != nil || n < 0 {
-					return d.Errf("model '%s': invalid weight '%s': must be a whole number, 0 or more", m.Name, arg)
-				}
-				m.Weight = &n
-			}
-		default:
-			return d.Errf("model '%s': unrecognized subdirective '%s'", m.Name, sub)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	h.Models = append(h.Models, m)
-	return nil
-}
+// maxSize is the largest size max_body and max_buffered accept: 1 TiB.
+const maxSize = 1 << 40
 
-func (h *Handler) unmarshalRoute(d *caddyfile.Dispenser) error {
-	r := new(Route)
-	if !d.AllArgs(&r.Name) {
-		return d.Errf("route takes exactly one name: route <name> { ... }")
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch sub := d.Val(); sub {
-		case "description":
-			if r.Description != "" {
-				return d.Errf("route '%s': description already specified", r.Name)
-			}
-			words := d.RemainingArgs()
-			if len(words) == 0 {
-				return d.ArgErr()
-			}
-			r.Description = strings.Join(words, " ")
-		case "models":
-			if len(r.Models) > 0 {
-				return d.Errf("route '%s': models already specified", r.Name)
-			}
-			r.Models = d.RemainingArgs()
-			if len(r.Models) == 0 {
-				return d.ArgErr()
-			}
-		case "policy":
-			if err := singleArg(d, &r.Policy, sub); err != nil {
-				return err
-			}
-		case "when":
-			cond, err := parseCondition(d)
-			if err != nil {
-				return err
-			}
-			r.When = append(r.When, cond)
-		default:
-			return d.Errf("route '%s': unrecognized subdirective '%s'", r.Name, sub)
-		}
-	}
-	h.Routes = append(h.Routes, r)
-	return nil
-}
-
-func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
-	if h.Store != nil {
-		return d.Err("store already specified")
-	}
-	var kind string
-	if !d.AllArgs(&kind) || kind != "redis" {
-		return d.Errf("store takes a type: 'store redis { ... }'")
-	}
-	rc := new(RedisConfig)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		var err error
-		switch sub {
-		case "address":
-			err = appendArgs(d, &rc.Addresses)
-		case "password":
-			err = singleArg(d, &rc.Password, sub)
-		case "prefix":
-			err = singleArg(d, &rc.Prefix, sub)
-		case "db":
-			if rc.DB != 0 {
-				return d.Errf("store redis: db already specified")
-			}
-			var arg string
-			if err = singleArg(d, &arg, sub); err == nil {
-				n, perr := strconv.Atoi(arg)
-				if perr != nil || n < 0 {
-					return d.Errf("store redis: invalid db '%s'", arg)
-				}
-				rc.DB = n
-			}
-		case "timeout":
-			if rc.Timeout != 0 {
-				return d.Errf("store redis: timeout already specified")
-			}
-			var arg string
-			if err = singleArg(d, &arg, sub); err == nil {
-				dur, perr := caddy.ParseDuration(arg)
-				if perr != nil || dur <= 0 {
-					return d.Errf("store redis: invalid timeout '%s': must be a positive duration", arg)
-				}
-				rc.Timeout = caddy.Duration(dur)
-			}
-		default:
-			return d.Errf("store redis: unrecognized subdirective '%s'", sub)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	h.Store = &StoreConfig{Redis: rc}
-	return nil
-}
-
+// unmarshalRouter reads "router <type> { ... }" with the router module's
+// own Caddyfile syntax, checking that the module is a router.
 func (h *Handler) unmarshalRouter(d *caddyfile.Dispenser) error {
 	if h.RouterRaw != nil {
 		return d.Err("router already specified")
@@ -323,56 +161,19 @@ func (h *Handler) unmarshalRouter(d *caddyfile.Dispenser) error {
 		return d.Errf("router needs a type, e.g. 'router llm { ... }'")
 	}
 	name := d.Val()
-	unm, err := caddyfile.UnmarshalModule(d, "http.handlers.llm_affinity.routers."+name)
+	unm, err := caddyfile.UnmarshalModule(d, routerNamespace+"."+name)
 	if err != nil {
 		return err
+	}
+	if _, ok := unm.(routing.Router); !ok {
+		return d.Errf("module '%s.%s' is not a router", routerNamespace, name)
 	}
 	h.RouterRaw = caddyconfig.JSONModuleObject(unm, "router", name, nil)
 	return nil
 }
 
-// parseCondition reads a route rule:
-//
-//	when tools
-//	when last_role <role>
-//	when regex <re>
-//	when tokens_over <n>
-//	when header <name> <value>
-func parseCondition(d *caddyfile.Dispenser) (*router.Condition, error) {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return nil, d.Errf("when needs a condition: tools, last_role, regex, tokens_over or header")
-	}
-	want := map[string]int{"tools": 0, "last_role": 1, "regex": 1, "tokens_over": 1, "header": 2}
-	n, known := want[args[0]]
-	if !known {
-		return nil, d.Errf("unknown when condition '%s' (want tools, last_role, regex, tokens_over or header)", args[0])
-	}
-	if len(args)-1 != n {
-		return nil, d.Errf("when %s takes %d argument(s), got %d", args[0], n, len(args)-1)
-	}
-	cond := new(router.Condition)
-	switch args[0] {
-	case "tools":
-		cond.Tools = true
-	case "last_role":
-		cond.LastRole = args[1]
-	case "regex":
-		cond.Regex = args[1]
-	case "tokens_over":
-		tokens, err := strconv.Atoi(args[1])
-		if err != nil || tokens <= 0 {
-			return nil, d.Errf("when tokens_over: '%s' is not a positive whole number", args[1])
-		}
-		cond.TokensOver = tokens
-	case "header":
-		cond.Header = &router.HeaderCondition{Name: args[1], Value: args[2]}
-	}
-	if err := cond.Compile(); err != nil {
-		return nil, d.Errf("when %s: %v", args[0], err)
-	}
-	return cond, nil
-}
+// routerNamespace is the module namespace of routers.
+const routerNamespace = "http.handlers.llm_affinity.routers"
 
 // onOff reads an optional on|off argument into *dst; with no argument it
 // sets bareValue (true where the bare subdirective reads as "on").
@@ -405,22 +206,13 @@ func onOffPtr(d *caddyfile.Dispenser, name string, dst **bool) error {
 	return nil
 }
 
-// sizeArg reads one size argument such as 10MiB into *dst, which must still
-// be unset.
-func sizeArg(d *caddyfile.Dispenser, dst *int64, name string) error {
-	if *dst != 0 {
-		return d.Errf("%s already specified", name)
+// appendParsed appends to *list what parse reads from d.
+func appendParsed[T any](d *caddyfile.Dispenser, list *[]T, parse func(*caddyfile.Dispenser) (T, error)) error {
+	v, err := parse(d)
+	if err == nil {
+		*list = append(*list, v)
 	}
-	var arg string
-	if err := singleArg(d, &arg, name); err != nil {
-		return err
-	}
-	size, err := humanize.ParseBytes(arg)
-	if err != nil || size == 0 || size > 1<<40 {
-		return d.Errf("invalid %s '%s': must be a size such as 10MiB", name, arg)
-	}
-	*dst = int64(size)
-	return nil
+	return err
 }
 
 // appendArgs appends the line's remaining arguments, at least one, to *dst.
@@ -430,17 +222,6 @@ func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
 		return d.ArgErr()
 	}
 	*dst = append(*dst, args...)
-	return nil
-}
-
-// singleArg reads exactly one argument into *dst, which must still be empty.
-func singleArg(d *caddyfile.Dispenser, dst *string, name string) error {
-	if *dst != "" {
-		return d.Errf("%s already specified", name)
-	}
-	if !d.AllArgs(dst) {
-		return d.ArgErr()
-	}
 	return nil
 }
 

@@ -14,7 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 // cfParse unmarshals a llm_affinity directive given as Caddyfile text.
@@ -484,9 +485,9 @@ func TestCaddyfileUnmarshalStruct(t *testing.T) {
 		}},
 		Routes: []*Route{{Name: "r", Description: "one two three", Models: []string{"a"}}},
 	}
-	if !reflect.DeepEqual(h, want) {
-		gotJSON, _ := json.Marshal(h)
-		wantJSON, _ := json.Marshal(want)
+	gotJSON, _ := json.Marshal(h)
+	wantJSON, _ := json.Marshal(want)
+	if string(gotJSON) != string(wantJSON) {
 		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
 	}
 }
@@ -2038,9 +2039,9 @@ func TestCaddyfileRoutingStruct(t *testing.T) {
 		{"prefix only", "premium", false},
 	}
 	for _, tt := range tests {
-		req := &router.Request{LastUserText: tt.text}
+		req := &llmapi.Request{LastUserText: tt.text}
 		header := http.Header{"X-Tier": {tt.tier}}
-		if got := router.MatchAll(r.When, req, header); got != tt.want {
+		if got := routing.MatchAll(r.When, req, header); got != tt.want {
 			t.Errorf("MatchAll(%q, X-Tier %s) = %v, want %v", tt.text, tt.tier, got, tt.want)
 		}
 	}
@@ -2083,9 +2084,9 @@ func TestCaddyfileUnmarshalStoreStruct(t *testing.T) {
 			Timeout:   caddy.Duration(90 * time.Second),
 		}},
 	}
-	if !reflect.DeepEqual(h, want) {
-		gotJSON, _ := json.Marshal(h)
-		wantJSON, _ := json.Marshal(want)
+	gotJSON, _ := json.Marshal(h)
+	wantJSON, _ := json.Marshal(want)
+	if string(gotJSON) != string(wantJSON) {
 		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -14,7 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 // cfgValidHandler returns a fresh, valid JSON-style handler for a test to
@@ -35,6 +37,8 @@ func cfgValidHandler() *Handler {
 }
 
 func TestCheckConfigValid(t *testing.T) {
+	t.Setenv("SALT", "test-salt")
+	t.Setenv("REDIS_PASSWORD", "test-password")
 	tests := []struct {
 		name   string
 		modify func(h *Handler)
@@ -70,19 +74,19 @@ func TestCheckConfigValid(t *testing.T) {
 		}},
 		{name: "policy first", modify: func(h *Handler) { h.Routes[0].Policy = PolicyFirst }},
 		{name: "when rules of every kind", modify: func(h *Handler) {
-			h.Routes[1].When = []*router.Condition{
+			h.Routes[1].When = []*routing.Condition{
 				{Tools: true}, {LastRole: "tool"}, {Regex: `(?i)\bfix\b`}, {TokensOver: 1000},
-				{Header: &router.HeaderCondition{Name: "X-Tier", Value: "premium"}},
+				{Header: &routing.HeaderCondition{Name: "X-Tier", Value: "premium"}},
 			}
 		}},
 		{name: "router with one described route among rule routes", modify: func(h *Handler) {
 			h.Routes[0].Description = ""
-			h.Routes[0].When = []*router.Condition{{Tools: true}}
-			h.Routes[1].When = []*router.Condition{{LastRole: "user"}}
+			h.Routes[0].When = []*routing.Condition{{Tools: true}}
+			h.Routes[1].When = []*routing.Condition{{LastRole: "user"}}
 		}},
 		{name: "router with a rule route and a route without rules", modify: func(h *Handler) {
 			h.Routes[0].Description = ""
-			h.Routes[0].When = []*router.Condition{{Tools: true}}
+			h.Routes[0].When = []*routing.Condition{{Tools: true}}
 			h.Routes[1].Description = ""
 		}},
 		{name: "implicit settings", modify: func(h *Handler) {
@@ -113,16 +117,25 @@ func TestCheckConfigValid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := cfgValidHandler()
 			tt.modify(h)
+			// as the Caddyfile adapter checks it, before any provisioning
 			before, _ := json.Marshal(h)
-			if err := h.checkConfig(); err != nil {
-				t.Fatalf("checkConfig: %v", err)
+			if err := h.validate(); err != nil {
+				t.Fatalf("validate: %v", err)
 			}
+			if after, _ := json.Marshal(h); string(after) != string(before) {
+				t.Errorf("validate changed the handler:\nbefore %s\n after %s", before, after)
+			}
+			// as a config load checks it (not started: a store's settings
+			// stay staged, so no Redis client dials the example addresses)
+			if err := cfgProvisionUnstarted(t, h); err != nil {
+				t.Fatalf("Provision: %v", err)
+			}
+			before, _ = json.Marshal(h)
 			if err := h.Validate(); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			// checkConfig validates without changing anything
 			if after, _ := json.Marshal(h); string(after) != string(before) {
-				t.Errorf("checkConfig changed the handler:\nbefore %s\n after %s", before, after)
+				t.Errorf("Validate changed the handler:\nbefore %s\n after %s", before, after)
 			}
 		})
 	}
@@ -133,7 +146,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		name     string
 		modify   func(h *Handler)
 		wantErr  string
-		wantElem string // the element the error names for the Caddyfile line
+		wantElem string // the origin the error names for the Caddyfile line (see cfgMarkOrigins)
 	}{
 		{name: "invalid header name", modify: func(h *Handler) { h.Header = "X Session" },
 			wantErr: `header: "X Session" is not a valid HTTP header name`, wantElem: "header"},
@@ -150,7 +163,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		{name: "no models", modify: func(h *Handler) { h.Models = nil },
 			wantErr: "at least one model is required"},
 		{name: "nil model", modify: func(h *Handler) { h.Models = append(h.Models, nil) },
-			wantErr: "model 2: name is required", wantElem: "model[2]"},
+			wantErr: "model 2: name is required"},
 		{name: "model without name", modify: func(h *Handler) { h.Models[1].Name = "" },
 			wantErr: "model 1: name is required", wantElem: "model[1]"},
 		{name: "duplicate model names", modify: func(h *Handler) { h.Models[1].Name = "small" },
@@ -176,7 +189,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		{name: "default names an unknown model", modify: func(h *Handler) { h.Default = "medium" },
 			wantErr: "default names unknown model 'medium'", wantElem: "default"},
 		{name: "nil route", modify: func(h *Handler) { h.Routes = append(h.Routes, nil) },
-			wantErr: "route 2: name is required", wantElem: "route[2]"},
+			wantErr: "route 2: name is required"},
 		{name: "route without name", modify: func(h *Handler) { h.Routes[0].Name = "" },
 			wantErr: "route 0: name is required", wantElem: "route[0]"},
 		{name: "route named other", modify: func(h *Handler) { h.Routes[1].Name = "other" },
@@ -204,26 +217,26 @@ func TestCheckConfigErrors(t *testing.T) {
 			h.Models[0].Weight = cfgInt(0)
 			h.Routes[0].Policy = PolicyWeighted
 		}, wantErr: "route 'chat': the weighted policy needs a model with a positive weight", wantElem: "route[0]"},
-		{name: "nil when condition", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{Tools: true}, nil} },
+		{name: "nil when condition", modify: func(h *Handler) { h.Routes[1].When = []*routing.Condition{{Tools: true}, nil} },
 			wantErr: "route 'code': empty when condition", wantElem: "route[1]"},
-		{name: "when condition with nothing set", modify: func(h *Handler) { h.Routes[0].When = []*router.Condition{{}} },
+		{name: "when condition with nothing set", modify: func(h *Handler) { h.Routes[0].When = []*routing.Condition{{}} },
 			wantErr: "route 'chat': when: a condition needs exactly one of", wantElem: "route[0]"},
 		{name: "when condition with two set", modify: func(h *Handler) {
-			h.Routes[0].When = []*router.Condition{{Tools: true, LastRole: "user"}}
+			h.Routes[0].When = []*routing.Condition{{Tools: true, LastRole: "user"}}
 		}, wantErr: "route 'chat': when: a condition needs exactly one of", wantElem: "route[0]"},
-		{name: "when bad regex", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{Regex: "fix("}} },
+		{name: "when bad regex", modify: func(h *Handler) { h.Routes[1].When = []*routing.Condition{{Regex: "fix("}} },
 			wantErr: "route 'code': when: regex: error parsing regexp", wantElem: "route[1]"},
-		{name: "when bad last_role", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{LastRole: "bot"}} },
+		{name: "when bad last_role", modify: func(h *Handler) { h.Routes[1].When = []*routing.Condition{{LastRole: "bot"}} },
 			wantErr: "route 'code': when: last_role 'bot' is not one of", wantElem: "route[1]"},
-		{name: "when negative tokens_over", modify: func(h *Handler) { h.Routes[1].When = []*router.Condition{{TokensOver: -1}} },
+		{name: "when negative tokens_over", modify: func(h *Handler) { h.Routes[1].When = []*routing.Condition{{TokensOver: -1}} },
 			wantErr: "route 'code': when: tokens_over must be positive", wantElem: "route[1]"},
 		{name: "when header without name", modify: func(h *Handler) {
-			h.Routes[1].When = []*router.Condition{{Header: &router.HeaderCondition{Value: "x"}}}
+			h.Routes[1].When = []*routing.Condition{{Header: &routing.HeaderCondition{Value: "x"}}}
 		}, wantErr: "route 'code': when: header condition needs a header name", wantElem: "route[1]"},
 		{name: "router with only rule routes", modify: func(h *Handler) {
 			for _, r := range h.Routes {
 				r.Description = ""
-				r.When = []*router.Condition{{Tools: true}}
+				r.When = []*routing.Condition{{Tools: true}}
 			}
 		}, wantErr: "a router needs at least one route to choose from", wantElem: "router"},
 		{name: "store without a backend", modify: func(h *Handler) { h.Store = &StoreConfig{} },
@@ -256,34 +269,54 @@ func TestCheckConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := cfgValidHandler()
 			tt.modify(h)
-			err := h.checkConfig()
+			cfgMarkOrigins(h)
+			// as a config load does: Provision, then Validate
+			err := cfgProvisionUnstarted(t, h)
 			if err == nil {
-				t.Fatalf("checkConfig succeeded, want an error containing %q", tt.wantErr)
+				err = h.Validate()
+			}
+			if err == nil {
+				t.Fatalf("Provision and Validate succeeded, want an error containing %q", tt.wantErr)
 			}
 			msg := err.Error()
 			if !strings.Contains(msg, tt.wantErr) {
-				t.Errorf("checkConfig error = %q, want it to contain %q", msg, tt.wantErr)
+				t.Errorf("error = %q, want it to contain %q", msg, tt.wantErr)
 			}
 			if strings.Contains(msg, ", at ") {
-				t.Errorf("checkConfig error = %q names a Caddyfile position", msg)
+				t.Errorf("error = %q names a Caddyfile position", msg)
 			}
 			var ce *configError
-			if !errors.As(err, &ce) {
-				t.Fatalf("checkConfig error %T is not a *configError", err)
+			at := origin("")
+			if errors.As(err, &ce) {
+				at = ce.at
+			} else if tt.wantElem != "" {
+				t.Fatalf("error %T is not a *configError", err)
 			}
-			if ce.elem != tt.wantElem {
-				t.Errorf("configError.elem = %q, want %q", ce.elem, tt.wantElem)
-			}
-
-			verr := h.Validate()
-			if verr == nil {
-				t.Fatalf("Validate succeeded, want %q", msg)
-			}
-			if verr.Error() != msg {
-				t.Errorf("Validate error = %q, want %q", verr, msg)
+			if at != origin(tt.wantElem) {
+				t.Errorf("the error names origin %q, want %q", at, tt.wantElem)
 			}
 		})
 	}
+}
+
+// cfgMarkOrigins gives each element of h an origin named for it ("model[1]",
+// "route[0]", "store", "header", "default", "router"), as the Caddyfile
+// parser gives each its position. A nil element has none.
+func cfgMarkOrigins(h *Handler) {
+	for i, m := range h.Models {
+		if m != nil {
+			m.origin = origin(fmt.Sprintf("model[%d]", i))
+		}
+	}
+	for i, rt := range h.Routes {
+		if rt != nil {
+			rt.origin = origin(fmt.Sprintf("route[%d]", i))
+		}
+	}
+	if h.Store != nil {
+		h.Store.origin = "store"
+	}
+	h.origins = handlerOrigins{directive: "directive", header: "header", defaultModel: "default", router: "router"}
 }
 
 // cfgInt returns a pointer to n, for Model.Weight.
@@ -311,6 +344,18 @@ func cfgStart(t testing.TB, ctx caddy.Context) {
 		t.Fatalf("events app: %v", err)
 	}
 	app.(*caddyevents.App).Emit(ctx, "started", nil)
+}
+
+// cfgProvisionUnstarted provisions h with a fresh Caddy context and cleans
+// h up when the test ends, never starting that config.
+func cfgProvisionUnstarted(t testing.TB, h *Handler) error {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := h.Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+	return h.Provision(cfgContext(t))
 }
 
 // cfgProvision provisions h with a fresh Caddy context, starts that config
@@ -366,7 +411,7 @@ func TestProvisionDefaults(t *testing.T) {
 	if h.defaultModel != m || h.models["a"] != m {
 		t.Errorf("the default model is not the configured one")
 	}
-	if h.pins == nil {
+	if h.pinStore == nil {
 		t.Errorf("no pin store")
 	}
 	if h.router != nil {
@@ -590,7 +635,7 @@ func TestProvisionRouting(t *testing.T) {
 		model string
 		want  int
 	}{{"a", 1}, {"b", 0}, {"c", 5}} {
-		if m := h.models[tt.model]; m == nil || m.weight != tt.want {
+		if m := h.models[tt.model]; m == nil || m.weight() != tt.want {
 			t.Errorf("model %s: weight = %+v, want %d", tt.model, m, tt.want)
 		}
 	}
@@ -611,10 +656,10 @@ func TestProvisionRouting(t *testing.T) {
 	if len(fix.models) != 2 || fix.models[0] != h.models["c"] || fix.models[1] != h.models["a"] {
 		t.Errorf("route fix: models = %+v, want c then a", fix.models)
 	}
-	if !fix.When[0].Match(&router.Request{LastUserText: "please FIX it"}, nil) {
+	if !fix.When[0].Match(&llmapi.Request{LastUserText: "please FIX it"}, nil) {
 		t.Errorf("route fix: the regex condition does not match after Provision (not compiled?)")
 	}
-	if fix.When[0].Match(&router.Request{LastUserText: "prefix"}, nil) {
+	if fix.When[0].Match(&llmapi.Request{LastUserText: "prefix"}, nil) {
 		t.Errorf("route fix: the regex condition matches text it should not")
 	}
 	if err := h.Validate(); err != nil {
@@ -704,7 +749,7 @@ func TestProvisionStoreDefaults(t *testing.T) {
 				t.Errorf("StripHeader = %v, want the config's %v unchanged", h.StripHeader, tt.strip)
 			}
 			p := lookupStore("default")
-			if p == nil || p.Store != h.pins {
+			if p == nil || p.Store != h.pinStore {
 				t.Fatalf("the pool's store named default = %v; want the handler's store", p)
 			}
 			if p.sharedConfig != "" {
@@ -726,30 +771,30 @@ func TestProvisionSharesStoreByName(t *testing.T) {
 	cleanup2 := cfgProvisionHeld(t, h2)
 	cfgProvisionHeld(t, other)
 
-	if h1.pins == nil || h1.pins != h2.pins {
+	if h1.pinStore == nil || h1.pinStore != h2.pinStore {
 		t.Fatalf("two handlers named %q have different stores", name)
 	}
-	if other.pins == h1.pins {
+	if other.pinStore == h1.pinStore {
 		t.Fatalf("handlers with different names share a store")
 	}
 	if refs, ok := pinStores.References(name); !ok || refs != 2 {
 		t.Errorf("pool references of %q = %d, %v; want 2", name, refs, ok)
 	}
-	h1.pins.Set(ctx, key, pin)
-	if got, ok := h2.pins.Get(ctx, key); !ok || got != pin {
+	h1.pinStore.Set(ctx, key, pin)
+	if got, ok := h2.pinStore.Get(ctx, key); !ok || got != pin {
 		t.Errorf("pin set through one handler, seen through the other = %+v, %v; want %+v", got, ok, pin)
 	}
-	if got, ok := other.pins.Get(ctx, key); ok {
+	if got, ok := other.pinStore.Get(ctx, key); ok {
 		t.Errorf("a store of another name holds the pin %+v", got)
 	}
 
 	// the old config goes: the store stays for the new one
 	cleanup1()
 	p := lookupStore(name)
-	if p == nil || p.Store != h2.pins {
+	if p == nil || p.Store != h2.pinStore {
 		t.Fatalf("after one Cleanup the pool's %q = %v; want the store kept", name, p)
 	}
-	if got, ok := h2.pins.Get(ctx, key); !ok || got != pin {
+	if got, ok := h2.pinStore.Get(ctx, key); !ok || got != pin {
 		t.Errorf("after one Cleanup the pin = %+v, %v; want %+v", got, ok, pin)
 	}
 
@@ -768,10 +813,10 @@ func TestProvisionSharesStoreByName(t *testing.T) {
 	// a new handler of that name starts empty
 	h3 := cfgMinimal(name)
 	cfgProvisionHeld(t, h3)
-	if h3.pins == h1.pins {
+	if h3.pinStore == h1.pinStore {
 		t.Errorf("a destroyed store was handed out again")
 	}
-	if got, ok := h3.pins.Get(ctx, key); ok {
+	if got, ok := h3.pinStore.Get(ctx, key); ok {
 		t.Errorf("a new store holds the old pin %+v", got)
 	}
 }
@@ -785,24 +830,23 @@ func TestProvisionReconfiguresKeptStore(t *testing.T) {
 	h1 := cfgMinimal(name)
 	h1.TTL = caddy.Duration(time.Hour)
 	cfgProvisionHeld(t, h1)
-	h1.pins.Set(ctx, key, affinity.Pin{Model: "a"})
+	h1.pinStore.Set(ctx, key, affinity.Pin{Model: "a"})
 
 	h2 := cfgMinimal(name)
 	h2.TTL = caddy.Duration(100 * time.Millisecond)
 	cfgProvisionHeld(t, h2)
-	if h2.pins != h1.pins {
+	if h2.pinStore != h1.pinStore {
 		t.Fatal("the reload got another store")
 	}
-	if _, ok := h2.pins.Get(ctx, key); !ok { // this read applies the new TTL
+	if _, ok := h2.pinStore.Get(ctx, key); !ok { // this read applies the new TTL
 		t.Fatal("the pin did not survive the reload")
 	}
 	// idle: with the new 100ms TTL it expires; with the old 1h it would not
-	// (CleanUp and Len do not count as reads)
+	// (Len does not count as a read)
 	const patience = 2 * time.Minute // a loaded machine never reaches it
 	deadline := time.Now().Add(patience)
 	for {
-		h2.pins.CleanUp()
-		if h2.pins.Len() == 0 {
+		if h2.pinStore.Len() == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -810,7 +854,7 @@ func TestProvisionReconfiguresKeptStore(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got, ok := h2.pins.Get(ctx, key); ok {
+	if got, ok := h2.pinStore.Get(ctx, key); ok {
 		t.Errorf("Get after expiry = %+v, true", got)
 	}
 }
@@ -860,11 +904,11 @@ func TestProvisionSharedStoreConfig(t *testing.T) {
 	}
 	ctx := context.Background()
 	key := affinity.PinKey("", "session-1", "m")
-	pin, decided := h1.pins.GetOrDecide(ctx, key, func(context.Context) affinity.Pin { return affinity.Pin{Model: "a"} })
+	pin, decided := h1.pinStore.GetOrDecide(ctx, key, func(context.Context) affinity.Pin { return affinity.Pin{Model: "a"} })
 	if pin.Model != "a" || !decided {
 		t.Errorf("GetOrDecide with Redis down = %+v, %v; want a local decision", pin, decided)
 	}
-	if got, ok := h1.pins.Get(ctx, key); !ok || got.Model != "a" {
+	if got, ok := h1.pinStore.Get(ctx, key); !ok || got.Model != "a" {
 		t.Errorf("Get with Redis down = %+v, %v; want the local pin", got, ok)
 	}
 

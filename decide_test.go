@@ -1,14 +1,14 @@
 package llmaffinity
 
 import (
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 func TestAffinityKey(t *testing.T) {
@@ -91,9 +91,9 @@ func TestAffinityKey(t *testing.T) {
 }
 
 // decDecode decodes a test body, failing the test on error.
-func decDecode(t *testing.T, body string) *router.Request {
+func decDecode(t *testing.T, body string) *llmapi.Request {
 	t.Helper()
-	req, err := router.Decode([]byte(body))
+	req, err := llmapi.Decode([]byte(body))
 	if err != nil {
 		t.Fatalf("Decode(%s): %v", body, err)
 	}
@@ -176,20 +176,20 @@ func TestImplicitKeyPartBoundaries(t *testing.T) {
 	h := &Handler{implicitSalt: "s"}
 	tests := []struct {
 		name string
-		a, b router.Request
+		a, b llmapi.Request
 	}{
 		{name: "system and first user",
-			a: router.Request{System: "ab", FirstUserText: "c"},
-			b: router.Request{System: "a", FirstUserText: "bc"}},
+			a: llmapi.Request{System: "ab", FirstUserText: "c"},
+			b: llmapi.Request{System: "a", FirstUserText: "bc"}},
 		{name: "salt and system",
-			a: router.Request{System: "xy"},
-			b: router.Request{System: "y"}},
+			a: llmapi.Request{System: "xy"},
+			b: llmapi.Request{System: "y"}},
 		{name: "system and tools",
-			a: router.Request{System: "ab", ToolNames: []string{"c"}},
-			b: router.Request{System: "a", ToolNames: []string{"bc"}}},
+			a: llmapi.Request{System: "ab", ToolNames: []string{"c"}},
+			b: llmapi.Request{System: "a", ToolNames: []string{"bc"}}},
 		{name: "tool names",
-			a: router.Request{ToolNames: []string{"ab", "c"}},
-			b: router.Request{ToolNames: []string{"a", "bc"}}},
+			a: llmapi.Request{ToolNames: []string{"ab", "c"}},
+			b: llmapi.Request{ToolNames: []string{"a", "bc"}}},
 	}
 	for _, tt := range tests {
 		hb := h
@@ -199,72 +199,6 @@ func TestImplicitKeyPartBoundaries(t *testing.T) {
 		if ka, kb := h.implicitKey(&tt.a), hb.implicitKey(&tt.b); ka == kb {
 			t.Errorf("%s: both give %q", tt.name, ka)
 		}
-	}
-}
-
-// decModels returns models with the given names and weights.
-func decModels(weights map[string]int, names ...string) []*Model {
-	out := make([]*Model, len(names))
-	for i, n := range names {
-		w, ok := weights[n]
-		if !ok {
-			w = 1
-		}
-		out[i] = &Model{Name: n, weight: w}
-	}
-	return out
-}
-
-func TestPick(t *testing.T) {
-	const draws = 10000
-	tests := []struct {
-		name    string
-		policy  string
-		weights map[string]int
-		names   []string
-		want    map[string]float64 // share of draws
-	}{
-		{name: "first", policy: PolicyFirst, names: []string{"a", "b", "c"}, want: map[string]float64{"a": 1}},
-		{name: "empty policy is first", policy: "", names: []string{"b", "a"}, want: map[string]float64{"b": 1}},
-		{name: "weighted 3:1", policy: PolicyWeighted, weights: map[string]int{"a": 3, "b": 1},
-			names: []string{"a", "b"}, want: map[string]float64{"a": 0.75, "b": 0.25}},
-		{name: "weighted 3:0:1, zero never picked", policy: PolicyWeighted, weights: map[string]int{"a": 3, "z": 0, "b": 1},
-			names: []string{"z", "a", "b"}, want: map[string]float64{"a": 0.75, "b": 0.25}},
-		{name: "weighted with only one positive weight", policy: PolicyWeighted, weights: map[string]int{"a": 0, "b": 2},
-			names: []string{"a", "b"}, want: map[string]float64{"b": 1}},
-		{name: "weighted with all weights 0 falls back to the first", policy: PolicyWeighted, weights: map[string]int{"a": 0, "b": 0},
-			names: []string{"a", "b"}, want: map[string]float64{"a": 1}},
-		{name: "weighted with default weights", policy: PolicyWeighted,
-			names: []string{"a", "b"}, want: map[string]float64{"a": 0.5, "b": 0.5}},
-		{name: "random is uniform", policy: PolicyRandom, names: []string{"a", "b", "c"},
-			want: map[string]float64{"a": 1.0 / 3, "b": 1.0 / 3, "c": 1.0 / 3}},
-		{name: "random ignores weights", policy: PolicyRandom, weights: map[string]int{"a": 0, "b": 9},
-			names: []string{"a", "b"}, want: map[string]float64{"a": 0.5, "b": 0.5}},
-		{name: "one model", policy: PolicyRandom, names: []string{"a"}, want: map[string]float64{"a": 1}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rt := &Route{Name: "r", Policy: tt.policy, models: decModels(tt.weights, tt.names...)}
-			counts := map[string]int{}
-			for range draws {
-				m := pick(rt)
-				if m == nil {
-					t.Fatal("pick returned nil")
-				}
-				counts[m.Name]++
-			}
-			for name, n := range counts {
-				if _, ok := tt.want[name]; !ok {
-					t.Errorf("model %s picked %d times, want never", name, n)
-				}
-			}
-			for name, share := range tt.want {
-				got := float64(counts[name]) / draws
-				if math.Abs(got-share) > 0.03 {
-					t.Errorf("model %s picked %.2f%% of the time, want %.2f%% ± 3%%", name, got*100, share*100)
-				}
-			}
-		})
 	}
 }
 
@@ -313,14 +247,14 @@ func TestPreferenceRoutes(t *testing.T) {
 	small, big := &Model{Name: "small"}, &Model{Name: "big"}
 	h := &Handler{models: map[string]*Model{"small": small, "big": big}}
 
-	for _, prefs := range [][]router.Preference{nil, {}} {
+	for _, prefs := range [][]llmapi.Preference{nil, {}} {
 		routes, err := h.preferenceRoutes(prefs)
 		if err != nil || routes != nil {
 			t.Errorf("preferenceRoutes(%#v) = %v, %v; want nil, nil", prefs, routes, err)
 		}
 	}
 
-	routes, err := h.preferenceRoutes([]router.Preference{
+	routes, err := h.preferenceRoutes([]llmapi.Preference{
 		{Name: "code", Description: "writing code", Models: []string{"big", "small"}},
 		{Name: "chat", Models: []string{"small"}},
 	})
@@ -341,17 +275,17 @@ func TestPreferenceRoutes(t *testing.T) {
 
 	errTests := []struct {
 		name    string
-		prefs   []router.Preference
+		prefs   []llmapi.Preference
 		wantErr string
 	}{
 		{name: "unknown model in the first",
-			prefs:   []router.Preference{{Name: "p", Models: []string{"small", "gpt-secret"}}},
+			prefs:   []llmapi.Preference{{Name: "p", Models: []string{"small", "gpt-secret"}}},
 			wantErr: "routing_preferences[0] names a model this gateway does not serve"},
 		{name: "unknown model in the second",
-			prefs:   []router.Preference{{Name: "p", Models: []string{"small"}}, {Name: "q", Models: []string{"gpt-secret"}}},
+			prefs:   []llmapi.Preference{{Name: "p", Models: []string{"small"}}, {Name: "q", Models: []string{"gpt-secret"}}},
 			wantErr: "routing_preferences[1] names a model this gateway does not serve"},
 		{name: "model names are case sensitive",
-			prefs:   []router.Preference{{Name: "p", Models: []string{"Small"}}},
+			prefs:   []llmapi.Preference{{Name: "p", Models: []string{"Small"}}},
 			wantErr: "routing_preferences[0] names a model"},
 	}
 	for _, tt := range errTests {
@@ -371,14 +305,14 @@ func TestPreferenceRoutes(t *testing.T) {
 }
 
 func TestRouterRoutes(t *testing.T) {
-	rule := []*router.Condition{{Tools: true}}
+	rule := []*routing.Condition{{Tools: true}}
 	routes := []*Route{
 		{Name: "plain", Description: "plain route"},
 		{Name: "rule-only", When: rule},
 		{Name: "rule-and-description", Description: "described", When: rule},
 		{Name: "bare"},
 	}
-	want := []router.Route{
+	want := []routing.Route{
 		{Name: "plain", Description: "plain route"},
 		{Name: "rule-and-description", Description: "described"},
 		{Name: "bare"},

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
 
 // serve hands the request to next (reverse_proxy) for each candidate model in
@@ -36,7 +37,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel))
 		h.setCredential(r.Header, m, &client)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
-		setDecisionOutputs(w, r, m.Name, d.route, d.status, in.key)
+		setDecisionOutputs(w, r, m.Name, d.routeName, d.status, in.key)
 
 		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, mayFail: !last}
 		err := next.ServeHTTP(fw, r)
@@ -44,7 +45,8 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		case err == nil && !fw.committed && !fw.failed:
 			// nothing after this handler answered: no model was asked
 			h.settlePin(r.Context(), d, m, false)
-			return writeAPIError(w, in.api, http.StatusBadGateway, errNoProxy)
+			llmapi.WriteError(w, in.api, http.StatusBadGateway, errNoProxy)
+			return nil
 		case fw.committed:
 			h.settlePin(r.Context(), d, m, err == nil && !retryable(fw.status))
 			return err
@@ -66,9 +68,9 @@ func (h *Handler) settlePin(ctx context.Context, d decision, served *Model, ok b
 	switch {
 	case d.pinKey == "":
 	case !ok:
-		h.pins.Delete(ctx, d.pinKey)
+		h.pinStore.Delete(ctx, d.pinKey)
 	case served != d.candidates[0]:
-		h.pins.Set(ctx, d.pinKey, affinity.Pin{Model: served.Name, Route: d.route})
+		h.pinStore.Set(ctx, d.pinKey, affinity.Pin{Model: served.Name, Route: d.routeName})
 	}
 }
 

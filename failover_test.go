@@ -224,11 +224,11 @@ func TestSettlePin(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(pins.Close)
-			h := &Handler{pins: pins}
+			h := &Handler{pinStore: pins}
 			pins.Set(context.Background(), pinKey, affinity.Pin{Model: "a", Route: "r"})
 			pins.Set(context.Background(), otherKey, affinity.Pin{Model: "b", Route: "q"})
 
-			dec := decision{candidates: []*Model{a, b, d}, route: "r", status: StatusRouted, pinKey: tt.pinKey}
+			dec := decision{candidates: []*Model{a, b, d}, routeName: "r", status: StatusRouted, pinKey: tt.pinKey}
 			h.settlePin(context.Background(), dec, tt.served, tt.ok)
 
 			got, has := pins.Get(context.Background(), pinKey)

@@ -38,7 +38,7 @@ var (
 		Help: "Bytes held in request body buffers by requests in flight (bounded by max_buffered per handler).",
 	})
 
-	pins = prometheus.NewDesc("caddy_llm_affinity_pins",
+	pinsDesc = prometheus.NewDesc("caddy_llm_affinity_pins",
 		"Pins kept in memory, by pin store name.", []string{"name"}, nil)
 )
 
@@ -64,11 +64,13 @@ func countStoreError(op string, _ error) {
 // pinsCollector reports each pooled store's pin count at scrape time.
 type pinsCollector struct{}
 
-func (pinsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pins }
+// Describe sends the pins metric's descriptor.
+func (pinsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pinsDesc }
 
+// Collect sends each pooled store's pin count.
 func (pinsCollector) Collect(ch chan<- prometheus.Metric) {
 	pinStores.Range(func(key, value any) bool {
-		ch <- prometheus.MustNewConstMetric(pins, prometheus.GaugeValue,
+		ch <- prometheus.MustNewConstMetric(pinsDesc, prometheus.GaugeValue,
 			float64(value.(*pooledStore).Len()), key.(string))
 		return true
 	})

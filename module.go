@@ -6,9 +6,11 @@
 package llmaffinity
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,7 +20,9 @@ import (
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
 	"github.com/llmaffinity/caddy-llm-affinity/internal/placeholder"
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
+	_ "github.com/llmaffinity/caddy-llm-affinity/routing/llm" // the llm router module
 )
 
 func init() {
@@ -27,13 +31,12 @@ func init() {
 
 // Defaults for the handler's optional settings.
 const (
-	DefaultName         = "default"
-	DefaultHeader       = "X-Model-Affinity"
-	DefaultTTL          = 10 * time.Minute
-	DefaultMaxEntries   = 10000
-	DefaultMaxBody      = 10 << 20
-	DefaultMaxBuffered  = 256 << 20
-	DefaultRedisTimeout = 100 * time.Millisecond
+	DefaultStoreName   = "default"
+	DefaultHeader      = "X-Model-Affinity"
+	DefaultTTL         = 10 * time.Minute
+	DefaultMaxEntries  = 10000
+	DefaultMaxBody     = 10 << 20
+	DefaultMaxBuffered = 256 << 20
 )
 
 // Response headers that tell the client what the gateway decided.
@@ -57,19 +60,6 @@ const (
 	// StatusDefault: no route decided (no router, no match, or a router
 	// failure), so the requested model or the default serves.
 	StatusDefault = "default"
-)
-
-// Providers: how a model's API key is sent upstream.
-const (
-	ProviderOpenAI    = "openai"    // Authorization: Bearer <key>
-	ProviderAnthropic = "anthropic" // x-api-key: <key>
-)
-
-// Route policies: how a route picks the model that serves.
-const (
-	PolicyFirst    = "first"
-	PolicyRandom   = "random"
-	PolicyWeighted = "weighted"
 )
 
 // upstreamVar is the request variable through which the handler tells the
@@ -180,7 +170,7 @@ type Handler struct {
 	// serves.
 	RouterRaw json.RawMessage `json:"router,omitempty" caddy:"namespace=http.handlers.llm_affinity.routers inline_key=router"`
 
-	router            router.Router
+	router            routing.Router
 	stripHeader       bool
 	forwardClientAuth bool
 	clientModel       bool
@@ -193,109 +183,19 @@ type Handler struct {
 	// rulesReadMessages is set when a configured rule reads message text,
 	// so deciding by rules takes a full decode of the body.
 	rulesReadMessages bool
-	pins              *affinity.Store
-	pool              *pooledStore   // the pooled store pins belongs to
+	pinStore          *affinity.Store
+	pool              *pooledStore   // the pooled store pinStore belongs to
 	storeSettings     *storeSettings // applied to the pool's store once this config runs
+	origins           handlerOrigins
 	ctx               caddy.Context
 	logger            *zap.Logger
 }
 
-// Model is one model that may serve traffic.
-type Model struct {
-	// The model's name in this config: what routes, pins, the default and
-	// response headers refer to. Required.
-	Name string `json:"name"`
-
-	// Dial addresses (host:port) of the model's replicas; reverse_proxy load
-	// balances across them. Required.
-	To []string `json:"to"`
-
-	// The model id written into the request body's "model" field.
-	// Default: the model's name.
-	UpstreamModel string `json:"upstream_model,omitempty"`
-
-	// The provider credential, replacing whatever the client sent. Placeholders
-	// such as {env.OPENAI_API_KEY} are resolved at provision time; one that
-	// names an unset variable fails the load. Optional: without it the
-	// client's own credential goes upstream if the handler forwards client
-	// credentials, else none.
-	APIKey string `json:"api_key,omitempty"`
-
-	// How the key is sent: "openai" (Authorization: Bearer) or "anthropic"
-	// (x-api-key). Default: openai.
-	Provider string `json:"provider,omitempty"`
-
-	// The model's share under a route's weighted policy; 0 means it serves
-	// only as a failover candidate. Default: 1.
-	Weight *int `json:"weight,omitempty"`
-
-	quotedUpstreamModel []byte
-	apiKey              string
-	weight              int
-	upstream            *upstreamTarget
+// handlerOrigins are where the handler's settings that a config error may
+// name were written in a Caddyfile (see origin).
+type handlerOrigins struct {
+	directive, header, defaultModel, router origin
 }
-
-// Route is a routing preference: rules and a description that requests are
-// matched against, and the models that serve the requests it matches.
-type Route struct {
-	// The route's name, as the router answers it. Required; "other" is
-	// reserved for "no route fits".
-	Name string `json:"name"`
-
-	// What requests the route is for, in plain language; sent to the router.
-	Description string `json:"description,omitempty"`
-
-	// Candidate models in order. The policy picks the one that serves; when it
-	// fails before any response byte reaches the client, the others are tried
-	// in order, then the default. At least one is required.
-	Models []string `json:"models"`
-
-	// How the serving model is picked: "first", "random" or "weighted" (by
-	// the models' weight). With affinity the pick is pinned, so a weighted
-	// split is sticky per session. Default: first.
-	Policy string `json:"policy,omitempty"`
-
-	// Conditions evaluated in-process before any routing model is asked; the
-	// route matches when all hold. A route with conditions and no description
-	// is never shown to the routing model.
-	When []*router.Condition `json:"when,omitempty"`
-
-	models []*Model
-}
-
-// StoreConfig selects a store that shares pins between gateway instances.
-type StoreConfig struct {
-	// Redis (or a Redis cluster or sentinels) holds the shared pins; each
-	// instance keeps its own in-memory pins in front of it.
-	Redis *RedisConfig `json:"redis,omitempty"`
-}
-
-// RedisConfig is the shared Redis store. A hit in memory costs no network; a
-// miss reads Redis before routing; a new pin is set in Redis only if absent,
-// so instances racing on one session agree on one model. Redis being down or
-// slow costs at most Timeout per call: requests go on from memory.
-type RedisConfig struct {
-	// host:port of the server (or of cluster nodes or sentinels). Required.
-	Addresses []string `json:"addresses"`
-	// Placeholders such as {env.REDIS_PASSWORD} are resolved at provision time.
-	Password string `json:"password,omitempty"`
-	// The database number. Default: 0.
-	DB int `json:"db,omitempty"`
-	// Namespaces the keys. Default: "llm_affinity:<name>:".
-	Prefix string `json:"prefix,omitempty"`
-	// The longest a Redis call may take. Default: 100ms.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-}
-
-// upstreamTarget is what the handler hands the upstream source: the serving
-// model's name and dial addresses, and nothing secret.
-type upstreamTarget struct {
-	model string
-	dials []string
-}
-
-// String names the target, should a template ever print the variable.
-func (t *upstreamTarget) String() string { return t.model }
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -305,99 +205,44 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults, resolves placeholders in credentials, compiles
-// route rules, loads the router and the pin store. The store is shared with
-// the config that is serving, so this config's settings for it are only
-// staged here; they apply when this config starts (see configStarted).
+// Provision checks the numbers of the config (see checkRanges), sets
+// defaults, resolves placeholders in credentials, compiles route rules,
+// loads the router and the pin store; each config element provisions
+// itself. The store is shared with the config that is serving,
+// so this config's settings for it are only staged here; they apply when
+// this config starts (see configStarted).
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ctx = ctx
 	h.logger = ctx.Logger()
-	if h.Name == "" {
-		h.Name = DefaultName
+	if err := h.checkRanges(); err != nil {
+		return err
 	}
-	h.stripHeader = h.StripHeader == nil || *h.StripHeader
-	h.clientModel = h.ClientModel == nil || *h.ClientModel
-	h.clientPrefs = h.ClientPreferences == nil || *h.ClientPreferences
-	if h.Header == "" {
-		h.Header = DefaultHeader
+	h.provisionSettings()
+	if err := h.provisionModels(); err != nil {
+		return err
 	}
-	if h.TTL == 0 {
-		h.TTL = caddy.Duration(DefaultTTL)
-	}
-	if h.MaxEntries == 0 {
-		h.MaxEntries = DefaultMaxEntries
-	}
-	if h.MaxBody == 0 {
-		h.MaxBody = DefaultMaxBody
-	}
-	if h.MaxBuffered == 0 {
-		h.MaxBuffered = max(DefaultMaxBuffered, 2*h.MaxBody)
-	}
-	h.buffered = &bodyBudget{limit: h.MaxBuffered}
-
-	anyKey := false
-	h.models = make(map[string]*Model, len(h.Models))
-	for _, m := range h.Models {
-		if m == nil {
-			continue // reported by Validate
-		}
-		if m.Provider == "" {
-			m.Provider = ProviderOpenAI
-		}
-		if m.UpstreamModel == "" {
-			m.UpstreamModel = m.Name
-		}
-		m.weight = 1
-		if m.Weight != nil {
-			m.weight = *m.Weight
-		}
-		m.quotedUpstreamModel, _ = json.Marshal(m.UpstreamModel) // a string always marshals
-		key, err := placeholder.Resolve(m.APIKey)
-		if err != nil {
-			return fmt.Errorf("model '%s': api_key: %v", m.Name, err)
-		}
-		m.apiKey = key
-		anyKey = anyKey || key != ""
-		m.upstream = &upstreamTarget{model: m.Name, dials: m.To}
-		h.models[m.Name] = m
-	}
-	h.forwardClientAuth = !anyKey
-	if h.ForwardClientCredentials != nil {
-		h.forwardClientAuth = *h.ForwardClientCredentials
-	}
-	h.defaultModel = h.models[h.Default]
 	h.routeByName = make(map[string]*Route, len(h.Routes))
-	for _, r := range h.Routes {
-		if r == nil {
+	for _, rt := range h.Routes {
+		if rt == nil {
 			continue // reported by Validate
 		}
-		if r.Policy == "" {
-			r.Policy = PolicyFirst
+		if err := rt.provision(h.models); err != nil {
+			return err
 		}
-		r.models = h.lookupModels(r.Models)
-		for _, c := range r.When {
-			if c != nil {
-				_ = c.Compile() // errors are reported by Validate
-				h.rulesReadMessages = h.rulesReadMessages || c.NeedsMessages()
-			}
-		}
-		h.routeByName[r.Name] = r
+		h.rulesReadMessages = h.rulesReadMessages || rt.readsMessages()
+		h.routeByName[rt.Name] = rt
 	}
 	salt, err := placeholder.Resolve(h.ImplicitSalt)
 	if err != nil {
 		return fmt.Errorf("implicit_salt: %v", err)
 	}
-	h.implicitSalt = salt
-	if h.implicitSalt == "" {
-		h.implicitSalt = processSalt
-	}
-
+	h.implicitSalt = cmp.Or(salt, processSalt)
 	if h.RouterRaw != nil {
 		mod, err := ctx.LoadModule(h, "RouterRaw")
 		if err != nil {
 			return fmt.Errorf("loading router: %v", err)
 		}
-		r, ok := mod.(router.Router)
+		r, ok := mod.(routing.Router)
 		if !ok {
 			return fmt.Errorf("router module %T is not a router", mod)
 		}
@@ -413,25 +258,52 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.pins = h.pool.Store
+	h.pinStore = h.pool.Store
 	return h.onConfigStarted(ctx)
 }
 
-// lookupModels returns the configured models of names, skipping unknown ones.
-func (h *Handler) lookupModels(names []string) []*Model {
-	models := make([]*Model, 0, len(names))
-	for _, name := range names {
-		if m := h.models[name]; m != nil {
-			models = append(models, m)
-		}
-	}
-	return models
+// provisionSettings fills in the defaults of the handler's own settings.
+func (h *Handler) provisionSettings() {
+	h.Name = cmp.Or(h.Name, DefaultStoreName)
+	h.Header = cmp.Or(h.Header, DefaultHeader)
+	h.TTL = cmp.Or(h.TTL, caddy.Duration(DefaultTTL))
+	h.MaxEntries = cmp.Or(h.MaxEntries, DefaultMaxEntries)
+	h.MaxBody = cmp.Or(h.MaxBody, DefaultMaxBody)
+	h.MaxBuffered = cmp.Or(h.MaxBuffered, max(DefaultMaxBuffered, 2*h.MaxBody))
+	h.buffered = &bodyBudget{limit: h.MaxBuffered}
+	h.stripHeader = h.StripHeader == nil || *h.StripHeader
+	h.clientModel = h.ClientModel == nil || *h.ClientModel
+	h.clientPrefs = h.ClientPreferences == nil || *h.ClientPreferences
 }
 
-// Validate checks the configuration; see checkConfig. Caddy calls it after
-// Provision and cleans up when it fails.
+// provisionModels provisions each model, indexes them by name and decides
+// whether client credentials go upstream: by default only when no model
+// has a key of its own.
+func (h *Handler) provisionModels() error {
+	anyKey := false
+	h.models = make(map[string]*Model, len(h.Models))
+	for _, m := range h.Models {
+		if m == nil {
+			continue // reported by Validate
+		}
+		if err := m.provision(); err != nil {
+			return err
+		}
+		anyKey = anyKey || m.apiKey != ""
+		h.models[m.Name] = m
+	}
+	h.forwardClientAuth = !anyKey
+	if h.ForwardClientCredentials != nil {
+		h.forwardClientAuth = *h.ForwardClientCredentials
+	}
+	h.defaultModel = h.models[h.Default]
+	return nil
+}
+
+// Validate checks the configuration (see validate; Provision checked the
+// numbers). Caddy calls it after Provision and cleans up when it fails.
 func (h *Handler) Validate() error {
-	return h.checkConfig()
+	return h.validate()
 }
 
 // Cleanup releases this config's hold on the pin store; the store itself
@@ -452,22 +324,25 @@ func (h *Handler) Cleanup() error {
 // credentials are replaced (see setCredential) and the affinity headers
 // stripped.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	api, decisionOnly, ok := chatAPI(r)
+	api, ok := routedAPI(r)
 	if !ok {
 		return h.passThrough(w, r, next)
 	}
 	key, optOut, err := h.affinityKey(r)
 	if err != nil {
-		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
+		llmapi.WriteError(w, api, http.StatusBadRequest, err.Error())
+		return nil
 	}
 	body, err := h.readBody(r)
 	if err != nil {
-		return writeBodyError(w, r, api, err, h.MaxBody)
+		writeBodyError(w, r, api, err, h.MaxBody)
+		return nil
 	}
 	defer body.release()
-	env, err := router.ParseEnvelope(body.bytes)
+	env, err := llmapi.ParseEnvelope(body.bytes)
 	if err != nil {
-		return writeAPIError(w, api, http.StatusBadRequest, err.Error())
+		llmapi.WriteError(w, api, http.StatusBadRequest, err.Error())
+		return nil
 	}
 	in := &incoming{r: r, api: api, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r)}
 	usePreferences := env.Preferences != nil && h.clientPrefs
@@ -479,7 +354,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			in.preferences, err = h.preferenceRoutes(req.Preferences)
 		}
 		if err != nil {
-			return writeAPIError(w, api, http.StatusBadRequest, err.Error())
+			llmapi.WriteError(w, api, http.StatusBadRequest, err.Error())
+			return nil
 		}
 		if in.key == "" && h.Implicit && !optOut {
 			in.key = h.implicitKey(req)
@@ -487,20 +363,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	d := h.decide(r.Context(), in)
-	decisions.WithLabelValues(d.status, d.candidates[0].Name, h.metricRoute(d.route)).Inc()
-	if decisionOnly {
+	decisions.WithLabelValues(d.status, d.candidates[0].Name, h.metricRoute(d.routeName)).Inc()
+	if isDecisionAPI(r.URL.Path) {
 		return writeDecision(w, d, in.key)
 	}
 	h.stripAffinityHeaders(r.Header)
 	if c := h.logger.Check(zapcore.DebugLevel, "routing decision"); c != nil {
 		c.Write(zap.String("api", api.String()),
 			zap.String("model", d.candidates[0].Name),
-			zap.String("route", d.route),
+			zap.String("route", d.routeName),
 			zap.String("status", d.status),
 			zap.String("affinity_key_hash", hashKey(in.key)))
 	}
 	return h.serve(w, in, d, next)
 }
+
+// routedAPI reports whether r is a chat request the handler routes (a POST
+// to a chat API's path) and in which API.
+func routedAPI(r *http.Request) (llmapi.API, bool) {
+	if r.Method != http.MethodPost {
+		return 0, false
+	}
+	return llmapi.ForPath(r.URL.Path)
+}
+
+// errNoProxy answers a request that nothing after the handler served.
+const errNoProxy = "no reverse_proxy handled the request after llm_affinity: " +
+	"add 'reverse_proxy { dynamic llm_affinity }' after llm_affinity"
 
 // passThrough hands a request the handler does not route to the default
 // model's upstreams, with the default model's credential in place of the
@@ -513,9 +402,20 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddy
 	fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(fw, r)
 	if err == nil && !fw.committed {
-		return writeAPIError(w, apiOfPath(r), http.StatusBadGateway, errNoProxy)
+		llmapi.WriteError(w, errorAPIOfPath(r), http.StatusBadGateway, errNoProxy)
+		return nil
 	}
 	return err
+}
+
+// errorAPIOfPath is the error shape for a request the handler does not
+// route: Anthropic's when the request looks like one of its API's, else
+// OpenAI's.
+func errorAPIOfPath(r *http.Request) llmapi.API {
+	if r.Header.Get("Anthropic-Version") != "" || strings.Contains(r.URL.Path, "/messages") {
+		return llmapi.Messages
+	}
+	return llmapi.Chat
 }
 
 // Interface guards
@@ -524,5 +424,4 @@ var (
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
-	_ fmt.Stringer                = (*upstreamTarget)(nil)
 )

@@ -2,14 +2,12 @@ package llmaffinity
 
 import (
 	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
-	"github.com/llmaffinity/caddy-llm-affinity/internal/placeholder"
 )
 
 // pinStores holds every handler's pin store by name. It is package-level so
@@ -47,24 +45,11 @@ type storeSettings struct {
 
 // newStoreSettings resolves a handler's pin store settings.
 func newStoreSettings(name string, ttl time.Duration, maxEntries int, cfg *StoreConfig) (*storeSettings, error) {
-	s := &storeSettings{ttl: ttl, maxEntries: maxEntries}
-	if cfg == nil || cfg.Redis == nil {
-		return s, nil
-	}
-	rc := *cfg.Redis
-	if rc.Prefix == "" {
-		rc.Prefix = "llm_affinity:" + name + ":"
-	}
-	if rc.Timeout <= 0 {
-		rc.Timeout = caddy.Duration(DefaultRedisTimeout)
-	}
-	password, err := placeholder.Resolve(rc.Password)
+	redis, err := cfg.resolved(name)
 	if err != nil {
-		return nil, fmt.Errorf("store redis: password: %v", err)
+		return nil, err
 	}
-	rc.Password = password
-	s.redis = &rc
-	return s, nil
+	return &storeSettings{ttl: ttl, maxEntries: maxEntries, redis: redis}, nil
 }
 
 // loadPinStore returns the pool's store for name, creating it with settings

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llmaffinity/caddy-llm-affinity/internal/agentbody"
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 // Benchmarks of what the handler adds to a request, without the network: a
@@ -33,7 +33,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 				{Name: "a", To: []string{"127.0.0.1:9"}, APIKey: "sk-bench-a"},
 				{Name: "b", To: []string{"127.0.0.1:9"}, APIKey: "sk-bench-b", UpstreamModel: "b-upstream"},
 			},
-			Routes: []*Route{{Name: "chat", Models: []string{"b"}, When: []*router.Condition{{LastRole: "user"}}}},
+			Routes: []*Route{{Name: "chat", Models: []string{"b"}, When: []*routing.Condition{{LastRole: "user"}}}},
 		}
 		if err := cfgProvision(b, h); err != nil {
 			b.Fatal(err)

@@ -5,7 +5,6 @@ package affinity
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"sync"
@@ -14,34 +13,6 @@ import (
 
 	"github.com/maypok86/otter/v2"
 )
-
-// MaxKeyLen is the longest affinity key accepted, in bytes.
-const MaxKeyLen = 256
-
-// ValidateKey checks an affinity key: 1 to MaxKeyLen bytes of printable
-// ASCII (0x20-0x7E). The error never quotes the key.
-func ValidateKey(key string) error {
-	if key == "" {
-		return errors.New("affinity key is empty")
-	}
-	if len(key) > MaxKeyLen {
-		return fmt.Errorf("affinity key is %d bytes; the limit is %d", len(key), MaxKeyLen)
-	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c < 0x20 || c > 0x7e {
-			return fmt.Errorf("affinity key has a non-printable or non-ASCII byte at offset %d", i)
-		}
-	}
-	return nil
-}
-
-// PinKey is the cache key of a pin: the tenant scope (a hash, or ""), the
-// affinity key and the model the client asked for, so a side call on another
-// model with the same affinity key has a pin of its own, and tenants cannot
-// reach each other's pins. The separator cannot occur in a valid affinity key.
-func PinKey(scope, key, requestedModel string) string {
-	return scope + "\x00" + key + "\x00" + requestedModel
-}
 
 // Pin is a pinned routing decision.
 type Pin struct {
@@ -361,8 +332,11 @@ func (s *Store) refresh(shared Shared, timeout time.Duration, key string, stampe
 	})
 }
 
-// Len returns the approximate number of pins kept locally.
+// Len returns the number of pins kept locally, once pending expirations
+// and evictions are done (a cost for a metrics scrape or the admin API, not
+// for requests).
 func (s *Store) Len() int {
+	s.cache.CleanUp()
 	return s.cache.EstimatedSize()
 }
 
@@ -375,11 +349,6 @@ func (s *Store) All() iter.Seq2[string, Pin] {
 			}
 		}
 	}
-}
-
-// CleanUp performs pending local maintenance: expirations and evictions.
-func (s *Store) CleanUp() {
-	s.cache.CleanUp()
 }
 
 // Close stops the store's background work, drops its local pins and closes

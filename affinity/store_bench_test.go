@@ -199,7 +199,7 @@ func measureHeapPerPin(b *testing.B, n int) {
 		s.Set(ctx, k, Pin{Model: benchModel})
 	}
 	elapsed := time.Since(start)
-	s.CleanUp() // drain the policy's write buffer
+	s.cache.CleanUp() // drain the policy's write buffer
 	full := memStats()
 	if got := s.Len(); got != n {
 		b.Logf("store holds %d pins, want %d", got, n)

@@ -525,7 +525,7 @@ func TestSharedErrorsAreReported(t *testing.T) {
 		if err := s.Flush(ctx); !errors.Is(err, errShared) {
 			t.Errorf("Flush = %v, want the shared store's error", err)
 		}
-		s.CleanUp()
+		s.cache.CleanUp()
 		if n := s.Len(); n != 0 {
 			t.Errorf("Len after Flush = %d, want 0 (memory flushed anyway)", n)
 		}
@@ -854,7 +854,7 @@ func TestReconfigureTTL(t *testing.T) {
 		for i := 0; i < 200; i++ {
 			s.Set(ctx, fmt.Sprint(i), Pin{Model: "a"})
 		}
-		s.CleanUp()
+		s.cache.CleanUp()
 		if n := s.Len(); n > 10 || n == 0 {
 			t.Errorf("Len after 200 pins with the bound lowered to 10 = %d", n)
 		}

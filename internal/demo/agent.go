@@ -28,39 +28,32 @@ const (
 
 // Tools are the agent's tools, as sent to the model.
 var Tools = []openai.ChatCompletionToolUnionParam{
-	openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
-		Name:        "get_db_benchmarks",
-		Description: openai.String("Fetch performance benchmarks for a database under a workload type"),
-		Parameters: shared.FunctionParameters{
-			"type": "object",
-			"properties": map[string]any{
-				"database": map[string]any{"type": "string", "enum": []string{"postgresql", "mongodb"}},
-				"workload": map[string]any{"type": "string", "description": "e.g. transactional, catalog_reads"},
-			},
-			"required": []string{"database", "workload"},
-		},
-	}),
-	openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
-		Name:        "get_case_studies",
-		Description: openai.String("Retrieve real-world e-commerce case studies for a database"),
+	functionTool("get_db_benchmarks", "Fetch performance benchmarks for a database under a workload type",
+		map[string]any{
+			"database": map[string]any{"type": "string", "enum": []string{"postgresql", "mongodb"}},
+			"workload": map[string]any{"type": "string", "description": "e.g. transactional, catalog_reads"},
+		}, "database", "workload"),
+	functionTool("get_case_studies", "Retrieve real-world e-commerce case studies for a database",
+		map[string]any{"database": map[string]any{"type": "string"}}, "database"),
+	functionTool("check_feature_support", "Check whether a database supports a specific feature",
+		map[string]any{
+			"database": map[string]any{"type": "string"},
+			"feature":  map[string]any{"type": "string"},
+		}, "database", "feature"),
+}
+
+// functionTool is a function tool whose parameters are an object of
+// properties, the required ones named.
+func functionTool(name, description string, properties map[string]any, required ...string) openai.ChatCompletionToolUnionParam {
+	return openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
+		Name:        name,
+		Description: openai.String(description),
 		Parameters: shared.FunctionParameters{
 			"type":       "object",
-			"properties": map[string]any{"database": map[string]any{"type": "string"}},
-			"required":   []string{"database"},
+			"properties": properties,
+			"required":   required,
 		},
-	}),
-	openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
-		Name:        "check_feature_support",
-		Description: openai.String("Check whether a database supports a specific feature"),
-		Parameters: shared.FunctionParameters{
-			"type": "object",
-			"properties": map[string]any{
-				"database": map[string]any{"type": "string"},
-				"feature":  map[string]any{"type": "string"},
-			},
-			"required": []string{"database", "feature"},
-		},
-	}),
+	})
 }
 
 // RunTool returns the simulated result of a tool call.

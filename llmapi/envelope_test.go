@@ -1,4 +1,4 @@
-package router
+package llmapi
 
 import (
 	"bytes"
@@ -17,17 +17,8 @@ import (
 // may ever contain it.
 const leak = "sk-LEAK-7f3a9c"
 
-func TestAPIString(t *testing.T) {
-	if got := OpenAI.String(); got != "openai" {
-		t.Errorf("OpenAI.String() = %q, want %q", got, "openai")
-	}
-	if got := Anthropic.String(); got != "anthropic" {
-		t.Errorf("Anthropic.String() = %q, want %q", got, "anthropic")
-	}
-}
-
 // rawMessages decodes body with encoding/json and returns its "messages"
-// value byte for byte, as the reference for Envelope.Messages.
+// value byte for byte, as the reference for Envelope.messages.
 func rawMessages(t *testing.T, body string) []byte {
 	t.Helper()
 	var top map[string]json.RawMessage
@@ -187,8 +178,8 @@ func TestParseEnvelopeValid(t *testing.T) {
 				t.Errorf("Model = %q, want %q", env.Model, tt.wantModel)
 			}
 			want := rawMessages(t, tt.body)
-			if !bytes.Equal(env.Messages, want) {
-				t.Errorf("Messages = %s\nwant       %s", env.Messages, want)
+			if !bytes.Equal(env.messages, want) {
+				t.Errorf("messages = %s\nwant       %s", env.messages, want)
 			}
 		})
 	}
@@ -629,7 +620,7 @@ func TestParseEnvelopeSpecialByteAtEveryOffset(t *testing.T) {
 	}
 }
 
-func TestRewriteReplace(t *testing.T) {
+func TestSegmentsReplace(t *testing.T) {
 	tests := []struct {
 		name  string
 		body  string
@@ -1027,8 +1018,8 @@ func FuzzParseEnvelope(f *testing.F) {
 		if err := json.Unmarshal(body, &rawTop); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(env.Messages, rawTop["messages"]) {
-			t.Fatalf("Messages = %q, encoding/json finds %q", env.Messages, rawTop["messages"])
+		if !bytes.Equal(env.messages, rawTop["messages"]) {
+			t.Fatalf("messages = %q, encoding/json finds %q", env.messages, rawTop["messages"])
 		}
 		if model, ok := refEnvelope(body); !ok || model != env.Model {
 			t.Fatalf("reference rejects a body ParseEnvelope accepted (ok %v, model %q)", ok, model)
@@ -1065,7 +1056,7 @@ func FuzzParseEnvelope(f *testing.F) {
 	})
 }
 
-func TestRewriteStripsRoutingPreferences(t *testing.T) {
+func TestSegmentsStripsRoutingPreferences(t *testing.T) {
 	const prefs = `"routing_preferences":[{"name":"code","description":"d","models":["a"]}]`
 	tests := []struct {
 		name, body, want string

@@ -4,7 +4,16 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 )
+
+// decisionAPIPath is the path segment of the decision API: POST
+// .../routing/v1/chat/completions or .../routing/v1/messages answers the
+// routing decision instead of proxying the request.
+const decisionAPIPath = "/routing/v1/"
+
+// isDecisionAPI reports whether a chat request's path asks the decision API.
+func isDecisionAPI(path string) bool { return strings.Contains(path, decisionAPIPath) }
 
 // routingDecision is the decision API's answer, like Plano's routing service:
 // the models to call in order, the route that chose them, the session and
@@ -25,8 +34,8 @@ func writeDecision(w http.ResponseWriter, d decision, key string) error {
 	for i, m := range d.candidates {
 		out.Models[i] = m.Name
 	}
-	if d.route != "" {
-		out.Route = &d.route
+	if d.routeName != "" {
+		out.Route = &d.routeName
 	}
 	if key != "" {
 		out.SessionID = &key
@@ -36,7 +45,7 @@ func writeDecision(w http.ResponseWriter, d decision, key string) error {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set(HeaderModel, d.candidates[0].Name)
-	h.Set(HeaderRoute, d.route)
+	h.Set(HeaderRoute, d.routeName)
 	h.Set(HeaderStatus, d.status)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)

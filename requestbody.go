@@ -1,17 +1,15 @@
 package llmaffinity
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/llmaffinity/caddy-llm-affinity/router"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
 
 // Body reading errors that get an answer of their own.
@@ -19,42 +17,6 @@ var (
 	errBodyTooLarge = errors.New("request body too large")
 	errBudgetFull   = errors.New("too many request bodies buffered")
 )
-
-// errNoProxy answers a request that nothing after the handler served.
-const errNoProxy = "no reverse_proxy handled the request after llm_affinity: " +
-	"add 'reverse_proxy { dynamic llm_affinity }' after llm_affinity"
-
-// routingAPIPath is the path segment of the decision API: POST
-// .../routing/v1/chat/completions or .../routing/v1/messages.
-const routingAPIPath = "/routing/v1/"
-
-// chatAPI reports whether r is a chat request the handler routes, in which
-// wire format, and whether it asks the decision API (decide, don't proxy).
-// A trailing slash does not change the path's meaning.
-func chatAPI(r *http.Request) (api router.API, decisionOnly, ok bool) {
-	if r.Method != http.MethodPost {
-		return 0, false, false
-	}
-	path := strings.TrimSuffix(r.URL.Path, "/")
-	switch {
-	case strings.HasSuffix(path, "/chat/completions"):
-		api = router.OpenAI
-	case strings.HasSuffix(path, "/messages"):
-		api = router.Anthropic
-	default:
-		return 0, false, false
-	}
-	return api, strings.Contains(path, routingAPIPath), true
-}
-
-// apiOfPath is the error shape for a request the handler does not route:
-// Anthropic's when the request looks like one of its API's, else OpenAI's.
-func apiOfPath(r *http.Request) router.API {
-	if r.Header.Get("Anthropic-Version") != "" || strings.Contains(r.URL.Path, "/messages") {
-		return router.Anthropic
-	}
-	return router.OpenAI
-}
 
 // Request bodies are read into buffers recycled by size class, powers of
 // two from 4 KiB to 1 MiB; bigger bodies get a buffer of their own. A 32 KB
@@ -252,20 +214,21 @@ func (h *Handler) readBody(r *http.Request) (*requestBody, error) {
 // the server would wait for the rest of the body before answering (HTTP/2
 // resets just the stream, and "Connection: close" would end every stream of
 // the connection).
-func writeBodyError(w http.ResponseWriter, r *http.Request, api router.API, err error, maxBody int64) error {
+func writeBodyError(w http.ResponseWriter, r *http.Request, api llmapi.API, err error, maxBody int64) {
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		return writeAPIError(w, api, http.StatusRequestEntityTooLarge,
+		llmapi.WriteError(w, api, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", maxBody))
 	case errors.Is(err, errBudgetFull):
 		w.Header().Set("Retry-After", "1")
-		return writeAPIError(w, api, http.StatusServiceUnavailable,
+		llmapi.WriteError(w, api, http.StatusServiceUnavailable,
 			"the gateway is holding too many request bodies at once; retry shortly")
+	default:
+		llmapi.WriteError(w, api, http.StatusBadRequest, "could not read request body")
 	}
-	return writeAPIError(w, api, http.StatusBadRequest, "could not read request body")
 }
 
 // setBody replaces r's body with the concatenation of segs (slices of body
@@ -339,65 +302,4 @@ func (sr *segmentReader) Close() error {
 		}
 	}
 	return nil
-}
-
-// openAIError and anthropicError are the error bodies of the two APIs.
-type openAIError struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	} `json:"error"`
-}
-
-type anthropicError struct {
-	Type  string `json:"type"`
-	Error struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// writeAPIError answers an error the gateway itself found, in the error
-// shape of the request's API, with the error type that API uses for the
-// status. msg must not quote request content. It returns nil: the response
-// is complete and needs no error handling by Caddy.
-func writeAPIError(w http.ResponseWriter, api router.API, status int, msg string) error {
-	var payload any
-	if api == router.Anthropic {
-		var e anthropicError
-		e.Type = "error"
-		e.Error.Type = anthropicErrorType(status)
-		e.Error.Message = msg
-		payload = e
-	} else {
-		var e openAIError
-		e.Error.Type = "invalid_request_error"
-		if status >= 500 {
-			e.Error.Type = "server_error"
-		}
-		e.Error.Message = msg
-		payload = e
-	}
-	body, _ := json.Marshal(payload) // plain strings always marshal
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-	return nil
-}
-
-// anthropicErrorType is the Messages API's error type for a status.
-func anthropicErrorType(status int) string {
-	switch {
-	case status == http.StatusRequestEntityTooLarge:
-		return "request_too_large"
-	case status == http.StatusServiceUnavailable:
-		return "overloaded_error"
-	case status >= 500:
-		return "api_error"
-	}
-	return "invalid_request_error"
 }

@@ -1,4 +1,4 @@
-package router
+package llmapi
 
 import (
 	"encoding/json"
@@ -33,9 +33,12 @@ type Request struct {
 // Preference is a per-request routing preference (the body's
 // "routing_preferences"): a route that replaces the configured ones.
 type Preference struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Models      []string `json:"models"`
+	// Name is the route's name, as the router answers it.
+	Name string `json:"name"`
+	// Description is what requests the route is for.
+	Description string `json:"description"`
+	// Models are the route's candidate models, configured names.
+	Models []string `json:"models"`
 }
 
 // EstimatedTokens is a rough token count of the request's text (4 characters

@@ -1,4 +1,4 @@
-package router
+package llmapi
 
 import (
 	"errors"
@@ -116,7 +116,7 @@ func TestConversationFromEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseEnvelope: %v", err)
 	}
-	got, err := conversationOf(env.Messages)
+	got, err := conversationOf(env.messages)
 	if err != nil {
 		t.Fatalf("Conversation: %v", err)
 	}

@@ -1,13 +1,17 @@
-package router
+package routing
 
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
 
 // Route is a routing preference as the routing model sees it.
 type Route struct {
-	Name        string `json:"name"`
+	// Name is what the routing model answers for this route.
+	Name string `json:"name"`
+	// Description tells the routing model what requests the route is for.
 	Description string `json:"description"`
 }
 
@@ -38,10 +42,11 @@ const (
 		"{\"route\": \"route_name\"} \n"
 )
 
-// Prompt builds the Arch-Router prompt for routes and a conversation (see
-// Conversation): each route as one JSON object a line inside <routes>, the
-// bounded conversation as a JSON array inside <conversation>.
-func Prompt(routes []Route, conv []Message) string {
+// Prompt builds the Arch-Router prompt for routes and a conversation (a
+// request's llmapi.Request.Conversation): each route as one JSON object a
+// line inside <routes>, the bounded conversation as a JSON array inside
+// <conversation>.
+func Prompt(routes []Route, conv []llmapi.Message) string {
 	var b strings.Builder
 	b.WriteString(promptHead)
 	for i, r := range routes {
@@ -65,7 +70,7 @@ func Prompt(routes []Route, conv []Message) string {
 // budget, then it is cut in the middle to what remains, so both its framing
 // and its final ask survive, then older history fills the rest up to the
 // first turn that no longer fits.
-func BoundConversation(conv []Message) []Message {
+func BoundConversation(conv []llmapi.Message) []llmapi.Message {
 	lastUser := -1
 	for i := len(conv) - 1; i >= 0; i-- {
 		if conv[i].Role == "user" {
@@ -105,7 +110,7 @@ func BoundConversation(conv []Message) []Message {
 		kept++
 		budget -= n
 	}
-	out := make([]Message, 0, kept)
+	out := make([]llmapi.Message, 0, kept)
 	for i, m := range conv {
 		if !keep[i] {
 			continue

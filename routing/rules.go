@@ -1,10 +1,12 @@
-package router
+package routing
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
 
 // Condition is one rule a route may require, evaluated in-process with no
@@ -37,7 +39,9 @@ type Condition struct {
 
 // HeaderCondition is a request header and the value it must have.
 type HeaderCondition struct {
-	Name  string `json:"name"`
+	// Name is the request header's name.
+	Name string `json:"name"`
+	// Value is the value it must have, compared exactly.
 	Value string `json:"value"`
 }
 
@@ -76,7 +80,7 @@ func (c *Condition) Compile() error {
 }
 
 // Match reports whether the condition holds for a request and its headers.
-func (c *Condition) Match(req *Request, header http.Header) bool {
+func (c *Condition) Match(req *llmapi.Request, header http.Header) bool {
 	switch {
 	case c.Tools:
 		return len(req.ToolNames) > 0
@@ -98,7 +102,7 @@ func (c *Condition) Match(req *Request, header http.Header) bool {
 func (c *Condition) NeedsMessages() bool { return c.Regex != "" || c.TokensOver != 0 }
 
 // MatchAll reports whether every condition holds; an empty list never matches.
-func MatchAll(conds []*Condition, req *Request, header http.Header) bool {
+func MatchAll(conds []*Condition, req *llmapi.Request, header http.Header) bool {
 	if len(conds) == 0 {
 		return false
 	}

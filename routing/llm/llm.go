@@ -1,4 +1,7 @@
-package router
+// Package llm is the router module http.handlers.llm_affinity.routers.llm:
+// it asks an Arch-Router compatible model, served by any OpenAI-compatible
+// server, which route fits a conversation.
+package llm
 
 import (
 	"bytes"
@@ -13,6 +16,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/llmaffinity/caddy-llm-affinity/internal/subdirective"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 func init() {
@@ -85,11 +92,11 @@ func (l *LLM) Validate() error {
 // chatRequest and chatResponse are the parts of the OpenAI chat completions
 // wire format the router uses.
 type chatRequest struct {
-	Model       string    `json:"model"`
-	Messages    []Message `json:"messages"`
-	Temperature float64   `json:"temperature"`
-	MaxTokens   int       `json:"max_tokens"`
-	Stream      bool      `json:"stream"`
+	Model       string           `json:"model"`
+	Messages    []llmapi.Message `json:"messages"`
+	Temperature float64          `json:"temperature"`
+	MaxTokens   int              `json:"max_tokens"`
+	Stream      bool             `json:"stream"`
 }
 
 type chatResponse struct {
@@ -103,12 +110,12 @@ type chatResponse struct {
 // Route asks the routing model which route fits conv. It returns within the
 // configured timeout, with an error when the model cannot be reached or its
 // reply is not a chat completion.
-func (l *LLM) Route(ctx context.Context, routes []Route, conv []Message) (string, error) {
+func (l *LLM) Route(ctx context.Context, routes []routing.Route, conv []llmapi.Message) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(l.Timeout))
 	defer cancel()
 	payload, err := json.Marshal(chatRequest{
 		Model:    l.Model,
-		Messages: []Message{{Role: "user", Content: Prompt(routes, conv)}},
+		Messages: []llmapi.Message{{Role: "user", Content: routing.Prompt(routes, conv)}},
 		// an answer is {"route": "name"}: a few dozen tokens at most
 		MaxTokens: 64,
 	})
@@ -139,7 +146,7 @@ func (l *LLM) Route(ctx context.Context, routes []Route, conv []Message) (string
 	if err := json.Unmarshal(body, &parsed); err != nil || len(parsed.Choices) == 0 {
 		return "", errors.New("routing model response is not a chat completion")
 	}
-	return ParseRoute(parsed.Choices[0].Message.Content), nil
+	return routing.ParseRoute(parsed.Choices[0].Message.Content), nil
 }
 
 // UnmarshalCaddyfile sets up the router from Caddyfile tokens. Syntax:
@@ -155,47 +162,27 @@ func (l *LLM) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		var target *string
+	const prefix = "router llm: "
+	return subdirective.Each(d, prefix, func(sub string) error {
 		switch sub {
 		case "endpoint":
-			target = &l.Endpoint
+			return subdirective.One(d, prefix, sub, l.Endpoint != "", subdirective.String(&l.Endpoint), "")
 		case "model":
-			target = &l.Model
+			return subdirective.One(d, prefix, sub, l.Model != "", subdirective.String(&l.Model), "")
 		case "api_key":
-			target = &l.APIKey
+			return subdirective.One(d, prefix, sub, l.APIKey != "", subdirective.String(&l.APIKey), "")
 		case "timeout":
-			var arg string
-			if l.Timeout != 0 {
-				return d.Errf("router llm: timeout already specified")
-			}
-			if !d.AllArgs(&arg) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(arg)
-			if err != nil || dur <= 0 {
-				return d.Errf("router llm: invalid timeout '%s': must be a positive duration", arg)
-			}
-			l.Timeout = caddy.Duration(dur)
-			continue
-		default:
-			return d.Errf("router llm: unrecognized subdirective '%s'", sub)
+			return subdirective.One(d, prefix, sub, l.Timeout != 0, subdirective.PositiveDuration(&l.Timeout), "must be a positive duration")
 		}
-		if *target != "" {
-			return d.Errf("router llm: %s already specified", sub)
-		}
-		if !d.AllArgs(target) {
-			return d.ArgErr()
-		}
-	}
-	return nil
+		return subdirective.ErrUnrecognized
+	})
 }
 
-// Interface guards
-var (
-	_ Router                = (*LLM)(nil)
-	_ caddy.Provisioner     = (*LLM)(nil)
-	_ caddy.Validator       = (*LLM)(nil)
-	_ caddyfile.Unmarshaler = (*LLM)(nil)
-)
+// Interface guard: an LLM is a router, a Caddy module with a lifecycle,
+// and configurable from a Caddyfile.
+var _ interface {
+	routing.Router
+	caddy.Provisioner
+	caddy.Validator
+	caddyfile.Unmarshaler
+} = (*LLM)(nil)

@@ -1,4 +1,4 @@
-package router
+package llm
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+	"github.com/llmaffinity/caddy-llm-affinity/routing"
 )
 
 // capturedRequest is what the fake routing model saw.
@@ -89,11 +92,11 @@ func provisioned(t *testing.T, l *LLM) *LLM {
 }
 
 var (
-	testRoutes = []Route{
+	testRoutes = []routing.Route{
 		{Name: "code_generation", Description: "writing code"},
 		{Name: "summarize", Description: "summaries"},
 	}
-	testConv = []Message{
+	testConv = []llmapi.Message{
 		{Role: "user", Content: "hi"},
 		{Role: "assistant", Content: "hello"},
 		{Role: "user", Content: "write a quicksort in Go"},
@@ -165,7 +168,7 @@ func TestLLMRoute(t *testing.T) {
 	if msg["role"] != "user" {
 		t.Errorf("message role = %#v, want user", msg["role"])
 	}
-	if want := Prompt(testRoutes, testConv); msg["content"] != want {
+	if want := routing.Prompt(testRoutes, testConv); msg["content"] != want {
 		t.Errorf("message content is not the Arch-Router prompt:\n%v", msg["content"])
 	}
 	if l.APIKey != "{env.LLM_ROUTER_TEST_KEY}" || l.Endpoint != "{env.LLM_ROUTER_TEST_URL}/v1/chat/completions" {

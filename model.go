@@ -1,0 +1,174 @@
+package llmaffinity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/llmaffinity/caddy-llm-affinity/internal/placeholder"
+	"github.com/llmaffinity/caddy-llm-affinity/internal/subdirective"
+)
+
+// Providers: how a model's API key is sent upstream.
+const (
+	ProviderOpenAI    = "openai"    // Authorization: Bearer <key>
+	ProviderAnthropic = "anthropic" // x-api-key: <key>
+)
+
+// Model is one model that may serve traffic.
+type Model struct {
+	// The model's name in this config: what routes, pins, the default and
+	// response headers refer to. Required.
+	Name string `json:"name"`
+
+	// Dial addresses (host:port) of the model's replicas; reverse_proxy load
+	// balances across them. Required.
+	To []string `json:"to"`
+
+	// The model id written into the request body's "model" field.
+	// Default: the model's name.
+	UpstreamModel string `json:"upstream_model,omitempty"`
+
+	// The provider credential, replacing whatever the client sent. Placeholders
+	// such as {env.OPENAI_API_KEY} are resolved at provision time; one that
+	// names an unset variable fails the load. Optional: without it the
+	// client's own credential goes upstream if the handler forwards client
+	// credentials, else none.
+	APIKey string `json:"api_key,omitempty"`
+
+	// How the key is sent: "openai" (Authorization: Bearer) or "anthropic"
+	// (x-api-key). Default: openai.
+	Provider string `json:"provider,omitempty"`
+
+	// The model's share under a route's weighted policy; 0 means it serves
+	// only as a failover candidate. Default: 1.
+	Weight *int `json:"weight,omitempty"`
+
+	quotedUpstreamModel []byte
+	apiKey              string
+	upstream            *upstreamTarget
+	origin              origin
+}
+
+// upstreamTarget is what the handler hands the upstream source: the serving
+// model's name and dial addresses, and nothing secret.
+type upstreamTarget struct {
+	model string
+	dials []string
+}
+
+// String names the target, should a template ever print the variable.
+func (t *upstreamTarget) String() string { return t.model }
+
+// provision sets the model's defaults and resolves its api_key placeholder.
+func (m *Model) provision() error {
+	if m.Provider == "" {
+		m.Provider = ProviderOpenAI
+	}
+	if m.UpstreamModel == "" {
+		m.UpstreamModel = m.Name
+	}
+	m.quotedUpstreamModel, _ = json.Marshal(m.UpstreamModel) // a string always marshals
+	key, err := placeholder.Resolve(m.APIKey)
+	if err != nil {
+		return fmt.Errorf("model '%s': api_key: %v", m.Name, err)
+	}
+	m.apiKey = key
+	m.upstream = &upstreamTarget{model: m.Name, dials: m.To}
+	return nil
+}
+
+// weight is the model's share under a weighted policy (see Weight).
+func (m *Model) weight() int {
+	if m.Weight == nil {
+		return 1
+	}
+	return *m.Weight
+}
+
+// validate checks the model's settings but its weight (see checkRanges),
+// and records it in seen, the models before it by name; i is its place in
+// the handler's list, for a model without a name.
+func (m *Model) validate(i int, seen map[string]*Model) error {
+	if m.Name == "" {
+		return m.origin.errorf("model %d: name is required", i)
+	}
+	if seen[m.Name] != nil {
+		return m.origin.errorf("model '%s' is defined more than once", m.Name)
+	}
+	seen[m.Name] = m
+	if len(m.To) == 0 {
+		return m.origin.errorf("model '%s': 'to' is required (one or more host:port)", m.Name)
+	}
+	for _, addr := range m.To {
+		if err := checkDial(addr); err != nil {
+			hint := ""
+			if errors.Is(err, errDialIsURL) {
+				hint = "; TLS to an upstream is set with reverse_proxy's 'transport http { tls }'"
+			}
+			return m.origin.errorf("model '%s': to %s: %v%s", m.Name, addr, err, hint)
+		}
+	}
+	switch m.Provider {
+	case "", ProviderOpenAI, ProviderAnthropic:
+	default:
+		return m.origin.errorf("model '%s': unknown provider '%s' (want openai or anthropic)", m.Name, m.Provider)
+	}
+	return nil
+}
+
+// checkRanges checks the model's numbers, which the Caddyfile parser checks
+// as it reads them.
+func (m *Model) checkRanges() error {
+	if m.Weight != nil && *m.Weight < 0 {
+		return m.origin.errorf("model '%s': weight must not be negative", m.Name)
+	}
+	return nil
+}
+
+// parseModel reads a model block:
+//
+//	model <name> {
+//		to             <host:port> ...
+//		upstream_model <id>
+//		api_key        <value>
+//		provider       openai|anthropic
+//		weight         <n>
+//	}
+func parseModel(d *caddyfile.Dispenser) (*Model, error) {
+	m := &Model{origin: originOf(d)}
+	if !d.AllArgs(&m.Name) {
+		return nil, d.Errf("model takes exactly one name: model <name> { ... }")
+	}
+	prefix := fmt.Sprintf("model '%s': ", m.Name)
+	err := subdirective.Each(d, prefix, func(sub string) error {
+		switch sub {
+		case "upstream_model":
+			return subdirective.One(d, "", sub, m.UpstreamModel != "", subdirective.String(&m.UpstreamModel), "")
+		case "api_key":
+			return subdirective.One(d, "", sub, m.APIKey != "", subdirective.String(&m.APIKey), "")
+		case "provider":
+			return subdirective.One(d, "", sub, m.Provider != "", subdirective.String(&m.Provider), "")
+		case "to":
+			return appendArgs(d, &m.To)
+		case "weight":
+			var n int
+			err := subdirective.One(d, prefix, sub, m.Weight != nil, subdirective.Int(&n, 0, math.MaxInt), "must be a whole number, 0 or more")
+			if err == nil {
+				m.Weight = &n
+			}
+			return err
+		}
+		return subdirective.ErrUnrecognized
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Interface guard
+var _ fmt.Stringer = (*upstreamTarget)(nil)
