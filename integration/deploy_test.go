@@ -26,12 +26,6 @@ import (
 // tlsGateway is the origin of the HTTPS test sites.
 const tlsGateway = "https://localhost:9443"
 
-// httpsSite turns an http://localhost:9080 site into the same site served
-// on https://localhost:9443 with a certificate from Caddy's internal CA.
-func httpsSite(site string) string {
-	return strings.Replace(site, "http://localhost:9080 {", "https://localhost:9443 {\n\ttls internal", 1)
-}
-
 // internalRoots returns a pool with the root certificate of Caddy's internal
 // CA, read from the admin API (no system trust store is touched).
 func internalRoots(t *testing.T) *x509.CertPool {
@@ -114,7 +108,11 @@ func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
 	// first chunk, and the test sends one once it has read that chunk
 	gate := make(chan struct{})
 	f.claude.streamGate = gate
-	startCaddy(t, httpsSite(routerSite(f, "")))
+	// the fleet's site served on https://localhost:9443 with a certificate
+	// from Caddy's internal CA
+	site := f.plainSite().withDirectives("tls internal")
+	site.address = tlsGateway
+	startCaddy(t, site.String())
 	roots := internalRoots(t)
 
 	for _, pc := range tlsClients(t, roots) {
@@ -173,12 +171,6 @@ func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
 			})
 		})
 	}
-}
-
-// authSite is the standard test site (models with their own keys) with auth,
-// a Caddyfile fragment, in front of llm_affinity, and pins scoped by scope.
-func authSite(f *fleet, auth, scope string) string {
-	return withSiteLines(f.site(siteOptions{extra: "name authed\n\t\tscope " + scope}), "\t"+auth)
 }
 
 // upstreamTotal is how many requests the fleet's models got.
@@ -248,8 +240,8 @@ func TestBasicAuthInFront(t *testing.T) {
 		return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, memoryKiB, passes, threads,
 			base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 	}
-	auth := fmt.Sprintf("basic_auth argon2id {\n\t\talice %s\n\t\tbob %s\n\t}", hash("alice-pw"), hash("bob-pw"))
-	startCaddy(t, authSite(f, auth, "{http.auth.user.id}"))
+	auth := fmt.Sprintf("basic_auth argon2id {\n\talice %s\n\tbob %s\n}", hash("alice-pw"), hash("bob-pw"))
+	startCaddy(t, f.keyedSite().with("name authed", "scope {http.auth.user.id}").withDirectives(auth).String())
 
 	basic := func(user, password string) []string {
 		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
@@ -285,8 +277,8 @@ func TestForwardAuthInFront(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(authSrv.Close)
-	auth := fmt.Sprintf("forward_auth %s {\n\t\turi /verify\n\t\tcopy_headers X-User\n\t}", strings.TrimPrefix(authSrv.URL, "http://"))
-	startCaddy(t, authSite(f, auth, "{http.request.header.X-User}"))
+	auth := fmt.Sprintf("forward_auth %s {\n\turi /verify\n\tcopy_headers X-User\n}", strings.TrimPrefix(authSrv.URL, "http://"))
+	startCaddy(t, f.keyedSite().with("name authed", "scope {http.request.header.X-User}").withDirectives(auth).String())
 
 	checkAuthInFront(t, f,
 		func(user string) []string { return []string{"Authorization", "Bearer tok-" + user} },

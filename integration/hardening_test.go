@@ -125,14 +125,13 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 
 	for _, defaultKey := range []bool{false, true} {
 		t.Run(fmt.Sprintf("default model has a key: %v", defaultKey), func(t *testing.T) {
-			site := f.site(siteOptions{extra: "name creds"})
+			site := f.keyedSite().with("name creds").withDirectives("basic_auth {\n\tagent " + string(hash) + "\n}")
 			wantDefault := []string(nil)
 			if defaultKey {
-				site = strings.Replace(site, "upstream_model gpt-4o-mini", "upstream_model gpt-4o-mini\n\t\t\tapi_key sk-small-test-secret", 1)
+				site.model("small").apiKey = "sk-small-test-secret"
 				wantDefault = []string{"Authorization", "Bearer sk-small-test-secret"}
 			}
-			site = withSiteLines(site, "\tbasic_auth {\n\t\tagent "+string(hash)+"\n\t}")
-			startCaddy(t, site)
+			startCaddy(t, site.String())
 
 			send(http.MethodGet, "/v1/models", nil)
 			lastSeen("GET /v1/models", f.small, wantDefault...)
@@ -349,8 +348,7 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 	rc := redisClient(t, addr)
 	prefix := uniquePrefix(t, addr)
 	f := newFleet(t, alternating)
-	live := routerSite(f, storeRedis("reload-guard", addr, prefix, healthyRedisTimeout)+"\n\t\tmax_entries 100")
-	startCaddy(t, live)
+	startCaddy(t, f.plainSite().with(storeRedis("reload-guard", addr, prefix, healthyRedisTimeout), "max_entries 100").String())
 	const sessions = 50
 	models := map[string]string{}
 	for i := range sessions {
@@ -366,16 +364,19 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 	}
 
 	// the same site with max_entries 1 and no Redis
-	shrunk := adaptJSON(t, globalOptions+routerSite(f, "name reload-guard\n\t\tmax_entries 1"))
-	invalid := adaptJSON(t, globalOptions+routerSite(f, "name reload-guard\n\t\tmax_entries 1"))
+	shrunkSite := f.plainSite().with("name reload-guard", "max_entries 1")
+	shrunk := adaptJSON(t, globalOptions+shrunkSite.String())
+	invalid := adaptJSON(t, globalOptions+shrunkSite.String())
 	llmAffinityHandler(t, invalid)["default"] = "no-such-model" // fails Validate, after Provision
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	unstartable := adaptJSON(t, strings.Replace(globalOptions, "http_port 9080", "http_port "+strings.TrimPrefix(busy.Addr().String(), "127.0.0.1:"), 1)+
-		strings.Replace(routerSite(f, "name reload-guard\n\t\tmax_entries 1"), "http://localhost:9080", "http://127.0.0.1:"+strings.TrimPrefix(busy.Addr().String(), "127.0.0.1:"), 1))
+	busyPort := strings.TrimPrefix(busy.Addr().String(), "127.0.0.1:")
+	unstartableSite := shrunkSite
+	unstartableSite.address = "http://127.0.0.1:" + busyPort
+	unstartable := adaptJSON(t, strings.Replace(globalOptions, "http_port 9080", "http_port "+busyPort, 1)+unstartableSite.String())
 	for name, cfg := range map[string]map[string]any{"fails validation": invalid, "fails to start": unstartable} {
 		raw, _ := json.Marshal(cfg)
 		if status, body := postLoad(t, "application/json", raw); status == http.StatusOK {
@@ -519,9 +520,9 @@ func TestClientChoiceSwitches(t *testing.T) {
 		{extra: "", wantAsked: "gpt-4o", wantPrefs: "claude"},
 		{extra: "client_model off", wantAsked: "small", wantPrefs: "claude"},
 		{extra: "client_preferences off", wantAsked: "gpt-4o", wantPrefs: "gpt-4o"},
-		{extra: "client_model off\n\t\tclient_preferences off", wantAsked: "small", wantPrefs: "small"},
+		{extra: "client_model off\nclient_preferences off", wantAsked: "small", wantPrefs: "small"},
 	} {
-		startCaddy(t, routerSite(f, tc.extra))
+		startCaddy(t, f.plainSite().with(tc.extra).String())
 		what := fmt.Sprintf("%q", tc.extra)
 		if m, _, _ := decisionOf(mustChat(t, gateway, chat("gpt-4o", "hi"))); m != tc.wantAsked {
 			t.Errorf("%s: asking for gpt-4o served %s, want %s", what, m, tc.wantAsked)

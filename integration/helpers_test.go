@@ -6,6 +6,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +56,222 @@ const globalOptions = `{
 // globalOptionsWith returns globalOptions with extra lines inside the block.
 func globalOptionsWith(extra string) string {
 	return strings.Replace(globalOptions, "grace_period 1ns\n", "grace_period 1ns\n"+extra+"\n", 1)
+}
+
+// ---------------------------------------------------------------------------
+// The test sites
+
+// testSite is the one builder of the test Caddyfile sites: site directives,
+// then llm_affinity with its settings, models, routes and router, then
+// reverse_proxy with the dynamic llm_affinity upstreams. String renders it;
+// a field left empty renders nothing, so ttl, max_body and the router
+// timeout are the module's defaults unless set. Entries of directives,
+// settings and proxy are Caddyfile text, several lines if need be, indented
+// relative to where they go (nested lines one tab per level): String indents
+// each line to its place.
+type testSite struct {
+	address      string   // the site address; default gateway (http://localhost:9080)
+	directives   []string // site directives before llm_affinity: tls, log, metrics, basic_auth, ...
+	settings     []string // llm_affinity subdirectives: name, scope, store, max_entries, switches, ...
+	ttl          string
+	maxBody      string
+	defaultModel string
+	models       []siteModel
+	routes       []siteRoute
+	router       *siteRouter // nil: no router
+	proxy        []string    // reverse_proxy subdirectives after dynamic llm_affinity
+	staticProxy  string      // reverse_proxy <staticProxy> instead of the dynamic one
+	noProxy      bool        // nothing after llm_affinity
+}
+
+// siteModel is a model block of a testSite.
+type siteModel struct {
+	name          string
+	to            string // one or more host:port, space-separated
+	upstreamModel string
+	apiKey        string
+	provider      string
+	weight        int // 0: no weight line
+}
+
+// siteRoute is a route block of a testSite.
+type siteRoute struct {
+	name        string
+	description string
+	when        string // one rule: "tools", "last_role user", "regex (?i)refactor", ...
+	models      string // the candidates, space-separated, in order
+	policy      string
+}
+
+// siteRouter is the "router llm" block of a testSite.
+type siteRouter struct {
+	endpoint, model string
+	timeout         string // "": the module's default
+}
+
+// String is the site as a Caddyfile site block.
+func (s testSite) String() string {
+	var b strings.Builder
+	put := func(depth int, text string) { b.WriteString(indent(text, depth)) }
+	putIf := func(depth int, directive, value string) {
+		if value != "" {
+			put(depth, directive+" "+value)
+		}
+	}
+	put(0, cmp.Or(s.address, gateway)+" {")
+	for _, d := range s.directives {
+		put(1, d)
+	}
+	put(1, "llm_affinity {")
+	for _, line := range s.settings {
+		put(2, line)
+	}
+	putIf(2, "ttl", s.ttl)
+	putIf(2, "max_body", s.maxBody)
+	putIf(2, "default", s.defaultModel)
+	for _, m := range s.models {
+		put(2, "model "+m.name+" {")
+		put(3, "to "+m.to)
+		putIf(3, "upstream_model", m.upstreamModel)
+		putIf(3, "api_key", m.apiKey)
+		putIf(3, "provider", m.provider)
+		if m.weight != 0 {
+			put(3, "weight "+strconv.Itoa(m.weight))
+		}
+		put(2, "}")
+	}
+	for _, r := range s.routes {
+		put(2, "route "+r.name+" {")
+		putIf(3, "description", r.description)
+		putIf(3, "when", r.when)
+		put(3, "models "+r.models)
+		putIf(3, "policy", r.policy)
+		put(2, "}")
+	}
+	if r := s.router; r != nil {
+		put(2, "router llm {")
+		put(3, "endpoint "+r.endpoint)
+		put(3, "model "+r.model)
+		putIf(3, "timeout", r.timeout)
+		put(2, "}")
+	}
+	put(1, "}")
+	switch {
+	case s.noProxy:
+	case s.staticProxy != "":
+		put(1, "reverse_proxy "+s.staticProxy)
+	default:
+		put(1, "reverse_proxy {")
+		put(2, "dynamic llm_affinity")
+		for _, line := range s.proxy {
+			put(2, line)
+		}
+		put(1, "}")
+	}
+	put(0, "}")
+	return b.String()
+}
+
+// indent is text with depth tabs before each of its lines, each line ending
+// in a newline; empty text is nothing.
+func indent(text string, depth int) string {
+	if text == "" {
+		return ""
+	}
+	var b strings.Builder
+	for line := range strings.SplitSeq(text, "\n") {
+		b.WriteString(strings.Repeat("\t", depth) + line + "\n")
+	}
+	return b.String()
+}
+
+// with is the site with settings added to its llm_affinity block.
+func (s testSite) with(settings ...string) testSite {
+	s.settings = append(slices.Clone(s.settings), settings...)
+	return s
+}
+
+// withDirectives is the site with site directives added before llm_affinity.
+func (s testSite) withDirectives(directives ...string) testSite {
+	s.directives = append(slices.Clone(s.directives), directives...)
+	return s
+}
+
+// model is the site's model name, to be changed in place (copies of the
+// site share their models).
+func (s testSite) model(name string) *siteModel {
+	for i := range s.models {
+		if s.models[i].name == name {
+			return &s.models[i]
+		}
+	}
+	panic("testSite has no model " + name)
+}
+
+// fleet is the set of fakes one test runs against.
+type fleet struct {
+	gpt, claude, small *fakeUpstream
+	router             *fakeRouter
+}
+
+func newFleet(t *testing.T, answer func(int64, string) string) *fleet {
+	t.Helper()
+	return &fleet{
+		gpt:    newFakeUpstream(t, "gpt"),
+		claude: newFakeUpstream(t, "claude"),
+		small:  newFakeUpstream(t, "small"),
+		router: newFakeRouter(t, answer),
+	}
+}
+
+// plainSite is the fleet's site: three models (claude, with upstream_model
+// claude-up; gpt-4o; small, the default), two routes the fleet's router
+// chooses between (code: claude then gpt-4o; analysis: gpt-4o), no keys, and
+// the module's ttl and max_body.
+func (f *fleet) plainSite() testSite {
+	return testSite{
+		defaultModel: "small",
+		models: []siteModel{
+			{name: "claude", to: f.claude.addr(), upstreamModel: "claude-up"},
+			{name: "gpt-4o", to: f.gpt.addr()},
+			{name: "small", to: f.small.addr()},
+		},
+		routes: []siteRoute{
+			{name: "code", description: "Writing, calling tools for, or fixing code", models: "claude gpt-4o"},
+			{name: "analysis", description: "Reasoning about results and comparing options", models: "gpt-4o"},
+		},
+		router: &siteRouter{endpoint: f.router.endpoint(), model: "katanemo/Arch-Router-1.5B", timeout: routerTimeout},
+	}
+}
+
+// keyedSite is the fleet's site as a gateway to providers: plainSite with
+// the models' keys (those setKeys sets) and upstream names (gpt-4o; claude,
+// provider anthropic, upstream_model claude-sonnet-4-20250514; small,
+// upstream_model gpt-4o-mini), ttl 10m, max_body 10MiB, and the decision
+// placeholders passed upstream in X-Routed-Model, X-Routed-Route and
+// X-Routed-Status.
+func (f *fleet) keyedSite() testSite {
+	s := f.plainSite()
+	s.ttl, s.maxBody = "10m", "10MiB"
+	s.models = []siteModel{
+		{name: "gpt-4o", to: f.gpt.addr(), apiKey: "{env.LLMA_TEST_OPENAI_KEY}"},
+		{name: "claude", to: f.claude.addr(), upstreamModel: "claude-sonnet-4-20250514",
+			apiKey: "{env.LLMA_TEST_ANTHROPIC_KEY}", provider: "anthropic"},
+		{name: "small", to: f.small.addr(), upstreamModel: "gpt-4o-mini"},
+	}
+	s.routes[0].description = "Generating, calling tools for, or fixing code and data"
+	s.proxy = []string{
+		"header_up X-Routed-Model {http.llm_affinity.model}",
+		"header_up X-Routed-Route {http.llm_affinity.route}",
+		"header_up X-Routed-Status {http.llm_affinity.status}",
+	}
+	return s
+}
+
+// setKeys sets the variables of keyedSite's keys.
+func setKeys(t *testing.T) {
+	t.Setenv("LLMA_TEST_OPENAI_KEY", "sk-openai-test-secret")
+	t.Setenv("LLMA_TEST_ANTHROPIC_KEY", "sk-ant-test-secret")
 }
 
 // seenRequest is what a fake upstream recorded of one request.
@@ -332,11 +551,18 @@ func newTester(t *testing.T) *caddytest.Tester {
 	})
 }
 
-// startCaddy loads a Caddyfile site body (global options are added) into the
-// test binary's Caddy.
+// startCaddy loads a site (global options are added) into the test binary's
+// Caddy.
 func startCaddy(t *testing.T, site string) *caddytest.Tester {
 	t.Helper()
 	return startCaddyConfig(t, globalOptions+site)
+}
+
+// closeLogFiles loads a site without llm_affinity or logs: Caddy closes the
+// log files of the config before, having written all it had to.
+func closeLogFiles(t *testing.T) {
+	t.Helper()
+	startCaddyConfig(t, globalOptions+"http://localhost:9080 {\n\trespond ok\n}\n")
 }
 
 // startCaddyConfig loads a whole Caddyfile into the test binary's Caddy and

@@ -56,9 +56,9 @@ func TestUpstreamAbortLogsNoCredential(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	logBlock := strings.Replace(exampleLogBlock(t), "\tlog {\n",
 		"\tlog {\n\t\toutput file "+logPath+"\n\t\tlevel DEBUG\n", 1)
-	startCaddyConfig(t, globalOptionsWith(logBlock)+f.site(siteOptions{}))
+	startCaddyConfig(t, globalOptionsWith(logBlock)+f.keyedSite().String())
 	// back to the default log, closing the file before the temp dir goes away
-	t.Cleanup(func() { startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n") })
+	t.Cleanup(func() { closeLogFiles(t) })
 
 	body := `{"model":"claude-client","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"write code"}]}`
 	// the body ends in an error: the stream was cut

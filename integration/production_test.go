@@ -80,10 +80,9 @@ func redisKeys(t *testing.T, c *redis.Client, prefix string) []string {
 // default is 100ms).
 var healthyRedisTimeout = patience.String()
 
-// storeRedis is the llm_affinity lines of a shared Redis store.
+// storeRedis is the llm_affinity settings of a shared Redis store.
 func storeRedis(name, addr, prefix, timeout string) string {
-	return fmt.Sprintf("name %s\n\t\tstore redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n\t\t\ttimeout %s\n\t\t}",
-		name, addr, prefix, timeout)
+	return fmt.Sprintf("name %s\nstore redis {\n\taddress %s\n\tprefix %s\n\ttimeout %s\n}", name, addr, prefix, timeout)
 }
 
 // ---------------------------------------------------------------------------
@@ -123,10 +122,10 @@ type caddyProcess struct {
 }
 
 // startCaddyBinary runs bin with its own Caddyfile: admin, http and https
-// ports are free loopback ports, and site is a site body whose address
-// "http://localhost:9080" is replaced by this instance's address. It waits
-// until the site answers and stops the process when the test ends.
-func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
+// ports are free loopback ports, and site is served on this instance's
+// address instead of its own. It waits until the site answers and stops the
+// process when the test ends.
+func startCaddyBinary(t *testing.T, bin string, site testSite) *caddyProcess {
 	t.Helper()
 	dir := t.TempDir()
 	port, adminPort, httpsPort := redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)
@@ -143,7 +142,9 @@ func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
 	skip_install_trust
 	grace_period 1ns
 }
-`, adminPort, port, httpsPort) + strings.Replace(site, "http://localhost:9080", p.base, 1)
+`, adminPort, port, httpsPort)
+	site.address = p.base
+	caddyfile += site.String()
 	cfgPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
@@ -328,12 +329,6 @@ func sum(samples []sample, name string, want map[string]string) (total float64, 
 	return total, found
 }
 
-// withSiteLines inserts site-level directives (log, metrics) into a site
-// made by routerSite, before its llm_affinity block.
-func withSiteLines(site, lines string) string {
-	return strings.Replace(site, "\tllm_affinity {", lines+"\n\tllm_affinity {", 1)
-}
-
 // ---------------------------------------------------------------------------
 // Tests
 
@@ -345,14 +340,18 @@ func withSiteLines(site, lines string) string {
 func TestReloadKeepsPins(t *testing.T) {
 	f := newFleet(t, alternating)
 	extra := newFakeUpstream(t, "extra")
-	startCaddy(t, routerSite(f, "name reload-a\n\t\tttl 10m"))
+	site := f.plainSite().with("name reload-a")
+	site.ttl = "10m"
+	startCaddy(t, site.String())
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S before the reload", resp, "claude", "code", "routed")
 
 	// an edited config: another ttl, another model
-	edited := routerSite(f, "name reload-a\n\t\tttl 20m\n\t\tmodel extra {\n\t\t\tto "+extra.addr()+"\n\t\t}")
-	reloadCaddy(t, globalOptions+edited)
+	edited := f.plainSite().with("name reload-a")
+	edited.ttl = "20m"
+	edited.models = append([]siteModel{{name: "extra", to: extra.addr()}}, edited.models...)
+	reloadCaddy(t, globalOptions+edited.String())
 	resp = mustChat(t, gateway, chat("gpt-4o-mini", "second turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S after a reload", resp, "claude", "code", "pinned")
 	if got := f.router.calls.Load(); got != 1 {
@@ -366,7 +365,7 @@ func TestReloadKeepsPins(t *testing.T) {
 	}
 
 	// another name is another store: it starts empty, and the old one is gone
-	reloadCaddy(t, globalOptions+routerSite(f, "name reload-b"))
+	reloadCaddy(t, globalOptions+f.plainSite().with("name reload-b").String())
 	resp = mustChat(t, gateway, chat("gpt-4o-mini", "third turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S after renaming the store", resp, "claude", "code", "routed")
 	if got := f.router.calls.Load(); got != 3 {
@@ -393,8 +392,8 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	t.Run("pin made on one instance serves the other", func(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
-		site := routerSite(f, storeRedis("shared", addr, prefix, healthyRedisTimeout))
-		startCaddy(t, site)
+		site := f.plainSite().with(storeRedis("shared", addr, prefix, healthyRedisTimeout))
+		startCaddy(t, site.String())
 		other := startCaddyBinary(t, bin, site)
 
 		const key = "S-shared-session-7f3a"
@@ -442,8 +441,8 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
 		f.router.delay.Store(int64(300 * time.Millisecond))
-		site := routerSite(f, storeRedis("shared", addr, prefix, healthyRedisTimeout))
-		startCaddy(t, site)
+		site := f.plainSite().with(storeRedis("shared", addr, prefix, healthyRedisTimeout))
+		startCaddy(t, site.String())
 		other := startCaddyBinary(t, bin, site)
 
 		const perInstance = 10
@@ -512,7 +511,7 @@ func TestRedisOutage(t *testing.T) {
 	// cost seconds, long enough that no call to a healthy local Redis on a
 	// loaded machine reaches it
 	const redisTimeout = time.Second
-	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.Addr, prefix, redisTimeout.String())), "\tmetrics /metrics"))
+	startCaddy(t, f.plainSite().with(storeRedis("outage", rs.Addr, prefix, redisTimeout.String())).withDirectives("metrics /metrics").String())
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first"), "X-Model-Affinity", "S-outage")
 	expectDecision(t, "S before the outage", resp, "claude", "code", "routed")
@@ -594,7 +593,7 @@ func TestRedisOutage(t *testing.T) {
 // model.
 func TestTenantScope(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, "name tenants\n\t\tscope {http.request.header.X-Tenant}"))
+	startCaddy(t, f.plainSite().with("name tenants", "scope {http.request.header.X-Tenant}").String())
 
 	send := func(tenant string) *http.Response {
 		t.Helper()
@@ -632,7 +631,7 @@ func TestTenantScope(t *testing.T) {
 // admin endpoint, and its errors.
 func TestAdminAPI(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, routerSite(f, "name admin-test"))
+	startCaddy(t, f.plainSite().with("name admin-test").String())
 	for _, key := range []string{"adm-1", "adm-2", "adm-3"} {
 		mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 	}
@@ -745,7 +744,7 @@ func TestAdminAPI(t *testing.T) {
 // the config's registry none of them would be scraped.
 func TestMetricsEndpoint(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, withSiteLines(routerSite(f, "name metrics-test"), "\tmetrics /metrics"))
+	startCaddy(t, f.plainSite().with("name metrics-test").withDirectives("metrics /metrics").String())
 
 	const key = "S-metrics-key-9c1e"
 	const prompt = "METRICS-SECRET-PROMPT about the merger"
@@ -808,7 +807,7 @@ func TestStripHeader(t *testing.T) {
 			rec := &headerRecorder{}
 			f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 			f.claude = rec.upstream(t)
-			startCaddy(t, routerSite(f, tc.extra))
+			startCaddy(t, f.plainSite().with(tc.extra).String())
 			resp := mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "S-strip", "X-Model-Affinity-Mode", "on")
 			expectDecision(t, "request", resp, "claude", "code", "routed")
 			rec.mu.Lock()
@@ -828,9 +827,9 @@ func TestStripHeader(t *testing.T) {
 func TestAccessLogFields(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	startCaddy(t, withSiteLines(routerSite(f, ""), "\tlog {\n\t\toutput file "+logPath+"\n\t}"))
+	startCaddy(t, f.plainSite().withDirectives("log {\n\toutput file "+logPath+"\n}").String())
 	// close the log file before the temp dir goes away
-	t.Cleanup(func() { startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n") })
+	t.Cleanup(func() { closeLogFiles(t) })
 
 	const key = "S-access-log-key-4d2b"
 	mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)

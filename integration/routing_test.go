@@ -40,46 +40,6 @@ func expectDecision(t *testing.T, what string, resp *http.Response, model, route
 	}
 }
 
-// routerSite is a site with three models (claude, gpt-4o, small as the
-// default), two routes the router chooses between (code -> claude then
-// gpt-4o, analysis -> gpt-4o) and the fleet's fake router; extra is inserted
-// into the llm_affinity block.
-func routerSite(f *fleet, extra string) string {
-	return fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default small
-		%s
-		model claude {
-			to %s
-			upstream_model claude-up
-		}
-		model gpt-4o {
-			to %s
-		}
-		model small {
-			to %s
-		}
-		route code {
-			description Writing, calling tools for, or fixing code
-			models claude gpt-4o
-		}
-		route analysis {
-			description Reasoning about results and comparing options
-			models gpt-4o
-		}
-		router llm {
-			endpoint %s
-			model katanemo/Arch-Router-1.5B
-			timeout %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, extra, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint(), routerTimeout)
-}
-
 // openAIBody and anthropicBody wrap raw JSON messages into a request body.
 func openAIBody(msgs ...string) []byte {
 	return []byte(`{"model":"gpt-4o-mini","messages":[` + strings.Join(msgs, ",") + `]}`)
@@ -487,7 +447,7 @@ func runTurns(t *testing.T, f *fleet, path, key string, steps []turnStep) {
 func TestRouteOnUserOnly(t *testing.T) {
 	t.Run("openai", func(t *testing.T) {
 		f := newFleet(t, alternating)
-		startCaddy(t, routerSite(f, "route_on_user_only"))
+		startCaddy(t, f.plainSite().with("route_on_user_only").String())
 		sys := `{"role":"system","content":"You are an agent."}`
 		u1 := `{"role":"user","content":"What is 6 times 7?"}`
 		call1 := `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"calc","arguments":"{\"a\":6,\"b\":7}"}}]}`
@@ -508,7 +468,7 @@ func TestRouteOnUserOnly(t *testing.T) {
 
 	t.Run("anthropic", func(t *testing.T) {
 		f := newFleet(t, alternating)
-		startCaddy(t, routerSite(f, "route_on_user_only on"))
+		startCaddy(t, f.plainSite().with("route_on_user_only on").String())
 		u1 := `{"role":"user","content":[{"type":"text","text":"What is 6 times 7?"}]}`
 		use1 := `{"role":"assistant","content":[{"type":"text","text":"Calling calc."},{"type":"tool_use","id":"tu_1","name":"calc","input":{"a":6,"b":7}}]}`
 		result1 := `{"role":"user","content":[{"type":"tool_result","tool_use_id":"tu_1","content":"42"}]}`
@@ -528,7 +488,7 @@ func TestRouteOnUserOnly(t *testing.T) {
 
 	t.Run("off by default", func(t *testing.T) {
 		f := newFleet(t, alternating)
-		startCaddy(t, routerSite(f, ""))
+		startCaddy(t, f.plainSite().String())
 		u1 := `{"role":"user","content":"What is 6 times 7?"}`
 		asst := `{"role":"assistant","content":"It is 42."}`
 		u2 := `{"role":"user","content":"Now compare PostgreSQL and MongoDB"}`
@@ -561,7 +521,7 @@ func strconvQuote(s string) string {
 // and switch models.
 func TestImplicitAffinity(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, "implicit on\n\t\timplicit_salt testsalt"))
+	startCaddy(t, f.plainSite().with("implicit on", "implicit_salt testsalt").String())
 
 	const first = "Find the bug in parser.go PROMPT-TEXT-ONE"
 	asst := `{"role":"assistant","content":"Looking at it."}`
@@ -637,7 +597,7 @@ func TestImplicitAffinity(t *testing.T) {
 // ignored, so K would be pinned by the opt-out requests.
 func TestOptOut(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, ""))
+	startCaddy(t, f.plainSite().String())
 	body := chat("gpt-4o-mini", "hello")
 
 	wantModels := []string{"claude", "gpt-4o"} // the router alternates
@@ -704,7 +664,7 @@ func checkErrorShape(t *testing.T, what string, anthropic bool, resp *http.Respo
 // upstream and answered with a chat completion.
 func TestDecisionAPI(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, ""))
+	startCaddy(t, f.plainSite().String())
 	body := chat("gpt-4o-mini", "write a function")
 
 	d, raw := decide(t, "/routing/v1/chat/completions", body, "X-Model-Affinity", "K-decide")
