@@ -112,7 +112,7 @@ func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
 	// from Caddy's internal CA
 	site := f.plainSite().withDirectives("tls internal")
 	site.address = tlsGateway
-	startCaddy(t, site.String())
+	startCaddy(t, site)
 	roots := internalRoots(t)
 
 	for _, pc := range tlsClients(t, roots) {
@@ -241,7 +241,7 @@ func TestBasicAuthInFront(t *testing.T) {
 			base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 	}
 	auth := fmt.Sprintf("basic_auth argon2id {\n\talice %s\n\tbob %s\n}", hash("alice-pw"), hash("bob-pw"))
-	startCaddy(t, f.keyedSite().with("name authed", "scope {http.auth.user.id}").withDirectives(auth).String())
+	startCaddy(t, f.keyedSite().with("name authed", "scope {http.auth.user.id}").withDirectives(auth))
 
 	basic := func(user, password string) []string {
 		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
@@ -278,7 +278,7 @@ func TestForwardAuthInFront(t *testing.T) {
 	}))
 	t.Cleanup(authSrv.Close)
 	auth := fmt.Sprintf("forward_auth %s {\n\turi /verify\n\tcopy_headers X-User\n}", strings.TrimPrefix(authSrv.URL, "http://"))
-	startCaddy(t, f.keyedSite().with("name authed", "scope {http.request.header.X-User}").withDirectives(auth).String())
+	startCaddy(t, f.keyedSite().with("name authed", "scope {http.request.header.X-User}").withDirectives(auth))
 
 	checkAuthInFront(t, f,
 		func(user string) []string { return []string{"Authorization", "Bearer tok-" + user} },
@@ -306,24 +306,14 @@ func TestForwardAuthInFront(t *testing.T) {
 // to a random replica.
 func TestReplicaStickiness(t *testing.T) {
 	reps := []*fakeUpstream{newFakeUpstream(t, "r0"), newFakeUpstream(t, "r1"), newFakeUpstream(t, "r2")}
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default local
-		strip_header off
-		model local {
-			to %s %s %s
-			upstream_model qwen
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-		lb_policy header X-Model-Affinity
-		lb_retries 2
-		fail_duration 1m
-		max_fails 1
-	}
-}
-`, reps[0].addr(), reps[1].addr(), reps[2].addr()))
+	startCaddy(t, testSite{
+		settings:     []string{"strip_header off"},
+		defaultModel: "local",
+		models: []siteModel{
+			{name: "local", to: reps[0].addr() + " " + reps[1].addr() + " " + reps[2].addr(), upstreamModel: "qwen"},
+		},
+		proxy: []string{"lb_policy header X-Model-Affinity", "lb_retries 2", "fail_duration 1m", "max_fails 1"},
+	})
 
 	const sessions, requestsPerRound, workers = 300, 2, 16
 	// round sends every session's requests (16 at a time) and returns the

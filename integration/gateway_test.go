@@ -26,7 +26,7 @@ func decisionOf(resp *http.Response) (model, route, status string) {
 func TestPinnedSessionSkipsRouter(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	var models []string
 	for turn := 1; turn <= 5; turn++ {
@@ -61,7 +61,7 @@ func TestPinnedSessionSkipsRouter(t *testing.T) {
 func TestNoHeaderRoutesEveryTurn(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	var models []string
 	for turn := 1; turn <= 4; turn++ {
@@ -88,7 +88,7 @@ func TestConcurrentFirstRequestsMakeOneRouterCall(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
 	f.router.delay.Store(int64(300 * time.Millisecond))
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	const clients = 50
 	var wg sync.WaitGroup
@@ -163,7 +163,7 @@ func TestRouterFailureFallsBack(t *testing.T) {
 			if tt.endpoint {
 				site.router.endpoint = deadEndpoint
 			}
-			startCaddy(t, site.String())
+			startCaddy(t, site)
 			start := time.Now()
 			resp, body := post(t, "/v1/chat/completions", chat(tt.model, "hello"), "X-Model-Affinity", "s-"+tt.name)
 			elapsed := time.Since(start)
@@ -211,7 +211,7 @@ func ttlAttempt(t *testing.T, f *fleet, ttl time.Duration, key string) bool {
 	t.Helper()
 	site := f.keyedSite()
 	site.ttl = ttl.String()
-	startCaddy(t, site.String())
+	startCaddy(t, site)
 	callsBefore := f.router.calls.Load()
 	var lastStart, lastEnd time.Time
 	send := func() (model, status string, minGap, maxGap time.Duration) {
@@ -253,7 +253,7 @@ func ttlAttempt(t *testing.T, f *fleet, ttl time.Duration, key string) bool {
 func TestRewriteAndCredentials(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	body := []byte(`{"temperature":0.2,"model":"gpt-4o-mini","messages":[{"role":"user","content":"fix my code"}],"metadata":{"a":[1,2,3]}}`)
 	resp, out := post(t, "/v1/chat/completions", body,
@@ -324,7 +324,7 @@ func TestRewriteAndCredentials(t *testing.T) {
 func TestSideCallKeepsMainPin(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	main1, _ := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "main loop"), "X-Model-Affinity", "s-side")
 	side, _ := post(t, "/v1/chat/completions", chat("summarizer", "side call"), "X-Model-Affinity", "s-side")
@@ -347,7 +347,7 @@ func TestStreamingArrivesIncrementally(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "analysis"}` })
 	f.gpt.streamGate = make(chan struct{})
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
 	req, _ := http.NewRequest(http.MethodPost, gateway+"/v1/chat/completions", bytes.NewReader(body))
@@ -368,7 +368,7 @@ func TestBadInput(t *testing.T) {
 	f := newFleet(t, alternating)
 	site := f.keyedSite()
 	site.maxBody = "2KB"
-	startCaddy(t, site.String())
+	startCaddy(t, site)
 
 	big := chat("gpt-4o-mini", strings.Repeat("x", 4000))
 	tests := []struct {
@@ -420,7 +420,7 @@ func TestBadInput(t *testing.T) {
 func TestAnthropicMessages(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	body := []byte(`{"model":"claude-3-haiku","max_tokens":64,"system":"be brief","messages":[{"role":"user","content":[{"type":"text","text":"write a function"}]}]}`)
 	for turn := 1; turn <= 3; turn++ {
@@ -444,7 +444,7 @@ func TestAnthropicMessages(t *testing.T) {
 func TestPassThrough(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	req, _ := http.NewRequest(http.MethodGet, gateway+"/v1/models", nil)
 	req.Header.Set("Authorization", "Bearer client-key")

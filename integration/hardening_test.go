@@ -131,7 +131,7 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 				site.model("small").apiKey = "sk-small-test-secret"
 				wantDefault = []string{"Authorization", "Bearer sk-small-test-secret"}
 			}
-			startCaddy(t, site.String())
+			startCaddy(t, site)
 
 			send(http.MethodGet, "/v1/models", nil)
 			lastSeen("GET /v1/models", f.small, wantDefault...)
@@ -159,18 +159,10 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 // (up to max_body) before reading a byte.
 func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
 	up := newFakeUpstream(t, "m")
-	startCaddyConfig(t, globalOptionsWith("\tmetrics")+fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		model m {
-			to %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, up.addr()))
+	startCaddyConfig(t, globalOptionsWith("\tmetrics")+testSite{
+		defaultModel: "m",
+		models:       []siteModel{{name: "m", to: up.addr()}},
+	}.String())
 
 	const conns, declared = 40, 10 << 20
 	runtime.GC()
@@ -217,20 +209,12 @@ func TestBufferedBodiesBounded(t *testing.T) {
 	up := newFakeUpstream(t, "m")
 	// each body below declares 60,000 bytes, so its buffer starts at 64 KiB:
 	// 128 KiB holds two of them
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		max_body 64KiB
-		max_buffered 128KiB
-		model m {
-			to %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, up.addr()))
+	startCaddy(t, testSite{
+		settings:     []string{"max_buffered 128KiB"},
+		maxBody:      "64KiB",
+		defaultModel: "m",
+		models:       []siteModel{{name: "m", to: up.addr()}},
+	})
 
 	body := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 59900) + `"}]}`)
 	body = append(body, bytes.Repeat([]byte(" "), 60000-len(body))...)
@@ -348,7 +332,7 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 	rc := redisClient(t, addr)
 	prefix := uniquePrefix(t, addr)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.plainSite().with(storeRedis("reload-guard", addr, prefix, healthyRedisTimeout), "max_entries 100").String())
+	startCaddy(t, f.plainSite().with(storeRedis("reload-guard", addr, prefix, healthyRedisTimeout), "max_entries 100"))
 	const sessions = 50
 	models := map[string]string{}
 	for i := range sessions {
@@ -418,19 +402,12 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 func TestNoDynamicProxy(t *testing.T) {
 	up := newFakeUpstream(t, "m")
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	site := func(proxy string) string {
-		return globalOptionsWith("\tlog {\n\t\toutput file "+logPath+"\n\t}") + fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		model m {
-			to %s
-		}
-	}
-	%s
-}
-`, up.addr(), proxy)
-	}
-	startCaddyConfig(t, site(""))
+	globals := globalOptionsWith("\tlog {\n\t\toutput file " + logPath + "\n\t}")
+	site := testSite{defaultModel: "m", models: []siteModel{{name: "m", to: up.addr()}}}
+	noProxy, staticProxy := site, site
+	noProxy.noProxy = true
+	staticProxy.staticProxy = up.addr()
+	startCaddyConfig(t, globals+noProxy.String())
 	for _, tc := range []struct {
 		method, path string
 		body         []byte
@@ -453,7 +430,7 @@ func TestNoDynamicProxy(t *testing.T) {
 			t.Errorf("%s: the error does not name the missing reverse_proxy: %s", what, out)
 		}
 	}
-	reloadCaddy(t, site("reverse_proxy "+up.addr()))
+	reloadCaddy(t, globals+staticProxy.String())
 	logs, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -469,7 +446,7 @@ func TestNoDynamicProxy(t *testing.T) {
 	}
 	// the standard layout warns about nothing
 	before := strings.Count(string(logs), "follows llm_affinity")
-	reloadCaddy(t, site("reverse_proxy {\n\t\tdynamic llm_affinity\n\t}"))
+	reloadCaddy(t, globals+site.String())
 	if logs, _ = os.ReadFile(logPath); strings.Count(string(logs), "follows llm_affinity") != before {
 		t.Errorf("reverse_proxy with dynamic llm_affinity drew a warning:\n%s", logs)
 	}
@@ -480,19 +457,10 @@ func TestNoDynamicProxy(t *testing.T) {
 // it loaded, and the client's own credential went upstream.
 func TestUnsetKeyFailsLoad(t *testing.T) {
 	up := newFakeUpstream(t, "m")
-	status, body := postLoad(t, "text/caddyfile", []byte(globalOptions+fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		model m {
-			to %s
-			api_key {env.LLMA_TEST_NEVER_SET_KEY}
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, up.addr())))
+	status, body := postLoad(t, "text/caddyfile", []byte(globalOptions+testSite{
+		defaultModel: "m",
+		models:       []siteModel{{name: "m", to: up.addr(), apiKey: "{env.LLMA_TEST_NEVER_SET_KEY}"}},
+	}.String()))
 	want := "model 'm': api_key: environment variable LLMA_TEST_NEVER_SET_KEY is not set"
 	if status == http.StatusOK || !strings.Contains(body, want) {
 		t.Errorf("load with an unset key variable: %d %s; want a failure naming %q", status, body, want)
@@ -522,7 +490,7 @@ func TestClientChoiceSwitches(t *testing.T) {
 		{extra: "client_preferences off", wantAsked: "gpt-4o", wantPrefs: "gpt-4o"},
 		{extra: "client_model off\nclient_preferences off", wantAsked: "small", wantPrefs: "small"},
 	} {
-		startCaddy(t, f.plainSite().with(tc.extra).String())
+		startCaddy(t, f.plainSite().with(tc.extra))
 		what := fmt.Sprintf("%q", tc.extra)
 		if m, _, _ := decisionOf(mustChat(t, gateway, chat("gpt-4o", "hi"))); m != tc.wantAsked {
 			t.Errorf("%s: asking for gpt-4o served %s, want %s", what, m, tc.wantAsked)

@@ -401,16 +401,16 @@ func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // newFakeUpstreams starts a fakeUpstream per name; it returns them by name,
-// and their addresses in the order of names, for a config's Sprintf.
-func newFakeUpstreams(t *testing.T, names ...string) (map[string]*fakeUpstream, []any) {
+// and a site's models of the same names on them, in the order of names.
+func newFakeUpstreams(t *testing.T, names ...string) (map[string]*fakeUpstream, []siteModel) {
 	t.Helper()
 	ups := map[string]*fakeUpstream{}
-	var addrs []any
+	var models []siteModel
 	for _, n := range names {
 		ups[n] = newFakeUpstream(t, n)
-		addrs = append(addrs, ups[n].addr())
+		models = append(models, siteModel{name: n, to: ups[n].addr()})
 	}
-	return ups, addrs
+	return ups, models
 }
 
 // stream answers with three SSE chunks and [DONE], flushing each; when
@@ -553,9 +553,9 @@ func newTester(t *testing.T) *caddytest.Tester {
 
 // startCaddy loads a site (global options are added) into the test binary's
 // Caddy.
-func startCaddy(t *testing.T, site string) *caddytest.Tester {
+func startCaddy(t *testing.T, site testSite) *caddytest.Tester {
 	t.Helper()
-	return startCaddyConfig(t, globalOptions+site)
+	return startCaddyConfig(t, globalOptions+site.String())
 }
 
 // closeLogFiles loads a site without llm_affinity or logs: Caddy closes the

@@ -342,7 +342,7 @@ func TestReloadKeepsPins(t *testing.T) {
 	extra := newFakeUpstream(t, "extra")
 	site := f.plainSite().with("name reload-a")
 	site.ttl = "10m"
-	startCaddy(t, site.String())
+	startCaddy(t, site)
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S before the reload", resp, "claude", "code", "routed")
@@ -393,7 +393,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
 		site := f.plainSite().with(storeRedis("shared", addr, prefix, healthyRedisTimeout))
-		startCaddy(t, site.String())
+		startCaddy(t, site)
 		other := startCaddyBinary(t, bin, site)
 
 		const key = "S-shared-session-7f3a"
@@ -442,7 +442,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		f := newFleet(t, alternating)
 		f.router.delay.Store(int64(300 * time.Millisecond))
 		site := f.plainSite().with(storeRedis("shared", addr, prefix, healthyRedisTimeout))
-		startCaddy(t, site.String())
+		startCaddy(t, site)
 		other := startCaddyBinary(t, bin, site)
 
 		const perInstance = 10
@@ -511,7 +511,7 @@ func TestRedisOutage(t *testing.T) {
 	// cost seconds, long enough that no call to a healthy local Redis on a
 	// loaded machine reaches it
 	const redisTimeout = time.Second
-	startCaddy(t, f.plainSite().with(storeRedis("outage", rs.Addr, prefix, redisTimeout.String())).withDirectives("metrics /metrics").String())
+	startCaddy(t, f.plainSite().with(storeRedis("outage", rs.Addr, prefix, redisTimeout.String())).withDirectives("metrics /metrics"))
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first"), "X-Model-Affinity", "S-outage")
 	expectDecision(t, "S before the outage", resp, "claude", "code", "routed")
@@ -593,7 +593,7 @@ func TestRedisOutage(t *testing.T) {
 // model.
 func TestTenantScope(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, f.plainSite().with("name tenants", "scope {http.request.header.X-Tenant}").String())
+	startCaddy(t, f.plainSite().with("name tenants", "scope {http.request.header.X-Tenant}"))
 
 	send := func(tenant string) *http.Response {
 		t.Helper()
@@ -631,7 +631,7 @@ func TestTenantScope(t *testing.T) {
 // admin endpoint, and its errors.
 func TestAdminAPI(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.plainSite().with("name admin-test").String())
+	startCaddy(t, f.plainSite().with("name admin-test"))
 	for _, key := range []string{"adm-1", "adm-2", "adm-3"} {
 		mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 	}
@@ -744,7 +744,7 @@ func TestAdminAPI(t *testing.T) {
 // the config's registry none of them would be scraped.
 func TestMetricsEndpoint(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.plainSite().with("name metrics-test").withDirectives("metrics /metrics").String())
+	startCaddy(t, f.plainSite().with("name metrics-test").withDirectives("metrics /metrics"))
 
 	const key = "S-metrics-key-9c1e"
 	const prompt = "METRICS-SECRET-PROMPT about the merger"
@@ -807,7 +807,7 @@ func TestStripHeader(t *testing.T) {
 			rec := &headerRecorder{}
 			f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 			f.claude = rec.upstream(t)
-			startCaddy(t, f.plainSite().with(tc.extra).String())
+			startCaddy(t, f.plainSite().with(tc.extra))
 			resp := mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "S-strip", "X-Model-Affinity-Mode", "on")
 			expectDecision(t, "request", resp, "claude", "code", "routed")
 			rec.mu.Lock()
@@ -827,7 +827,7 @@ func TestStripHeader(t *testing.T) {
 func TestAccessLogFields(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	startCaddy(t, f.plainSite().withDirectives("log {\n\toutput file "+logPath+"\n}").String())
+	startCaddy(t, f.plainSite().withDirectives("log {\n\toutput file "+logPath+"\n}"))
 	// close the log file before the temp dir goes away
 	t.Cleanup(func() { closeLogFiles(t) })
 

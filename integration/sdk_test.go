@@ -137,7 +137,7 @@ func TestOpenAISDKStreaming(t *testing.T) {
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
 	t.Cleanup(release) // never leave the upstream waiting on a failed test
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 
 	// a regression that buffers the stream fails at this deadline instead of
 	// hanging: the upstream holds the rest until the gate opens
@@ -201,7 +201,7 @@ func TestOpenAISDKStreaming(t *testing.T) {
 func TestAnthropicSDKMessages(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 	client := anthropicClient(t)
 
 	params := anthropic.MessageNewParams{
@@ -281,7 +281,7 @@ func TestAnthropicSDKMessages(t *testing.T) {
 func TestSDKBadAffinityKey(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.keyedSite().String())
+	startCaddy(t, f.keyedSite())
 	key := strings.Repeat("k", 300)
 	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
