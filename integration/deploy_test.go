@@ -173,53 +173,6 @@ func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
 	}
 }
 
-// upstreamTotal is how many requests the fleet's models got.
-func (f *fleet) upstreamTotal() int { return f.claude.count() + f.gpt.count() + f.small.count() }
-
-// checkAuthInFront checks a gateway with auth in front of llm_affinity:
-// rejected requests reach no router, pin and upstream; two users sending the
-// same affinity key get a decision each, keep their own pins, and the
-// upstream sees the model's key, never the user's credentials.
-// creds(user) returns the request headers that authenticate user.
-func checkAuthInFront(t *testing.T, f *fleet, creds func(user string) []string, rejected map[string][]string) {
-	t.Helper()
-	for name, headers := range rejected {
-		resp, out := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), append(headers, "X-Model-Affinity", "shared")...)
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s: status %d, want 401: %s", name, resp.StatusCode, out)
-		}
-		if _, _, s := decisionOf(resp); s != "" {
-			t.Errorf("%s: a rejected request got a routing decision (%s)", name, s)
-		}
-	}
-	if calls, pins, ups := f.router.calls.Load(), listStores(t)["authed"], f.upstreamTotal(); calls != 0 || pins != 0 || ups != 0 {
-		t.Fatalf("after rejected requests: %d router calls, %d pins, %d upstream requests; want none", calls, pins, ups)
-	}
-
-	send := func(user string) *http.Response {
-		t.Helper()
-		return mustChat(t, gateway, chat("gpt-4o-mini", "hi"), append(creds(user), "X-Model-Affinity", "shared")...)
-	}
-	// the router alternates: alice's session goes to code, bob's to analysis
-	expectDecision(t, "alice, first", send("alice"), "claude", "code", "routed")
-	expectDecision(t, "bob, same key", send("bob"), "gpt-4o", "analysis", "routed")
-	expectDecision(t, "alice again", send("alice"), "claude", "code", "pinned")
-	expectDecision(t, "bob again", send("bob"), "gpt-4o", "analysis", "pinned")
-	if calls, pins := f.router.calls.Load(), listStores(t)["authed"]; calls != 2 || pins != 2 {
-		t.Errorf("two users, one key: %d router calls and %d pins, want 2 and 2", calls, pins)
-	}
-	for _, seen := range f.gpt.requests() {
-		if seen.Authorization != "Bearer sk-openai-test-secret" || seen.APIKey != "" {
-			t.Errorf("gpt-4o saw Authorization %q, x-api-key %q; want only its own key", seen.Authorization, seen.APIKey)
-		}
-	}
-	for _, seen := range f.claude.requests() {
-		if seen.APIKey != "sk-ant-test-secret" || seen.Authorization != "" {
-			t.Errorf("claude saw Authorization %q, x-api-key %q; want only its own key", seen.Authorization, seen.APIKey)
-		}
-	}
-}
-
 // TestBasicAuthInFront: Caddy's basic_auth before llm_affinity, pins scoped
 // by {http.auth.user.id}.
 //

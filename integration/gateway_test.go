@@ -17,12 +17,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// decisionOf returns the decision headers of a gateway response.
-func decisionOf(resp *http.Response) (model, route, status string) {
-	return resp.Header.Get("X-Model-Affinity-Model"), resp.Header.Get("X-Model-Affinity-Route"),
-		resp.Header.Get("X-Model-Affinity-Status")
-}
-
 func TestPinnedSessionSkipsRouter(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)

@@ -25,45 +25,6 @@ import (
 // never pass to a provider on its own.
 var credentialHeaderNames = []string{"Authorization", "X-Api-Key", "Api-Key", "Cookie"}
 
-// checkAPIError checks an error the gateway answered itself: status, JSON,
-// and the error shape and type of the request's API. It returns the error's
-// message.
-func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *http.Response, body []byte) string {
-	t.Helper()
-	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("%s: status %d content type %q, want %d JSON: %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), status, body)
-		return ""
-	}
-	if anthropic {
-		want := map[int]string{400: "invalid_request_error", 413: "request_too_large", 502: "api_error", 503: "overloaded_error"}[status]
-		var e struct {
-			Type  string `json:"type"`
-			Error struct {
-				Type    string `json:"type"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Type != want || e.Error.Message == "" {
-			t.Errorf("%s: body %s, want the Anthropic error shape with type %s", what, body, want)
-		}
-		return e.Error.Message
-	}
-	want := "invalid_request_error"
-	if status >= 500 {
-		want = "server_error"
-	}
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-			Type    string `json:"type"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil || e.Error.Type != want || e.Error.Message == "" {
-		t.Errorf("%s: body %s, want the OpenAI error shape with type %s", what, body, want)
-	}
-	return e.Error.Message
-}
-
 // TestEveryPathReplacesCredentials: with basic_auth in front, whatever path
 // a request takes through llm_affinity (routed, with a trailing slash, or
 // passed through to the default model), no client credential and no
@@ -265,19 +226,6 @@ func TestBufferedBodiesBounded(t *testing.T) {
 	if up.count() != conns-1 {
 		t.Errorf("upstream got %d requests, want %d", up.count(), conns-1)
 	}
-}
-
-// postLoad posts a config to the in-process Caddy's /load and returns the
-// status and body.
-func postLoad(t *testing.T, contentType string, cfg []byte) (int, string) {
-	t.Helper()
-	resp, err := http.Post(adminURL+"/load", contentType, bytes.NewReader(cfg))
-	if err != nil {
-		t.Fatalf("POST /load: %v", err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
 }
 
 // adaptJSON adapts a whole Caddyfile to JSON, failing the test on warnings.

@@ -18,38 +18,6 @@ import (
 	"testing"
 )
 
-// fixedResponse answers every request with status, the given headers (name,
-// value pairs) and body.
-func fixedResponse(status int, body string, headers ...string) func(http.ResponseWriter, *http.Request, []byte) {
-	return func(w http.ResponseWriter, _ *http.Request, _ []byte) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-// expectDecision checks a response's decision headers.
-func expectDecision(t *testing.T, what string, resp *http.Response, model, route, status string) {
-	t.Helper()
-	m, r, s := decisionOf(resp)
-	if m != model || r != route || s != status {
-		t.Errorf("%s: decision model/route/status %q/%q/%q, want %q/%q/%q", what, m, r, s, model, route, status)
-	}
-}
-
-// openAIBody and anthropicBody wrap raw JSON messages into a request body.
-func openAIBody(msgs ...string) []byte {
-	return []byte(`{"model":"gpt-4o-mini","messages":[` + strings.Join(msgs, ",") + `]}`)
-}
-
-func anthropicBody(msgs ...string) []byte {
-	return []byte(`{"model":"claude-client","max_tokens":64,"system":"You are an agent.","messages":[` +
-		strings.Join(msgs, ",") + `]}`)
-}
-
 // TestFailoverToNextCandidate: when the route's pick fails before any byte
 // reaches the client, the next candidate serves, the client sees only its
 // response, and the pin follows it. Without failover the client would get the
@@ -451,11 +419,6 @@ func implicitBody(firstUser string, turns ...string) []byte {
 		`"messages":[` + strings.Join(msgs, ",") + `]}`)
 }
 
-func strconvQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 // TestImplicitAffinity: with implicit on, requests without the header are
 // keyed by the system prompt, tools and first user message. Without the
 // feature the 2nd and 3rd requests would call the (alternating) router again
@@ -591,12 +554,6 @@ func decide(t *testing.T, path string, body []byte, headers ...string) (decision
 		t.Fatalf("%s: body %s is not {models, route, session_id, pinned}: %v", path, out, err)
 	}
 	return d, string(out)
-}
-
-// checkErrorShape checks a 400 in the API's error shape.
-func checkErrorShape(t *testing.T, what string, anthropic bool, resp *http.Response, body []byte) {
-	t.Helper()
-	checkAPIError(t, what, anthropic, http.StatusBadRequest, resp, body)
 }
 
 // TestDecisionAPI: POST .../routing/v1/... answers the decision as JSON,

@@ -21,22 +21,6 @@ import (
 	"github.com/llmaffinity/caddy-llm-affinity/internal/demo"
 )
 
-// openaiClient is the official OpenAI SDK pointed at the gateway, with no
-// retries so that every SDK call is exactly one gateway request.
-func openaiClient() openai.Client {
-	return openai.NewClient(option.WithBaseURL(gateway+"/v1"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-}
-
-// anthropicClient is the official Anthropic SDK pointed at the gateway, with
-// no retries.
-func anthropicClient(t *testing.T) anthropic.Client {
-	t.Helper()
-	// a developer's environment must not add a bearer token to the requests
-	t.Setenv("ANTHROPIC_AUTH_TOKEN", "")
-	return anthropic.NewClient(anthropicoption.WithBaseURL(gateway), anthropicoption.WithAPIKey("client-anthropic-key"),
-		anthropicoption.WithMaxRetries(0))
-}
-
 func TestOpenAISDKAgentLoop(t *testing.T) {
 	gpt, claude, router := new(demo.Provider), new(demo.Provider), new(demo.Router)
 	gptSrv, claudeSrv, routerSrv := httptest.NewServer(gpt), httptest.NewServer(claude), httptest.NewServer(router)
