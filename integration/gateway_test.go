@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -110,13 +109,7 @@ func TestConcurrentFirstRequestsMakeOneRouterCall(t *testing.T) {
 
 func TestRouterFailureFallsBack(t *testing.T) {
 	setKeys(t)
-	// a port with nothing listening
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadEndpoint := "http://" + ln.Addr().String() + "/v1/chat/completions"
-	ln.Close()
+	deadEndpoint := "http://" + deadAddr(t) + "/v1/chat/completions"
 
 	// the routers in these cases answer at once or fail at once, except the
 	// one that holds every call until the test has its response

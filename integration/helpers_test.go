@@ -134,26 +134,9 @@ func closeLogFiles(t *testing.T) {
 // flushPins empties every pin store through the admin API.
 func flushPins(t *testing.T) {
 	t.Helper()
-	resp, err := http.Get(adminURL + "/llm_affinity/")
-	if err != nil {
-		t.Fatalf("listing pin stores: %v", err)
-	}
-	defer resp.Body.Close()
-	var list struct {
-		Stores map[string]int `json:"stores"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("listing pin stores: status %d, %v", resp.StatusCode, err)
-	}
-	for name := range list.Stores {
-		req, _ := http.NewRequest(http.MethodDelete, adminURL+"/llm_affinity/"+name, nil)
-		del, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("flushing pin store %s: %v", name, err)
-		}
-		del.Body.Close()
-		if del.StatusCode != http.StatusOK {
-			t.Fatalf("flushing pin store %s: status %d", name, del.StatusCode)
+	for name := range listStores(t) {
+		if status, body := adminCall(t, http.MethodDelete, "/llm_affinity/"+name); status != http.StatusOK {
+			t.Fatalf("flushing pin store %s: status %d: %s", name, status, body)
 		}
 	}
 }
@@ -425,14 +408,11 @@ type fakeUpstream struct {
 
 func newFakeUpstream(t *testing.T, name string) *fakeUpstream {
 	t.Helper()
-	u := &fakeUpstream{name: name}
-	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
-	t.Cleanup(u.srv.Close)
-	return u
+	return newFakeUpstreamFunc(t, name, nil)
 }
 
 // newFakeUpstreamFunc is a fakeUpstream that records requests like any other
-// and answers them with respond.
+// and answers them with respond (nil: the echoing default).
 func newFakeUpstreamFunc(t *testing.T, name string, respond func(w http.ResponseWriter, r *http.Request, body []byte)) *fakeUpstream {
 	t.Helper()
 	u := &fakeUpstream{name: name, respond: respond}
@@ -663,7 +643,8 @@ func anthropicBody(msgs ...string) []byte {
 		strings.Join(msgs, ",") + `]}`)
 }
 
-func strconvQuote(s string) string {
+// jsonQuote is s as a JSON string.
+func jsonQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
@@ -699,20 +680,14 @@ func post(t *testing.T, path string, body []byte, headers ...string) (*http.Resp
 	return resp, out
 }
 
-// postTo is post against another gateway instance.
-func postTo(t *testing.T, base, path string, body []byte, headers ...string) (*http.Response, []byte) {
-	t.Helper()
-	resp, out, err := sendTo(http.DefaultClient, base, path, body, headers...)
-	if err != nil {
-		t.Fatalf("POST %s%s: %v", base, path, err)
-	}
-	return resp, out
-}
-
-// mustChat posts a chat request and fails the test unless it is answered 200.
+// mustChat posts a chat request to the gateway instance at base and fails
+// the test unless it is answered 200.
 func mustChat(t *testing.T, base string, body []byte, headers ...string) *http.Response {
 	t.Helper()
-	resp, out := postTo(t, base, "/v1/chat/completions", body, headers...)
+	resp, out, err := sendTo(http.DefaultClient, base, "/v1/chat/completions", body, headers...)
+	if err != nil {
+		t.Fatalf("POST %s/v1/chat/completions: %v", base, err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST %s/v1/chat/completions: status %d: %s", base, resp.StatusCode, out)
 	}
@@ -790,12 +765,6 @@ func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *
 		t.Errorf("%s: body %s, want the OpenAI error shape with type %s", what, body, want)
 	}
 	return e.Error.Message
-}
-
-// checkErrorShape checks a 400 in the API's error shape.
-func checkErrorShape(t *testing.T, what string, anthropic bool, resp *http.Response, body []byte) {
-	t.Helper()
-	checkAPIError(t, what, anthropic, http.StatusBadRequest, resp, body)
 }
 
 // expectChunkByChunk reads an SSE response from a fakeUpstream whose stream
@@ -962,26 +931,26 @@ func sum(samples []sample, name string, want map[string]string) (total float64, 
 // ---------------------------------------------------------------------------
 // Logs
 
-// waitForLogEntry waits for the JSON log file at path to hold an entry with
-// message msg and returns it.
-func waitForLogEntry(t *testing.T, path, msg string) map[string]any {
+// waitForLogEntry waits for the JSON log file at path to hold an entry that
+// match accepts and returns the first; what names it in the failure.
+func waitForLogEntry(t *testing.T, path, what string, match func(entry map[string]any) bool) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for {
-		if entry := findLogEntry(t, path, msg); entry != nil {
+		if entry := findLogEntry(t, path, match); entry != nil {
 			return entry
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(path)
-			t.Fatalf("no log entry %q within %v:\n%s", msg, patience, b)
+			t.Fatalf("no log entry %s within %v:\n%s", what, patience, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// findLogEntry returns the first entry of the JSON log file at path with
-// message msg, or nil.
-func findLogEntry(t *testing.T, path, msg string) map[string]any {
+// findLogEntry returns the first entry of the JSON log file at path that
+// match accepts, or nil.
+func findLogEntry(t *testing.T, path string, match func(entry map[string]any) bool) map[string]any {
 	t.Helper()
 	file, err := os.Open(path)
 	if err != nil {
@@ -992,7 +961,7 @@ func findLogEntry(t *testing.T, path, msg string) map[string]any {
 	for {
 		line, err := lines.ReadString('\n')
 		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == msg {
+		if json.Unmarshal([]byte(line), &entry) == nil && match(entry) {
 			return entry
 		}
 		if err == io.EOF {

@@ -71,7 +71,8 @@ func TestUpstreamAbortLogsNoCredential(t *testing.T) {
 		t.Fatalf("the upstream saw %+v; want one request with the model's x-api-key, the key the logs must not show", seen)
 	}
 
-	aborted := waitForLogEntry(t, logPath, "aborting with incomplete response")
+	const abortMsg = "aborting with incomplete response"
+	aborted := waitForLogEntry(t, logPath, "with msg "+jsonQuote(abortMsg), func(e map[string]any) bool { return e["msg"] == abortMsg })
 	if aborted["level"] != "warn" {
 		t.Errorf("%q logged at %v, want warn (the default log level shows it)", aborted["msg"], aborted["level"])
 	}

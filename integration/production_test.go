@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -527,24 +526,7 @@ func TestAccessLogFields(t *testing.T) {
 	const key = "S-access-log-key-4d2b"
 	mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 
-	var entry map[string]any
-	deadline := time.Now().Add(patience)
-	for entry == nil && time.Now().Before(deadline) {
-		b, _ := os.ReadFile(logPath)
-		for _, line := range strings.Split(string(b), "\n") {
-			var e map[string]any
-			if json.Unmarshal([]byte(line), &e) == nil && e["llm_model"] != nil {
-				entry = e
-			}
-		}
-		if entry == nil {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if entry == nil {
-		b, _ := os.ReadFile(logPath)
-		t.Fatalf("no access log line with llm_model within %v:\n%s", patience, b)
-	}
+	entry := waitForLogEntry(t, logPath, "with llm_model", func(e map[string]any) bool { return e["llm_model"] != nil })
 	digest := sha256.Sum256([]byte(key))
 	wantHash := hex.EncodeToString(digest[:8])
 	for field, want := range map[string]string{

@@ -413,7 +413,7 @@ func TestRouteOnUserOnly(t *testing.T) {
 func implicitBody(firstUser string, turns ...string) []byte {
 	msgs := append([]string{
 		`{"role":"system","content":"You are a coding agent. SECRET-SYSTEM-PROMPT"}`,
-		`{"role":"user","content":` + strconvQuote(firstUser) + `}`,
+		`{"role":"user","content":` + jsonQuote(firstUser) + `}`,
 	}, turns...)
 	return []byte(`{"model":"gpt-4o-mini","tools":[{"type":"function","function":{"name":"read_file_tool","parameters":{"type":"object"}}}],` +
 		`"messages":[` + strings.Join(msgs, ",") + `]}`)
@@ -619,13 +619,13 @@ func TestDecisionAPI(t *testing.T) {
 	// bad input: the same 400 shapes as the proxied paths
 	calls := f.router.calls.Load()
 	resp, out = post(t, "/routing/v1/chat/completions", []byte(`{"model":"a","messages":[`))
-	checkErrorShape(t, "openai malformed", false, resp, out)
+	checkAPIError(t, "openai malformed", false, http.StatusBadRequest, resp, out)
 	resp, out = post(t, "/routing/v1/messages", []byte(`{"model":"a","messages":[]}`))
-	checkErrorShape(t, "anthropic empty messages", true, resp, out)
+	checkAPIError(t, "anthropic empty messages", true, http.StatusBadRequest, resp, out)
 	resp, out = post(t, "/routing/v1/chat/completions", body, "X-Model-Affinity", "a", "X-Model-Affinity", "b")
-	checkErrorShape(t, "openai two keys", false, resp, out)
+	checkAPIError(t, "openai two keys", false, http.StatusBadRequest, resp, out)
 	resp, out = post(t, "/routing/v1/messages", body, "X-Model-Affinity", "séance")
-	checkErrorShape(t, "anthropic bad key", true, resp, out)
+	checkAPIError(t, "anthropic bad key", true, http.StatusBadRequest, resp, out)
 	if f.router.calls.Load() != calls {
 		t.Errorf("bad input called the router")
 	}
@@ -651,7 +651,7 @@ func TestRulesOnly(t *testing.T) {
 	tools := `"tools":[{"type":"function","function":{"name":"run_tests","parameters":{"type":"object"}}}],`
 	long := strings.Repeat("lorem ipsum ", 30) // 360 characters: about 90 tokens
 	req := func(model, extra, text string) []byte {
-		return []byte(`{"model":"` + model + `",` + extra + `"messages":[{"role":"user","content":` + strconvQuote(text) + `}]}`)
+		return []byte(`{"model":"` + model + `",` + extra + `"messages":[{"role":"user","content":` + jsonQuote(text) + `}]}`)
 	}
 	tests := []struct {
 		name    string
@@ -833,10 +833,10 @@ func TestRoutingPreferences(t *testing.T) {
 	}
 	for _, tt := range bad {
 		resp, out := post(t, "/v1/chat/completions", []byte(`{"model":"x",`+msgs+`,"routing_preferences":`+tt.prefs+`}`))
-		checkErrorShape(t, tt.name, false, resp, out)
+		checkAPIError(t, tt.name, false, http.StatusBadRequest, resp, out)
 	}
 	resp, out := post(t, "/v1/messages", []byte(`{"model":"x","max_tokens":5,`+msgs+`,"routing_preferences":[{"name":"p","models":["nope"]}]}`))
-	checkErrorShape(t, "anthropic unknown model", true, resp, out)
+	checkAPIError(t, "anthropic unknown model", true, http.StatusBadRequest, resp, out)
 	if n := int(fr.calls.Load()); n != len(tests) {
 		t.Errorf("router calls %d after bad preferences, want %d", n, len(tests))
 	}
