@@ -1,6 +1,11 @@
 // Package integration boots a real Caddy (caddytest, one per test binary)
 // with the llm_affinity module, fake model upstreams and a fake routing model
 // on loopback, and drives it over real HTTP.
+//
+// This file holds the package's helpers: Caddy and its configs, the one
+// builder of the test sites (testSite), the fakes, requests, assertions, the
+// admin API and metrics, logs, Redis and a second gateway instance. The
+// other files hold the tests, by topic, each with the helpers only it uses.
 package integration
 
 import (
@@ -623,7 +628,9 @@ func alternating(call int64, _ string) string {
 // ---------------------------------------------------------------------------
 // Requests
 
-// chat is a minimal OpenAI chat request body.
+// chat is a minimal OpenAI chat request body for model: a system prompt
+// and a user message per text (JSON-encoded from maps, so "messages" comes
+// before "model").
 func chat(model string, userText ...string) []byte {
 	msgs := []map[string]any{{"role": "system", "content": "You are a database selection analyst."}}
 	for _, text := range userText {
@@ -633,7 +640,9 @@ func chat(model string, userText ...string) []byte {
 	return b
 }
 
-// openAIBody and anthropicBody wrap raw JSON messages into a request body.
+// openAIBody and anthropicBody wrap messages given as raw JSON (tool calls,
+// tool results, content blocks) into a request body for a fixed client
+// model, "model" first.
 func openAIBody(msgs ...string) []byte {
 	return []byte(`{"model":"gpt-4o-mini","messages":[` + strings.Join(msgs, ",") + `]}`)
 }
