@@ -26,12 +26,6 @@ import (
 // tlsGateway is the origin of the HTTPS test sites.
 const tlsGateway = "https://localhost:9443"
 
-// httpsSite turns an http://localhost:9080 site into the same site served
-// on https://localhost:9443 with a certificate from Caddy's internal CA.
-func httpsSite(site string) string {
-	return strings.Replace(site, "http://localhost:9080 {", "https://localhost:9443 {\n\ttls internal", 1)
-}
-
 // internalRoots returns a pool with the root certificate of Caddy's internal
 // CA, read from the admin API (no system trust store is touched).
 func internalRoots(t *testing.T) *x509.CertPool {
@@ -114,7 +108,11 @@ func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
 	// first chunk, and the test sends one once it has read that chunk
 	gate := make(chan struct{})
 	f.claude.streamGate = gate
-	startCaddy(t, httpsSite(routerSite(f, "")))
+	// the fleet's site served on https://localhost:9443 with a certificate
+	// from Caddy's internal CA
+	site := f.plainSite().withDirectives("tls internal")
+	site.address = tlsGateway
+	startCaddy(t, site)
 	roots := internalRoots(t)
 
 	for _, pc := range tlsClients(t, roots) {
@@ -175,59 +173,6 @@ func TestTLSAgentLoopOverEachProtocol(t *testing.T) {
 	}
 }
 
-// authSite is the standard test site (models with their own keys) with auth,
-// a Caddyfile fragment, in front of llm_affinity, and pins scoped by scope.
-func authSite(f *fleet, auth, scope string) string {
-	return withSiteLines(f.site(siteOptions{extra: "name authed\n\t\tscope " + scope}), "\t"+auth)
-}
-
-// upstreamTotal is how many requests the fleet's models got.
-func (f *fleet) upstreamTotal() int { return f.claude.count() + f.gpt.count() + f.small.count() }
-
-// checkAuthInFront checks a gateway with auth in front of llm_affinity:
-// rejected requests reach no router, pin and upstream; two users sending the
-// same affinity key get a decision each, keep their own pins, and the
-// upstream sees the model's key, never the user's credentials.
-// creds(user) returns the request headers that authenticate user.
-func checkAuthInFront(t *testing.T, f *fleet, creds func(user string) []string, rejected map[string][]string) {
-	t.Helper()
-	for name, headers := range rejected {
-		resp, out := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), append(headers, "X-Model-Affinity", "shared")...)
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s: status %d, want 401: %s", name, resp.StatusCode, out)
-		}
-		if _, _, s := decisionOf(resp); s != "" {
-			t.Errorf("%s: a rejected request got a routing decision (%s)", name, s)
-		}
-	}
-	if calls, pins, ups := f.router.calls.Load(), listStores(t)["authed"], f.upstreamTotal(); calls != 0 || pins != 0 || ups != 0 {
-		t.Fatalf("after rejected requests: %d router calls, %d pins, %d upstream requests; want none", calls, pins, ups)
-	}
-
-	send := func(user string) *http.Response {
-		t.Helper()
-		return mustChat(t, gateway, chat("gpt-4o-mini", "hi"), append(creds(user), "X-Model-Affinity", "shared")...)
-	}
-	// the router alternates: alice's session goes to code, bob's to analysis
-	expectDecision(t, "alice, first", send("alice"), "claude", "code", "routed")
-	expectDecision(t, "bob, same key", send("bob"), "gpt-4o", "analysis", "routed")
-	expectDecision(t, "alice again", send("alice"), "claude", "code", "pinned")
-	expectDecision(t, "bob again", send("bob"), "gpt-4o", "analysis", "pinned")
-	if calls, pins := f.router.calls.Load(), listStores(t)["authed"]; calls != 2 || pins != 2 {
-		t.Errorf("two users, one key: %d router calls and %d pins, want 2 and 2", calls, pins)
-	}
-	for _, seen := range f.gpt.requests() {
-		if seen.Authorization != "Bearer sk-openai-test-secret" || seen.APIKey != "" {
-			t.Errorf("gpt-4o saw Authorization %q, x-api-key %q; want only its own key", seen.Authorization, seen.APIKey)
-		}
-	}
-	for _, seen := range f.claude.requests() {
-		if seen.APIKey != "sk-ant-test-secret" || seen.Authorization != "" {
-			t.Errorf("claude saw Authorization %q, x-api-key %q; want only its own key", seen.Authorization, seen.APIKey)
-		}
-	}
-}
-
 // TestBasicAuthInFront: Caddy's basic_auth before llm_affinity, pins scoped
 // by {http.auth.user.id}.
 //
@@ -248,8 +193,8 @@ func TestBasicAuthInFront(t *testing.T) {
 		return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, memoryKiB, passes, threads,
 			base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 	}
-	auth := fmt.Sprintf("basic_auth argon2id {\n\t\talice %s\n\t\tbob %s\n\t}", hash("alice-pw"), hash("bob-pw"))
-	startCaddy(t, authSite(f, auth, "{http.auth.user.id}"))
+	auth := fmt.Sprintf("basic_auth argon2id {\n\talice %s\n\tbob %s\n}", hash("alice-pw"), hash("bob-pw"))
+	startCaddy(t, f.keyedSite().with("name authed", "scope {http.auth.user.id}").withDirectives(auth))
 
 	basic := func(user, password string) []string {
 		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
@@ -285,8 +230,8 @@ func TestForwardAuthInFront(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(authSrv.Close)
-	auth := fmt.Sprintf("forward_auth %s {\n\t\turi /verify\n\t\tcopy_headers X-User\n\t}", strings.TrimPrefix(authSrv.URL, "http://"))
-	startCaddy(t, authSite(f, auth, "{http.request.header.X-User}"))
+	auth := fmt.Sprintf("forward_auth %s {\n\turi /verify\n\tcopy_headers X-User\n}", strings.TrimPrefix(authSrv.URL, "http://"))
+	startCaddy(t, f.keyedSite().with("name authed", "scope {http.request.header.X-User}").withDirectives(auth))
 
 	checkAuthInFront(t, f,
 		func(user string) []string { return []string{"Authorization", "Bearer tok-" + user} },
@@ -314,24 +259,14 @@ func TestForwardAuthInFront(t *testing.T) {
 // to a random replica.
 func TestReplicaStickiness(t *testing.T) {
 	reps := []*fakeUpstream{newFakeUpstream(t, "r0"), newFakeUpstream(t, "r1"), newFakeUpstream(t, "r2")}
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default local
-		strip_header off
-		model local {
-			to %s %s %s
-			upstream_model qwen
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-		lb_policy header X-Model-Affinity
-		lb_retries 2
-		fail_duration 1m
-		max_fails 1
-	}
-}
-`, reps[0].addr(), reps[1].addr(), reps[2].addr()))
+	startCaddy(t, testSite{
+		settings:     []string{"strip_header off"},
+		defaultModel: "local",
+		models: []siteModel{
+			{name: "local", to: reps[0].addr() + " " + reps[1].addr() + " " + reps[2].addr(), upstreamModel: "qwen"},
+		},
+		proxy: []string{"lb_policy header X-Model-Affinity", "lb_retries 2", "fail_duration 1m", "max_fails 1"},
+	})
 
 	const sessions, requestsPerRound, workers = 300, 2, 16
 	// round sends every session's requests (16 at a time) and returns the

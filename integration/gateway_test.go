@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -17,107 +16,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// fleet is the set of fakes one test runs against.
-type fleet struct {
-	gpt, claude, small *fakeUpstream
-	router             *fakeRouter
-}
-
-func newFleet(t *testing.T, answer func(int64, string) string) *fleet {
-	t.Helper()
-	return &fleet{
-		gpt:    newFakeUpstream(t, "gpt"),
-		claude: newFakeUpstream(t, "claude"),
-		small:  newFakeUpstream(t, "small"),
-		router: newFakeRouter(t, answer),
-	}
-}
-
-// siteOptions vary the standard test site.
-type siteOptions struct {
-	ttl            string // default 10m
-	maxBody        string // default 10MiB
-	routerEndpoint string // default the fleet's fake router
-	routerTimeout  string // default routerTimeout
-	extra          string // lines at the top of the llm_affinity block
-}
-
-// site is the standard test Caddyfile site: three models, two routes, the
-// fake router, and reverse_proxy with dynamic llm_affinity upstreams.
-func (f *fleet) site(o siteOptions) string {
-	if o.ttl == "" {
-		o.ttl = "10m"
-	}
-	if o.maxBody == "" {
-		o.maxBody = "10MiB"
-	}
-	if o.routerEndpoint == "" {
-		o.routerEndpoint = f.router.endpoint()
-	}
-	if o.routerTimeout == "" {
-		o.routerTimeout = routerTimeout
-	}
-	if o.extra != "" {
-		o.extra += "\n\t\t"
-	}
-	return fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		%sttl %s
-		max_body %s
-		default small
-		model gpt-4o {
-			to %s
-			api_key {env.LLMA_TEST_OPENAI_KEY}
-		}
-		model claude {
-			to %s
-			upstream_model claude-sonnet-4-20250514
-			api_key {env.LLMA_TEST_ANTHROPIC_KEY}
-			provider anthropic
-		}
-		model small {
-			to %s
-			upstream_model gpt-4o-mini
-		}
-		route code {
-			description Generating, calling tools for, or fixing code and data
-			models claude gpt-4o
-		}
-		route analysis {
-			description Reasoning about results and comparing options
-			models gpt-4o
-		}
-		router llm {
-			endpoint %s
-			model katanemo/Arch-Router-1.5B
-			timeout %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-		header_up X-Routed-Model {http.llm_affinity.model}
-		header_up X-Routed-Route {http.llm_affinity.route}
-		header_up X-Routed-Status {http.llm_affinity.status}
-	}
-}
-`, o.extra, o.ttl, o.maxBody, f.gpt.addr(), f.claude.addr(), f.small.addr(), o.routerEndpoint, o.routerTimeout)
-}
-
-func setKeys(t *testing.T) {
-	t.Setenv("LLMA_TEST_OPENAI_KEY", "sk-openai-test-secret")
-	t.Setenv("LLMA_TEST_ANTHROPIC_KEY", "sk-ant-test-secret")
-}
-
-// decisionOf returns the decision headers of a gateway response.
-func decisionOf(resp *http.Response) (model, route, status string) {
-	return resp.Header.Get("X-Model-Affinity-Model"), resp.Header.Get("X-Model-Affinity-Route"),
-		resp.Header.Get("X-Model-Affinity-Status")
-}
-
 func TestPinnedSessionSkipsRouter(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	var models []string
 	for turn := 1; turn <= 5; turn++ {
@@ -152,7 +54,7 @@ func TestPinnedSessionSkipsRouter(t *testing.T) {
 func TestNoHeaderRoutesEveryTurn(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	var models []string
 	for turn := 1; turn <= 4; turn++ {
@@ -179,7 +81,7 @@ func TestConcurrentFirstRequestsMakeOneRouterCall(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
 	f.router.delay.Store(int64(300 * time.Millisecond))
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	const clients = 50
 	var wg sync.WaitGroup
@@ -207,13 +109,7 @@ func TestConcurrentFirstRequestsMakeOneRouterCall(t *testing.T) {
 
 func TestRouterFailureFallsBack(t *testing.T) {
 	setKeys(t)
-	// a port with nothing listening
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadEndpoint := "http://" + ln.Addr().String() + "/v1/chat/completions"
-	ln.Close()
+	deadEndpoint := "http://" + deadAddr(t) + "/v1/chat/completions"
 
 	// the routers in these cases answer at once or fail at once, except the
 	// one that holds every call until the test has its response
@@ -249,11 +145,12 @@ func TestRouterFailureFallsBack(t *testing.T) {
 				f.router.holdUntil(release)
 				defer close(release)
 			}
-			opts := siteOptions{routerTimeout: timeout.String()}
+			site := f.keyedSite()
+			site.router.timeout = timeout.String()
 			if tt.endpoint {
-				opts.routerEndpoint = deadEndpoint
+				site.router.endpoint = deadEndpoint
 			}
-			startCaddy(t, f.site(opts))
+			startCaddy(t, site)
 			start := time.Now()
 			resp, body := post(t, "/v1/chat/completions", chat(tt.model, "hello"), "X-Model-Affinity", "s-"+tt.name)
 			elapsed := time.Since(start)
@@ -299,7 +196,9 @@ func TestTTLExpiryReroutes(t *testing.T) {
 // asserted nothing about the TTL, if a use within the TTL was not proven to be.
 func ttlAttempt(t *testing.T, f *fleet, ttl time.Duration, key string) bool {
 	t.Helper()
-	startCaddy(t, f.site(siteOptions{ttl: ttl.String()}))
+	site := f.keyedSite()
+	site.ttl = ttl.String()
+	startCaddy(t, site)
 	callsBefore := f.router.calls.Load()
 	var lastStart, lastEnd time.Time
 	send := func() (model, status string, minGap, maxGap time.Duration) {
@@ -341,7 +240,7 @@ func ttlAttempt(t *testing.T, f *fleet, ttl time.Duration, key string) bool {
 func TestRewriteAndCredentials(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	body := []byte(`{"temperature":0.2,"model":"gpt-4o-mini","messages":[{"role":"user","content":"fix my code"}],"metadata":{"a":[1,2,3]}}`)
 	resp, out := post(t, "/v1/chat/completions", body,
@@ -401,7 +300,7 @@ func TestRewriteAndCredentials(t *testing.T) {
 	}
 
 	// unless the operator opts in: then it forwards the client's own
-	reloadCaddy(t, globalOptions+f.site(siteOptions{extra: "forward_client_credentials on"}))
+	reloadCaddy(t, globalOptions+f.keyedSite().with("forward_client_credentials on").String())
 	post(t, "/v1/chat/completions", chat("gpt-4o-mini", "hi"), "Authorization", "Bearer client-key")
 	s = f.small.requests()
 	if len(s) != 2 || s[1].Authorization != "Bearer client-key" || s[1].Model != "gpt-4o-mini" {
@@ -412,7 +311,7 @@ func TestRewriteAndCredentials(t *testing.T) {
 func TestSideCallKeepsMainPin(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	main1, _ := post(t, "/v1/chat/completions", chat("gpt-4o-mini", "main loop"), "X-Model-Affinity", "s-side")
 	side, _ := post(t, "/v1/chat/completions", chat("summarizer", "side call"), "X-Model-Affinity", "s-side")
@@ -435,7 +334,7 @@ func TestStreamingArrivesIncrementally(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "analysis"}` })
 	f.gpt.streamGate = make(chan struct{})
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
 	req, _ := http.NewRequest(http.MethodPost, gateway+"/v1/chat/completions", bytes.NewReader(body))
@@ -454,7 +353,9 @@ func TestStreamingArrivesIncrementally(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.site(siteOptions{maxBody: "2KB"}))
+	site := f.keyedSite()
+	site.maxBody = "2KB"
+	startCaddy(t, site)
 
 	big := chat("gpt-4o-mini", strings.Repeat("x", 4000))
 	tests := []struct {
@@ -506,7 +407,7 @@ func TestBadInput(t *testing.T) {
 func TestAnthropicMessages(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	body := []byte(`{"model":"claude-3-haiku","max_tokens":64,"system":"be brief","messages":[{"role":"user","content":[{"type":"text","text":"write a function"}]}]}`)
 	for turn := 1; turn <= 3; turn++ {
@@ -530,7 +431,7 @@ func TestAnthropicMessages(t *testing.T) {
 func TestPassThrough(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	req, _ := http.NewRequest(http.MethodGet, gateway+"/v1/models", nil)
 	req.Header.Set("Authorization", "Bearer client-key")
@@ -559,7 +460,7 @@ func TestJSONConfigBehavesTheSame(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
 	adapter := caddyconfig.GetAdapter("caddyfile")
-	cfgJSON, warnings, err := adapter.Adapt([]byte(globalOptions+f.site(siteOptions{})), nil)
+	cfgJSON, warnings, err := adapter.Adapt([]byte(globalOptions+f.keyedSite().String()), nil)
 	if err != nil {
 		t.Fatalf("adapt: %v", err)
 	}
@@ -595,13 +496,10 @@ func TestLogsCarryNoSecretsOrPrompts(t *testing.T) {
 	// debug logging everywhere and an access log, both filtered as README
 	// recommends: Caddy redacts Authorization itself, but reverse_proxy's
 	// debug log and the access log print other request headers as they are
-	const filter = `format filter {
-			request>headers>X-Api-Key delete
-			request>headers>X-Model-Affinity hash
-		}`
-	globals := globalOptionsWith("\tlog {\n\t\toutput file " + serverLog + "\n\t\tlevel DEBUG\n\t\t" + filter + "\n\t}")
-	site := strings.Replace(f.site(siteOptions{}), "\tllm_affinity {", "\tlog {\n\t\toutput file "+accessLog+"\n\t\t"+filter+"\n\t}\n\tllm_affinity {", 1)
-	startCaddyConfig(t, globals+site)
+	const filter = "format filter {\n\trequest>headers>X-Api-Key delete\n\trequest>headers>X-Model-Affinity hash\n}"
+	globals := globalOptionsWith("\tlog {\n\t\toutput file " + serverLog + "\n\t\tlevel DEBUG\n" + indent(filter, 2) + "\t}")
+	site := f.keyedSite().withDirectives("log {\n\toutput file " + accessLog + "\n" + indent(filter, 1) + "}")
+	startCaddyConfig(t, globals+site.String())
 
 	const prompt = "CONFIDENTIAL-PROMPT-TEXT about our merger"
 	const sessionKey = "session-key-that-must-not-be-logged"
@@ -615,8 +513,8 @@ func TestLogsCarryNoSecretsOrPrompts(t *testing.T) {
 	// the router-down path logs an error: it must not carry the prompt either
 	post(t, "/v1/messages", []byte(`{"model":"x","messages":[{"role":"user","content":"`+prompt+`"}]}`))
 
-	// reload to an empty config so the log files are flushed and closed
-	startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n")
+	// so that the log files are flushed and closed
+	closeLogFiles(t)
 	var all []byte
 	for _, path := range []string{serverLog, accessLog} {
 		b, err := os.ReadFile(path)

@@ -25,45 +25,6 @@ import (
 // never pass to a provider on its own.
 var credentialHeaderNames = []string{"Authorization", "X-Api-Key", "Api-Key", "Cookie"}
 
-// checkAPIError checks an error the gateway answered itself: status, JSON,
-// and the error shape and type of the request's API. It returns the error's
-// message.
-func checkAPIError(t *testing.T, what string, anthropic bool, status int, resp *http.Response, body []byte) string {
-	t.Helper()
-	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/json" {
-		t.Errorf("%s: status %d content type %q, want %d JSON: %s", what, resp.StatusCode, resp.Header.Get("Content-Type"), status, body)
-		return ""
-	}
-	if anthropic {
-		want := map[int]string{400: "invalid_request_error", 413: "request_too_large", 502: "api_error", 503: "overloaded_error"}[status]
-		var e struct {
-			Type  string `json:"type"`
-			Error struct {
-				Type    string `json:"type"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Type != want || e.Error.Message == "" {
-			t.Errorf("%s: body %s, want the Anthropic error shape with type %s", what, body, want)
-		}
-		return e.Error.Message
-	}
-	want := "invalid_request_error"
-	if status >= 500 {
-		want = "server_error"
-	}
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-			Type    string `json:"type"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil || e.Error.Type != want || e.Error.Message == "" {
-		t.Errorf("%s: body %s, want the OpenAI error shape with type %s", what, body, want)
-	}
-	return e.Error.Message
-}
-
 // TestEveryPathReplacesCredentials: with basic_auth in front, whatever path
 // a request takes through llm_affinity (routed, with a trailing slash, or
 // passed through to the default model), no client credential and no
@@ -125,13 +86,12 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 
 	for _, defaultKey := range []bool{false, true} {
 		t.Run(fmt.Sprintf("default model has a key: %v", defaultKey), func(t *testing.T) {
-			site := f.site(siteOptions{extra: "name creds"})
+			site := f.keyedSite().with("name creds").withDirectives("basic_auth {\n\tagent " + string(hash) + "\n}")
 			wantDefault := []string(nil)
 			if defaultKey {
-				site = strings.Replace(site, "upstream_model gpt-4o-mini", "upstream_model gpt-4o-mini\n\t\t\tapi_key sk-small-test-secret", 1)
+				site.model("small").apiKey = "sk-small-test-secret"
 				wantDefault = []string{"Authorization", "Bearer sk-small-test-secret"}
 			}
-			site = withSiteLines(site, "\tbasic_auth {\n\t\tagent "+string(hash)+"\n\t}")
 			startCaddy(t, site)
 
 			send(http.MethodGet, "/v1/models", nil)
@@ -160,18 +120,10 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 // (up to max_body) before reading a byte.
 func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
 	up := newFakeUpstream(t, "m")
-	startCaddyConfig(t, globalOptionsWith("\tmetrics")+fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		model m {
-			to %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, up.addr()))
+	startCaddyConfig(t, globalOptionsWith("\tmetrics")+testSite{
+		defaultModel: "m",
+		models:       []siteModel{{name: "m", to: up.addr()}},
+	}.String())
 
 	const conns, declared = 40, 10 << 20
 	runtime.GC()
@@ -218,20 +170,12 @@ func TestBufferedBodiesBounded(t *testing.T) {
 	up := newFakeUpstream(t, "m")
 	// each body below declares 60,000 bytes, so its buffer starts at 64 KiB:
 	// 128 KiB holds two of them
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		max_body 64KiB
-		max_buffered 128KiB
-		model m {
-			to %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, up.addr()))
+	startCaddy(t, testSite{
+		settings:     []string{"max_buffered 128KiB"},
+		maxBody:      "64KiB",
+		defaultModel: "m",
+		models:       []siteModel{{name: "m", to: up.addr()}},
+	})
 
 	body := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 59900) + `"}]}`)
 	body = append(body, bytes.Repeat([]byte(" "), 60000-len(body))...)
@@ -282,19 +226,6 @@ func TestBufferedBodiesBounded(t *testing.T) {
 	if up.count() != conns-1 {
 		t.Errorf("upstream got %d requests, want %d", up.count(), conns-1)
 	}
-}
-
-// postLoad posts a config to the in-process Caddy's /load and returns the
-// status and body.
-func postLoad(t *testing.T, contentType string, cfg []byte) (int, string) {
-	t.Helper()
-	resp, err := http.Post(adminURL+"/load", contentType, bytes.NewReader(cfg))
-	if err != nil {
-		t.Fatalf("POST /load: %v", err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
 }
 
 // adaptJSON adapts a whole Caddyfile to JSON, failing the test on warnings.
@@ -349,8 +280,7 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 	rc := redisClient(t, addr)
 	prefix := uniquePrefix(t, addr)
 	f := newFleet(t, alternating)
-	live := routerSite(f, storeRedis("reload-guard", addr, prefix, healthyRedisTimeout)+"\n\t\tmax_entries 100")
-	startCaddy(t, live)
+	startCaddy(t, f.plainSite().with(storeRedis("reload-guard", addr, prefix, healthyRedisTimeout), "max_entries 100"))
 	const sessions = 50
 	models := map[string]string{}
 	for i := range sessions {
@@ -366,16 +296,19 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 	}
 
 	// the same site with max_entries 1 and no Redis
-	shrunk := adaptJSON(t, globalOptions+routerSite(f, "name reload-guard\n\t\tmax_entries 1"))
-	invalid := adaptJSON(t, globalOptions+routerSite(f, "name reload-guard\n\t\tmax_entries 1"))
+	shrunkSite := f.plainSite().with("name reload-guard", "max_entries 1")
+	shrunk := adaptJSON(t, globalOptions+shrunkSite.String())
+	invalid := adaptJSON(t, globalOptions+shrunkSite.String())
 	llmAffinityHandler(t, invalid)["default"] = "no-such-model" // fails Validate, after Provision
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	unstartable := adaptJSON(t, strings.Replace(globalOptions, "http_port 9080", "http_port "+strings.TrimPrefix(busy.Addr().String(), "127.0.0.1:"), 1)+
-		strings.Replace(routerSite(f, "name reload-guard\n\t\tmax_entries 1"), "http://localhost:9080", "http://127.0.0.1:"+strings.TrimPrefix(busy.Addr().String(), "127.0.0.1:"), 1))
+	busyPort := strings.TrimPrefix(busy.Addr().String(), "127.0.0.1:")
+	unstartableSite := shrunkSite
+	unstartableSite.address = "http://127.0.0.1:" + busyPort
+	unstartable := adaptJSON(t, strings.Replace(globalOptions, "http_port 9080", "http_port "+busyPort, 1)+unstartableSite.String())
 	for name, cfg := range map[string]map[string]any{"fails validation": invalid, "fails to start": unstartable} {
 		raw, _ := json.Marshal(cfg)
 		if status, body := postLoad(t, "application/json", raw); status == http.StatusOK {
@@ -417,19 +350,12 @@ func TestRejectedLoadLeavesStore(t *testing.T) {
 func TestNoDynamicProxy(t *testing.T) {
 	up := newFakeUpstream(t, "m")
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	site := func(proxy string) string {
-		return globalOptionsWith("\tlog {\n\t\toutput file "+logPath+"\n\t}") + fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		model m {
-			to %s
-		}
-	}
-	%s
-}
-`, up.addr(), proxy)
-	}
-	startCaddyConfig(t, site(""))
+	globals := globalOptionsWith("\tlog {\n\t\toutput file " + logPath + "\n\t}")
+	site := testSite{defaultModel: "m", models: []siteModel{{name: "m", to: up.addr()}}}
+	noProxy, staticProxy := site, site
+	noProxy.noProxy = true
+	staticProxy.staticProxy = up.addr()
+	startCaddyConfig(t, globals+noProxy.String())
 	for _, tc := range []struct {
 		method, path string
 		body         []byte
@@ -452,7 +378,7 @@ func TestNoDynamicProxy(t *testing.T) {
 			t.Errorf("%s: the error does not name the missing reverse_proxy: %s", what, out)
 		}
 	}
-	reloadCaddy(t, site("reverse_proxy "+up.addr()))
+	reloadCaddy(t, globals+staticProxy.String())
 	logs, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -468,7 +394,7 @@ func TestNoDynamicProxy(t *testing.T) {
 	}
 	// the standard layout warns about nothing
 	before := strings.Count(string(logs), "follows llm_affinity")
-	reloadCaddy(t, site("reverse_proxy {\n\t\tdynamic llm_affinity\n\t}"))
+	reloadCaddy(t, globals+site.String())
 	if logs, _ = os.ReadFile(logPath); strings.Count(string(logs), "follows llm_affinity") != before {
 		t.Errorf("reverse_proxy with dynamic llm_affinity drew a warning:\n%s", logs)
 	}
@@ -479,19 +405,10 @@ func TestNoDynamicProxy(t *testing.T) {
 // it loaded, and the client's own credential went upstream.
 func TestUnsetKeyFailsLoad(t *testing.T) {
 	up := newFakeUpstream(t, "m")
-	status, body := postLoad(t, "text/caddyfile", []byte(globalOptions+fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default m
-		model m {
-			to %s
-			api_key {env.LLMA_TEST_NEVER_SET_KEY}
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, up.addr())))
+	status, body := postLoad(t, "text/caddyfile", []byte(globalOptions+testSite{
+		defaultModel: "m",
+		models:       []siteModel{{name: "m", to: up.addr(), apiKey: "{env.LLMA_TEST_NEVER_SET_KEY}"}},
+	}.String()))
 	want := "model 'm': api_key: environment variable LLMA_TEST_NEVER_SET_KEY is not set"
 	if status == http.StatusOK || !strings.Contains(body, want) {
 		t.Errorf("load with an unset key variable: %d %s; want a failure naming %q", status, body, want)
@@ -519,9 +436,9 @@ func TestClientChoiceSwitches(t *testing.T) {
 		{extra: "", wantAsked: "gpt-4o", wantPrefs: "claude"},
 		{extra: "client_model off", wantAsked: "small", wantPrefs: "claude"},
 		{extra: "client_preferences off", wantAsked: "gpt-4o", wantPrefs: "gpt-4o"},
-		{extra: "client_model off\n\t\tclient_preferences off", wantAsked: "small", wantPrefs: "small"},
+		{extra: "client_model off\nclient_preferences off", wantAsked: "small", wantPrefs: "small"},
 	} {
-		startCaddy(t, routerSite(f, tc.extra))
+		startCaddy(t, f.plainSite().with(tc.extra))
 		what := fmt.Sprintf("%q", tc.extra)
 		if m, _, _ := decisionOf(mustChat(t, gateway, chat("gpt-4o", "hi"))); m != tc.wantAsked {
 			t.Errorf("%s: asking for gpt-4o served %s, want %s", what, m, tc.wantAsked)

@@ -1,16 +1,12 @@
 package integration
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // exampleLogBlock is the global `log` block of Caddyfile.example, with its
@@ -56,9 +52,9 @@ func TestUpstreamAbortLogsNoCredential(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	logBlock := strings.Replace(exampleLogBlock(t), "\tlog {\n",
 		"\tlog {\n\t\toutput file "+logPath+"\n\t\tlevel DEBUG\n", 1)
-	startCaddyConfig(t, globalOptionsWith(logBlock)+f.site(siteOptions{}))
+	startCaddyConfig(t, globalOptionsWith(logBlock)+f.keyedSite().String())
 	// back to the default log, closing the file before the temp dir goes away
-	t.Cleanup(func() { startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n") })
+	t.Cleanup(func() { closeLogFiles(t) })
 
 	body := `{"model":"claude-client","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"write code"}]}`
 	// the body ends in an error: the stream was cut
@@ -75,7 +71,8 @@ func TestUpstreamAbortLogsNoCredential(t *testing.T) {
 		t.Fatalf("the upstream saw %+v; want one request with the model's x-api-key, the key the logs must not show", seen)
 	}
 
-	aborted := waitForLogEntry(t, logPath, "aborting with incomplete response")
+	const abortMsg = "aborting with incomplete response"
+	aborted := waitForLogEntry(t, logPath, "with msg "+jsonQuote(abortMsg), func(e map[string]any) bool { return e["msg"] == abortMsg })
 	if aborted["level"] != "warn" {
 		t.Errorf("%q logged at %v, want warn (the default log level shows it)", aborted["msg"], aborted["level"])
 	}
@@ -93,48 +90,6 @@ func TestUpstreamAbortLogsNoCredential(t *testing.T) {
 	for i, line := range strings.Split(string(b), "\n") {
 		if strings.Contains(line, secret) {
 			t.Errorf("log line %d carries the upstream API key: %s", i+1, line)
-		}
-	}
-}
-
-// waitForLogEntry waits for the JSON log file at path to hold an entry with
-// message msg and returns it.
-func waitForLogEntry(t *testing.T, path, msg string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
-		if entry := findLogEntry(t, path, msg); entry != nil {
-			return entry
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(path)
-			t.Fatalf("no log entry %q within %v:\n%s", msg, patience, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// findLogEntry returns the first entry of the JSON log file at path with
-// message msg, or nil.
-func findLogEntry(t *testing.T, path, msg string) map[string]any {
-	t.Helper()
-	file, err := os.Open(path)
-	if err != nil {
-		return nil // not created yet
-	}
-	defer file.Close()
-	lines := bufio.NewReader(file)
-	for {
-		line, err := lines.ReadString('\n')
-		var entry map[string]any
-		if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == msg {
-			return entry
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			t.Fatalf("reading %s: %v", path, err)
 		}
 	}
 }

@@ -14,328 +14,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/llmaffinity/caddy-llm-affinity/internal/redistest"
 )
-
-// ---------------------------------------------------------------------------
-// Redis
-
-// redisClient is a go-redis client for inspecting what the gateway stored.
-func redisClient(t *testing.T, addr string) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: patience, ReadTimeout: patience, MaxRetries: -1})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// uniquePrefix is a Redis key prefix no other test or run uses, so tests can
-// share a Redis server; its keys are deleted when the test ends.
-func uniquePrefix(t *testing.T, addr string) string {
-	t.Helper()
-	prefix := fmt.Sprintf("llma-itest:%s:%d:", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	t.Cleanup(func() {
-		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if keys, err := c.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-	})
-	return prefix
-}
-
-// redisKeys lists the keys under prefix (SCAN, bounded).
-func redisKeys(t *testing.T, c *redis.Client, prefix string) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), patience)
-	defer cancel()
-	var keys []string
-	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("SCAN %s*: %v", prefix, err)
-	}
-	return keys
-}
-
-// healthyRedisTimeout is the store timeout of tests whose Redis is up: no
-// call to it should ever be cut, however loaded the machine (the module's
-// default is 100ms).
-var healthyRedisTimeout = patience.String()
-
-// storeRedis is the llm_affinity lines of a shared Redis store.
-func storeRedis(name, addr, prefix, timeout string) string {
-	return fmt.Sprintf("name %s\n\t\tstore redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n\t\t\ttimeout %s\n\t\t}",
-		name, addr, prefix, timeout)
-}
-
-// ---------------------------------------------------------------------------
-// A second gateway instance: the real binary
-
-// buildCaddyBinary builds ./cmd/caddy (Caddy with this module) into a
-// directory removed when the test ends.
-func buildCaddyBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "caddy")
-	start := time.Now()
-	var out []byte
-	var err error
-	for attempt := 1; attempt <= 3; attempt++ {
-		cmd := exec.Command("go", "build", "-o", bin, "../cmd/caddy")
-		out, err = cmd.CombinedOutput()
-		if err == nil {
-			break
-		}
-		// the module may be mid-edit; wait a little and retry
-		time.Sleep(5 * time.Second)
-	}
-	if err != nil {
-		t.Fatalf("go build ../cmd/caddy: %v\n%s", err, out)
-	}
-	t.Logf("built the caddy binary in %v", time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
-// caddyProcess is a gateway instance run from the binary.
-type caddyProcess struct {
-	base   string // http://127.0.0.1:<port>
-	admin  string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    string
-}
-
-// startCaddyBinary runs bin with its own Caddyfile: admin, http and https
-// ports are free loopback ports, and site is a site body whose address
-// "http://localhost:9080" is replaced by this instance's address. It waits
-// until the site answers and stops the process when the test ends.
-func startCaddyBinary(t *testing.T, bin, site string) *caddyProcess {
-	t.Helper()
-	dir := t.TempDir()
-	port, adminPort, httpsPort := redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)
-	p := &caddyProcess{
-		base:  fmt.Sprintf("http://127.0.0.1:%d", port),
-		admin: fmt.Sprintf("http://localhost:%d", adminPort),
-		log:   filepath.Join(dir, "caddy.log"),
-	}
-	caddyfile := fmt.Sprintf(`{
-	admin localhost:%d
-	http_port %d
-	https_port %d
-	persist_config off
-	skip_install_trust
-	grace_period 1ns
-}
-`, adminPort, port, httpsPort) + strings.Replace(site, "http://localhost:9080", p.base, 1)
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	// keep the instance's storage and config dirs out of the user's home
-	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	p.exited = make(chan struct{})
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(p.log)
-			t.Logf("second instance's log:\n%s", tail(string(b), 4000))
-		}
-	})
-
-	// a GET passes through to the default model's upstream: 200 once the
-	// site is up
-	client := &http.Client{Timeout: patience}
-	deadline := time.Now().Add(patience)
-	for {
-		select {
-		case <-p.exited:
-			b, _ := os.ReadFile(p.log)
-			t.Fatalf("the second instance exited at start:\n%s", tail(string(b), 4000))
-		default:
-		}
-		resp, err := client.Get(p.base + "/v1/models")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(p.log)
-			t.Fatalf("the second instance did not answer on %s within %v (%v):\n%s", p.base, patience, err, tail(string(b), 4000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// ---------------------------------------------------------------------------
-// Requests, admin API and metrics
-
-// postTo is post against another gateway instance.
-func postTo(t *testing.T, base, path string, body []byte, headers ...string) (*http.Response, []byte) {
-	t.Helper()
-	resp, out, err := sendTo(http.DefaultClient, base, path, body, headers...)
-	if err != nil {
-		t.Fatalf("POST %s%s: %v", base, path, err)
-	}
-	return resp, out
-}
-
-// mustChat posts a chat request and fails the test unless it is answered 200.
-func mustChat(t *testing.T, base string, body []byte, headers ...string) *http.Response {
-	t.Helper()
-	resp, out := postTo(t, base, "/v1/chat/completions", body, headers...)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s/v1/chat/completions: status %d: %s", base, resp.StatusCode, out)
-	}
-	return resp
-}
-
-// adminCall calls the in-process Caddy's admin API.
-func adminCall(t *testing.T, method, path string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, adminURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
-}
-
-// listStores is GET /llm_affinity/: store name -> pin count.
-func listStores(t *testing.T) map[string]int {
-	t.Helper()
-	status, body := adminCall(t, http.MethodGet, "/llm_affinity/")
-	var list struct {
-		Stores map[string]int `json:"stores"`
-	}
-	if err := json.Unmarshal(body, &list); err != nil || status != http.StatusOK || list.Stores == nil {
-		t.Fatalf("GET /llm_affinity/: status %d body %s (%v)", status, body, err)
-	}
-	return list.Stores
-}
-
-// sample is one metric sample of the Prometheus text format.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-	line   string
-}
-
-var (
-	sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)`)
-	labelPair  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-)
-
-// scrape reads the metrics endpoint at url.
-func scrape(t *testing.T, url string) (samples []sample, raw string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: status %d: %s", url, resp.StatusCode, body)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		m := sampleLine.FindStringSubmatch(line)
-		if m == nil || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			continue
-		}
-		s := sample{name: m[1], labels: map[string]string{}, value: v, line: line}
-		for _, lp := range labelPair.FindAllStringSubmatch(m[2], -1) {
-			s.labels[lp[1]] = lp[2]
-		}
-		samples = append(samples, s)
-	}
-	return samples, string(body)
-}
-
-// sum adds up the samples named name whose labels include want.
-func sum(samples []sample, name string, want map[string]string) (total float64, found bool) {
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range want {
-			if s.labels[k] != v {
-				match = false
-				break
-			}
-		}
-		if match {
-			total += s.value
-			found = true
-		}
-	}
-	return total, found
-}
-
-// withSiteLines inserts site-level directives (log, metrics) into a site
-// made by routerSite, before its llm_affinity block.
-func withSiteLines(site, lines string) string {
-	return strings.Replace(site, "\tllm_affinity {", lines+"\n\tllm_affinity {", 1)
-}
-
-// ---------------------------------------------------------------------------
-// Tests
 
 // TestReloadKeepsPins: pins live in a store kept across config generations
 // by name. Without the package-level pool (a store per handler instance) the
@@ -345,14 +32,18 @@ func withSiteLines(site, lines string) string {
 func TestReloadKeepsPins(t *testing.T) {
 	f := newFleet(t, alternating)
 	extra := newFakeUpstream(t, "extra")
-	startCaddy(t, routerSite(f, "name reload-a\n\t\tttl 10m"))
+	site := f.plainSite().with("name reload-a")
+	site.ttl = "10m"
+	startCaddy(t, site)
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S before the reload", resp, "claude", "code", "routed")
 
 	// an edited config: another ttl, another model
-	edited := routerSite(f, "name reload-a\n\t\tttl 20m\n\t\tmodel extra {\n\t\t\tto "+extra.addr()+"\n\t\t}")
-	reloadCaddy(t, globalOptions+edited)
+	edited := f.plainSite().with("name reload-a")
+	edited.ttl = "20m"
+	edited.models = append([]siteModel{{name: "extra", to: extra.addr()}}, edited.models...)
+	reloadCaddy(t, globalOptions+edited.String())
 	resp = mustChat(t, gateway, chat("gpt-4o-mini", "second turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S after a reload", resp, "claude", "code", "pinned")
 	if got := f.router.calls.Load(); got != 1 {
@@ -366,7 +57,7 @@ func TestReloadKeepsPins(t *testing.T) {
 	}
 
 	// another name is another store: it starts empty, and the old one is gone
-	reloadCaddy(t, globalOptions+routerSite(f, "name reload-b"))
+	reloadCaddy(t, globalOptions+f.plainSite().with("name reload-b").String())
 	resp = mustChat(t, gateway, chat("gpt-4o-mini", "third turn"), "X-Model-Affinity", "S-reload")
 	expectDecision(t, "S after renaming the store", resp, "claude", "code", "routed")
 	if got := f.router.calls.Load(); got != 3 {
@@ -393,7 +84,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	t.Run("pin made on one instance serves the other", func(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
-		site := routerSite(f, storeRedis("shared", addr, prefix, healthyRedisTimeout))
+		site := f.plainSite().with(storeRedis("shared", addr, prefix, healthyRedisTimeout))
 		startCaddy(t, site)
 		other := startCaddyBinary(t, bin, site)
 
@@ -442,7 +133,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		prefix := uniquePrefix(t, addr)
 		f := newFleet(t, alternating)
 		f.router.delay.Store(int64(300 * time.Millisecond))
-		site := routerSite(f, storeRedis("shared", addr, prefix, healthyRedisTimeout))
+		site := f.plainSite().with(storeRedis("shared", addr, prefix, healthyRedisTimeout))
 		startCaddy(t, site)
 		other := startCaddyBinary(t, bin, site)
 
@@ -512,7 +203,7 @@ func TestRedisOutage(t *testing.T) {
 	// cost seconds, long enough that no call to a healthy local Redis on a
 	// loaded machine reaches it
 	const redisTimeout = time.Second
-	startCaddy(t, withSiteLines(routerSite(f, storeRedis("outage", rs.Addr, prefix, redisTimeout.String())), "\tmetrics /metrics"))
+	startCaddy(t, f.plainSite().with(storeRedis("outage", rs.Addr, prefix, redisTimeout.String())).withDirectives("metrics /metrics"))
 
 	resp := mustChat(t, gateway, chat("gpt-4o-mini", "first"), "X-Model-Affinity", "S-outage")
 	expectDecision(t, "S before the outage", resp, "claude", "code", "routed")
@@ -594,7 +285,7 @@ func TestRedisOutage(t *testing.T) {
 // model.
 func TestTenantScope(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, "name tenants\n\t\tscope {http.request.header.X-Tenant}"))
+	startCaddy(t, f.plainSite().with("name tenants", "scope {http.request.header.X-Tenant}"))
 
 	send := func(tenant string) *http.Response {
 		t.Helper()
@@ -632,7 +323,7 @@ func TestTenantScope(t *testing.T) {
 // admin endpoint, and its errors.
 func TestAdminAPI(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, routerSite(f, "name admin-test"))
+	startCaddy(t, f.plainSite().with("name admin-test"))
 	for _, key := range []string{"adm-1", "adm-2", "adm-3"} {
 		mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 	}
@@ -745,7 +436,7 @@ func TestAdminAPI(t *testing.T) {
 // the config's registry none of them would be scraped.
 func TestMetricsEndpoint(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, withSiteLines(routerSite(f, "name metrics-test"), "\tmetrics /metrics"))
+	startCaddy(t, f.plainSite().with("name metrics-test").withDirectives("metrics /metrics"))
 
 	const key = "S-metrics-key-9c1e"
 	const prompt = "METRICS-SECRET-PROMPT about the merger"
@@ -808,7 +499,7 @@ func TestStripHeader(t *testing.T) {
 			rec := &headerRecorder{}
 			f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 			f.claude = rec.upstream(t)
-			startCaddy(t, routerSite(f, tc.extra))
+			startCaddy(t, f.plainSite().with(tc.extra))
 			resp := mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", "S-strip", "X-Model-Affinity-Mode", "on")
 			expectDecision(t, "request", resp, "claude", "code", "routed")
 			rec.mu.Lock()
@@ -828,31 +519,14 @@ func TestStripHeader(t *testing.T) {
 func TestAccessLogFields(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	startCaddy(t, withSiteLines(routerSite(f, ""), "\tlog {\n\t\toutput file "+logPath+"\n\t}"))
+	startCaddy(t, f.plainSite().withDirectives("log {\n\toutput file "+logPath+"\n}"))
 	// close the log file before the temp dir goes away
-	t.Cleanup(func() { startCaddy(t, "http://localhost:9080 {\n\trespond ok\n}\n") })
+	t.Cleanup(func() { closeLogFiles(t) })
 
 	const key = "S-access-log-key-4d2b"
 	mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 
-	var entry map[string]any
-	deadline := time.Now().Add(patience)
-	for entry == nil && time.Now().Before(deadline) {
-		b, _ := os.ReadFile(logPath)
-		for _, line := range strings.Split(string(b), "\n") {
-			var e map[string]any
-			if json.Unmarshal([]byte(line), &e) == nil && e["llm_model"] != nil {
-				entry = e
-			}
-		}
-		if entry == nil {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if entry == nil {
-		b, _ := os.ReadFile(logPath)
-		t.Fatalf("no access log line with llm_model within %v:\n%s", patience, b)
-	}
+	entry := waitForLogEntry(t, logPath, "with llm_model", func(e map[string]any) bool { return e["llm_model"] != nil })
 	digest := sha256.Sum256([]byte(key))
 	wantHash := hex.EncodeToString(digest[:8])
 	for field, want := range map[string]string{

@@ -18,78 +18,6 @@ import (
 	"testing"
 )
 
-// fixedResponse answers every request with status, the given headers (name,
-// value pairs) and body.
-func fixedResponse(status int, body string, headers ...string) func(http.ResponseWriter, *http.Request, []byte) {
-	return func(w http.ResponseWriter, _ *http.Request, _ []byte) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-// expectDecision checks a response's decision headers.
-func expectDecision(t *testing.T, what string, resp *http.Response, model, route, status string) {
-	t.Helper()
-	m, r, s := decisionOf(resp)
-	if m != model || r != route || s != status {
-		t.Errorf("%s: decision model/route/status %q/%q/%q, want %q/%q/%q", what, m, r, s, model, route, status)
-	}
-}
-
-// routerSite is a site with three models (claude, gpt-4o, small as the
-// default), two routes the router chooses between (code -> claude then
-// gpt-4o, analysis -> gpt-4o) and the fleet's fake router; extra is inserted
-// into the llm_affinity block.
-func routerSite(f *fleet, extra string) string {
-	return fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default small
-		%s
-		model claude {
-			to %s
-			upstream_model claude-up
-		}
-		model gpt-4o {
-			to %s
-		}
-		model small {
-			to %s
-		}
-		route code {
-			description Writing, calling tools for, or fixing code
-			models claude gpt-4o
-		}
-		route analysis {
-			description Reasoning about results and comparing options
-			models gpt-4o
-		}
-		router llm {
-			endpoint %s
-			model katanemo/Arch-Router-1.5B
-			timeout %s
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, extra, f.claude.addr(), f.gpt.addr(), f.small.addr(), f.router.endpoint(), routerTimeout)
-}
-
-// openAIBody and anthropicBody wrap raw JSON messages into a request body.
-func openAIBody(msgs ...string) []byte {
-	return []byte(`{"model":"gpt-4o-mini","messages":[` + strings.Join(msgs, ",") + `]}`)
-}
-
-func anthropicBody(msgs ...string) []byte {
-	return []byte(`{"model":"claude-client","max_tokens":64,"system":"You are an agent.","messages":[` +
-		strings.Join(msgs, ",") + `]}`)
-}
-
 // TestFailoverToNextCandidate: when the route's pick fails before any byte
 // reaches the client, the next candidate serves, the client sees only its
 // response, and the pin follows it. Without failover the client would get the
@@ -105,7 +33,7 @@ func TestFailoverToNextCandidate(t *testing.T) {
 		transport string
 	}{
 		{name: "connection refused"},
-		{name: "timeout", respond: silent, transport: "transport http {\n\t\t\tresponse_header_timeout 300ms\n\t\t}"},
+		{name: "timeout", respond: silent, transport: "transport http {\n\tresponse_header_timeout 300ms\n}"},
 		{name: "429", respond: fixedResponse(429, "bad", "X-Bad", "1")},
 		{name: "500", respond: fixedResponse(500, "bad", "X-Bad", "1")},
 		{name: "503", respond: fixedResponse(503, "bad", "X-Bad", "1")},
@@ -122,33 +50,16 @@ func TestFailoverToNextCandidate(t *testing.T) {
 			}
 			good := newFakeUpstreamFunc(t, "good", fixedResponse(http.StatusOK, goodBody, "X-Good", "1"))
 			other := newFakeUpstream(t, "other")
-			startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default other
-		model bad {
-			to %s
-			upstream_model bad-up
-			api_key key-bad
-		}
-		model good {
-			to %s
-			upstream_model good-up
-			api_key key-good
-		}
-		model other {
-			to %s
-		}
-		route r {
-			when last_role user
-			models bad good
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-		%s
-	}
-}
-`, badAddr, good.addr(), other.addr(), tt.transport))
+			startCaddy(t, testSite{
+				defaultModel: "other",
+				models: []siteModel{
+					{name: "bad", to: badAddr, upstreamModel: "bad-up", apiKey: "key-bad"},
+					{name: "good", to: good.addr(), upstreamModel: "good-up", apiKey: "key-good"},
+					{name: "other", to: other.addr()},
+				},
+				routes: []siteRoute{{name: "r", when: "last_role user", models: "bad good"}},
+				proxy:  []string{tt.transport},
+			})
 
 			body := []byte(`{"model":"client-model","messages":[{"role":"user","content":"hello"}]}`)
 			// (had the timeout not fired, this would wait for the silent upstream forever)
@@ -219,28 +130,15 @@ func TestAllCandidatesFailLeavesNoPin(t *testing.T) {
 	bad1 := newFakeUpstreamFunc(t, "bad1", flaky("bad1", "bad1-503"))
 	bad2 := newFakeUpstreamFunc(t, "bad2", flaky("bad2", "bad2-503"))
 	bad3 := newFakeUpstreamFunc(t, "bad3", flaky("bad3", "last-503"))
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default bad3
-		model bad1 {
-			to %s
-		}
-		model bad2 {
-			to %s
-		}
-		model bad3 {
-			to %s
-		}
-		route r {
-			when last_role user
-			models bad1 bad2
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, bad1.addr(), bad2.addr(), bad3.addr()))
+	startCaddy(t, testSite{
+		defaultModel: "bad3",
+		models: []siteModel{
+			{name: "bad1", to: bad1.addr()},
+			{name: "bad2", to: bad2.addr()},
+			{name: "bad3", to: bad3.addr()},
+		},
+		routes: []siteRoute{{name: "r", when: "last_role user", models: "bad1 bad2"}},
+	})
 
 	body := []byte(`{"model":"client-model","messages":[{"role":"user","content":"hello"}]}`)
 	resp, out := post(t, "/v1/chat/completions", body, "X-Model-Affinity", "s-allfail")
@@ -286,28 +184,15 @@ func TestNoRetryAfterStreamStarted(t *testing.T) {
 	first := newFakeUpstreamFunc(t, "first", breaking)
 	second := newFakeUpstream(t, "second")
 	dflt := newFakeUpstream(t, "dflt")
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default dflt
-		model first {
-			to %s
-		}
-		model second {
-			to %s
-		}
-		model dflt {
-			to %s
-		}
-		route r {
-			when last_role user
-			models first second
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, first.addr(), second.addr(), dflt.addr()))
+	startCaddy(t, testSite{
+		defaultModel: "dflt",
+		models: []siteModel{
+			{name: "first", to: first.addr()},
+			{name: "second", to: second.addr()},
+			{name: "dflt", to: dflt.addr()},
+		},
+		routes: []siteRoute{{name: "r", when: "last_role user", models: "first second"}},
+	})
 
 	body := []byte(`{"model":"client-model","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
 	req, _ := http.NewRequest(http.MethodPost, gateway+"/v1/chat/completions", strings.NewReader(string(body)))
@@ -342,31 +227,15 @@ func TestWeightedPolicyIsStickyPerSession(t *testing.T) {
 	a := newFakeUpstream(t, "a")
 	b := newFakeUpstream(t, "b")
 	dflt := newFakeUpstream(t, "dflt")
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default dflt
-		model a {
-			to %s
-			weight 3
-		}
-		model b {
-			to %s
-			weight 1
-		}
-		model dflt {
-			to %s
-		}
-		route r {
-			when last_role user
-			models a b
-			policy weighted
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, a.addr(), b.addr(), dflt.addr()))
+	startCaddy(t, testSite{
+		defaultModel: "dflt",
+		models: []siteModel{
+			{name: "a", to: a.addr(), weight: 3},
+			{name: "b", to: b.addr(), weight: 1},
+			{name: "dflt", to: dflt.addr()},
+		},
+		routes: []siteRoute{{name: "r", when: "last_role user", models: "a b", policy: "weighted"}},
+	})
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -487,7 +356,7 @@ func runTurns(t *testing.T, f *fleet, path, key string, steps []turnStep) {
 func TestRouteOnUserOnly(t *testing.T) {
 	t.Run("openai", func(t *testing.T) {
 		f := newFleet(t, alternating)
-		startCaddy(t, routerSite(f, "route_on_user_only"))
+		startCaddy(t, f.plainSite().with("route_on_user_only"))
 		sys := `{"role":"system","content":"You are an agent."}`
 		u1 := `{"role":"user","content":"What is 6 times 7?"}`
 		call1 := `{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"calc","arguments":"{\"a\":6,\"b\":7}"}}]}`
@@ -508,7 +377,7 @@ func TestRouteOnUserOnly(t *testing.T) {
 
 	t.Run("anthropic", func(t *testing.T) {
 		f := newFleet(t, alternating)
-		startCaddy(t, routerSite(f, "route_on_user_only on"))
+		startCaddy(t, f.plainSite().with("route_on_user_only on"))
 		u1 := `{"role":"user","content":[{"type":"text","text":"What is 6 times 7?"}]}`
 		use1 := `{"role":"assistant","content":[{"type":"text","text":"Calling calc."},{"type":"tool_use","id":"tu_1","name":"calc","input":{"a":6,"b":7}}]}`
 		result1 := `{"role":"user","content":[{"type":"tool_result","tool_use_id":"tu_1","content":"42"}]}`
@@ -528,7 +397,7 @@ func TestRouteOnUserOnly(t *testing.T) {
 
 	t.Run("off by default", func(t *testing.T) {
 		f := newFleet(t, alternating)
-		startCaddy(t, routerSite(f, ""))
+		startCaddy(t, f.plainSite())
 		u1 := `{"role":"user","content":"What is 6 times 7?"}`
 		asst := `{"role":"assistant","content":"It is 42."}`
 		u2 := `{"role":"user","content":"Now compare PostgreSQL and MongoDB"}`
@@ -544,15 +413,10 @@ func TestRouteOnUserOnly(t *testing.T) {
 func implicitBody(firstUser string, turns ...string) []byte {
 	msgs := append([]string{
 		`{"role":"system","content":"You are a coding agent. SECRET-SYSTEM-PROMPT"}`,
-		`{"role":"user","content":` + strconvQuote(firstUser) + `}`,
+		`{"role":"user","content":` + jsonQuote(firstUser) + `}`,
 	}, turns...)
 	return []byte(`{"model":"gpt-4o-mini","tools":[{"type":"function","function":{"name":"read_file_tool","parameters":{"type":"object"}}}],` +
 		`"messages":[` + strings.Join(msgs, ",") + `]}`)
-}
-
-func strconvQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // TestImplicitAffinity: with implicit on, requests without the header are
@@ -561,7 +425,7 @@ func strconvQuote(s string) string {
 // and switch models.
 func TestImplicitAffinity(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, "implicit on\n\t\timplicit_salt testsalt"))
+	startCaddy(t, f.plainSite().with("implicit on", "implicit_salt testsalt"))
 
 	const first = "Find the bug in parser.go PROMPT-TEXT-ONE"
 	asst := `{"role":"assistant","content":"Looking at it."}`
@@ -637,7 +501,7 @@ func TestImplicitAffinity(t *testing.T) {
 // ignored, so K would be pinned by the opt-out requests.
 func TestOptOut(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, ""))
+	startCaddy(t, f.plainSite())
 	body := chat("gpt-4o-mini", "hello")
 
 	wantModels := []string{"claude", "gpt-4o"} // the router alternates
@@ -692,19 +556,13 @@ func decide(t *testing.T, path string, body []byte, headers ...string) (decision
 	return d, string(out)
 }
 
-// checkErrorShape checks a 400 in the API's error shape.
-func checkErrorShape(t *testing.T, what string, anthropic bool, resp *http.Response, body []byte) {
-	t.Helper()
-	checkAPIError(t, what, anthropic, http.StatusBadRequest, resp, body)
-}
-
 // TestDecisionAPI: POST .../routing/v1/... answers the decision as JSON,
 // pins it like a proxied request and proxies nothing. Without the API these
 // paths end in /chat/completions and /messages, so they would be proxied
 // upstream and answered with a chat completion.
 func TestDecisionAPI(t *testing.T) {
 	f := newFleet(t, alternating)
-	startCaddy(t, routerSite(f, ""))
+	startCaddy(t, f.plainSite())
 	body := chat("gpt-4o-mini", "write a function")
 
 	d, raw := decide(t, "/routing/v1/chat/completions", body, "X-Model-Affinity", "K-decide")
@@ -761,13 +619,13 @@ func TestDecisionAPI(t *testing.T) {
 	// bad input: the same 400 shapes as the proxied paths
 	calls := f.router.calls.Load()
 	resp, out = post(t, "/routing/v1/chat/completions", []byte(`{"model":"a","messages":[`))
-	checkErrorShape(t, "openai malformed", false, resp, out)
+	checkAPIError(t, "openai malformed", false, http.StatusBadRequest, resp, out)
 	resp, out = post(t, "/routing/v1/messages", []byte(`{"model":"a","messages":[]}`))
-	checkErrorShape(t, "anthropic empty messages", true, resp, out)
+	checkAPIError(t, "anthropic empty messages", true, http.StatusBadRequest, resp, out)
 	resp, out = post(t, "/routing/v1/chat/completions", body, "X-Model-Affinity", "a", "X-Model-Affinity", "b")
-	checkErrorShape(t, "openai two keys", false, resp, out)
+	checkAPIError(t, "openai two keys", false, http.StatusBadRequest, resp, out)
 	resp, out = post(t, "/routing/v1/messages", body, "X-Model-Affinity", "séance")
-	checkErrorShape(t, "anthropic bad key", true, resp, out)
+	checkAPIError(t, "anthropic bad key", true, http.StatusBadRequest, resp, out)
 	if f.router.calls.Load() != calls {
 		t.Errorf("bad input called the router")
 	}
@@ -778,55 +636,22 @@ func TestDecisionAPI(t *testing.T) {
 // the default (status default); with rules checked in another order the
 // requests matching two rules would get the later route.
 func TestRulesOnly(t *testing.T) {
-	ups, addrs := newFakeUpstreams(t, "mt", "mr", "ml", "mh", "direct", "dflt")
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default dflt
-		model mt {
-			to %s
-		}
-		model mr {
-			to %s
-		}
-		model ml {
-			to %s
-		}
-		model mh {
-			to %s
-		}
-		model direct {
-			to %s
-		}
-		model dflt {
-			to %s
-		}
-		route tools_r {
-			when tools
-			models mt
-		}
-		route refactor_r {
-			when regex (?i)refactor
-			models mr
-		}
-		route long_r {
-			when tokens_over 50
-			models ml
-		}
-		route team_r {
-			when header X-Team infra
-			models mh
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, addrs...))
+	ups, models := newFakeUpstreams(t, "mt", "mr", "ml", "mh", "direct", "dflt")
+	startCaddy(t, testSite{
+		defaultModel: "dflt",
+		models:       models,
+		routes: []siteRoute{
+			{name: "tools_r", when: "tools", models: "mt"},
+			{name: "refactor_r", when: "regex (?i)refactor", models: "mr"},
+			{name: "long_r", when: "tokens_over 50", models: "ml"},
+			{name: "team_r", when: "header X-Team infra", models: "mh"},
+		},
+	})
 
 	tools := `"tools":[{"type":"function","function":{"name":"run_tests","parameters":{"type":"object"}}}],`
 	long := strings.Repeat("lorem ipsum ", 30) // 360 characters: about 90 tokens
 	req := func(model, extra, text string) []byte {
-		return []byte(`{"model":"` + model + `",` + extra + `"messages":[{"role":"user","content":` + strconvQuote(text) + `}]}`)
+		return []byte(`{"model":"` + model + `",` + extra + `"messages":[{"role":"user","content":` + jsonQuote(text) + `}]}`)
 	}
 	tests := []struct {
 		name    string
@@ -866,47 +691,17 @@ func TestRulesOnly(t *testing.T) {
 // last_role, header) decide from the envelope, the last message and the
 // tools alone; the verdicts must be those of a full decode, on both APIs.
 func TestRulesOnRolesAndTools(t *testing.T) {
-	ups, addrs := newFakeUpstreams(t, "mt", "mtool", "ma", "mh", "dflt")
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default dflt
-		model mt {
-			to %s
-		}
-		model mtool {
-			to %s
-		}
-		model ma {
-			to %s
-		}
-		model mh {
-			to %s
-		}
-		model dflt {
-			to %s
-		}
-		route team_r {
-			when header X-Team infra
-			models mh
-		}
-		route tool_turn_r {
-			when last_role tool
-			models mtool
-		}
-		route tools_r {
-			when tools
-			models mt
-		}
-		route assistant_r {
-			when last_role assistant
-			models ma
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, addrs...))
+	ups, models := newFakeUpstreams(t, "mt", "mtool", "ma", "mh", "dflt")
+	startCaddy(t, testSite{
+		defaultModel: "dflt",
+		models:       models,
+		routes: []siteRoute{
+			{name: "team_r", when: "header X-Team infra", models: "mh"},
+			{name: "tool_turn_r", when: "last_role tool", models: "mtool"},
+			{name: "tools_r", when: "tools", models: "mt"},
+			{name: "assistant_r", when: "last_role assistant", models: "ma"},
+		},
+	})
 
 	tests := []struct {
 		name, path, body string
@@ -974,37 +769,19 @@ func TestRoutingPreferences(t *testing.T) {
 	a := newFakeUpstream(t, "a")
 	b := newFakeUpstream(t, "b")
 	dflt := newFakeUpstream(t, "dflt")
-	startCaddy(t, fmt.Sprintf(`http://localhost:9080 {
-	llm_affinity {
-		default dflt
-		model a {
-			to %s
-		}
-		model b {
-			to %s
-			upstream_model b-up
-		}
-		model dflt {
-			to %s
-		}
-		route zeta_config_route {
-			description Configured route one
-			models a
-		}
-		route omega_config_route {
-			description Configured route two
-			models a
-		}
-		router llm {
-			endpoint %s
-			model arch-router
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`, a.addr(), b.addr(), dflt.addr(), fr.endpoint()))
+	startCaddy(t, testSite{
+		defaultModel: "dflt",
+		models: []siteModel{
+			{name: "a", to: a.addr()},
+			{name: "b", to: b.addr(), upstreamModel: "b-up"},
+			{name: "dflt", to: dflt.addr()},
+		},
+		routes: []siteRoute{
+			{name: "zeta_config_route", description: "Configured route one", models: "a"},
+			{name: "omega_config_route", description: "Configured route two", models: "a"},
+		},
+		router: &siteRouter{endpoint: fr.endpoint(), model: "arch-router"},
+	})
 
 	prefs := `"routing_preferences":[{"name":"pref_route","description":"d","models":["b"]}]`
 	msgs := `"messages":[{"role":"user","content":"hello"}]`
@@ -1056,10 +833,10 @@ func TestRoutingPreferences(t *testing.T) {
 	}
 	for _, tt := range bad {
 		resp, out := post(t, "/v1/chat/completions", []byte(`{"model":"x",`+msgs+`,"routing_preferences":`+tt.prefs+`}`))
-		checkErrorShape(t, tt.name, false, resp, out)
+		checkAPIError(t, tt.name, false, http.StatusBadRequest, resp, out)
 	}
 	resp, out := post(t, "/v1/messages", []byte(`{"model":"x","max_tokens":5,`+msgs+`,"routing_preferences":[{"name":"p","models":["nope"]}]}`))
-	checkErrorShape(t, "anthropic unknown model", true, resp, out)
+	checkAPIError(t, "anthropic unknown model", true, http.StatusBadRequest, resp, out)
 	if n := int(fr.calls.Load()); n != len(tests) {
 		t.Errorf("router calls %d after bad preferences, want %d", n, len(tests))
 	}

@@ -21,22 +21,6 @@ import (
 	"github.com/llmaffinity/caddy-llm-affinity/internal/demo"
 )
 
-// openaiClient is the official OpenAI SDK pointed at the gateway, with no
-// retries so that every SDK call is exactly one gateway request.
-func openaiClient() openai.Client {
-	return openai.NewClient(option.WithBaseURL(gateway+"/v1"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-}
-
-// anthropicClient is the official Anthropic SDK pointed at the gateway, with
-// no retries.
-func anthropicClient(t *testing.T) anthropic.Client {
-	t.Helper()
-	// a developer's environment must not add a bearer token to the requests
-	t.Setenv("ANTHROPIC_AUTH_TOKEN", "")
-	return anthropic.NewClient(anthropicoption.WithBaseURL(gateway), anthropicoption.WithAPIKey("client-anthropic-key"),
-		anthropicoption.WithMaxRetries(0))
-}
-
 func TestOpenAISDKAgentLoop(t *testing.T) {
 	gpt, claude, router := new(demo.Provider), new(demo.Provider), new(demo.Router)
 	gptSrv, claudeSrv, routerSrv := httptest.NewServer(gpt), httptest.NewServer(claude), httptest.NewServer(router)
@@ -137,7 +121,7 @@ func TestOpenAISDKStreaming(t *testing.T) {
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
 	t.Cleanup(release) // never leave the upstream waiting on a failed test
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 
 	// a regression that buffers the stream fails at this deadline instead of
 	// hanging: the upstream holds the rest until the gate opens
@@ -201,7 +185,7 @@ func TestOpenAISDKStreaming(t *testing.T) {
 func TestAnthropicSDKMessages(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 	client := anthropicClient(t)
 
 	params := anthropic.MessageNewParams{
@@ -281,7 +265,7 @@ func TestAnthropicSDKMessages(t *testing.T) {
 func TestSDKBadAffinityKey(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, alternating)
-	startCaddy(t, f.site(siteOptions{}))
+	startCaddy(t, f.keyedSite())
 	key := strings.Repeat("k", 300)
 	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
