@@ -237,7 +237,9 @@ func ttlAttempt(t *testing.T, f *fleet, ttl time.Duration, key string) bool {
 	return true
 }
 
-func TestRewriteAndCredentials(t *testing.T) {
+// The upstream sees the serving model's upstream_model in the body and its
+// credential in place of the client's.
+func TestUpstreamModelAndCredentials(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 	startCaddy(t, f.keyedSite())
