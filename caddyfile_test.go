@@ -3,38 +3,108 @@ package llmaffinity
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
-	"net/http"
-	"reflect"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-
-	"github.com/llmaffinity/caddy-llm-affinity/router"
 )
+
+var updateGolden = flag.Bool("update", false, "rewrite the JSON of testdata/caddyfile/*.caddyfiletest from the adapter's output")
+
+// cfAdapt adapts a whole Caddyfile to JSON, as `caddy adapt` does, and logs
+// the adapter's warnings.
+func cfAdapt(t *testing.T, text string) ([]byte, error) {
+	t.Helper()
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, warnings, err := adapter.Adapt([]byte(text), nil)
+	for _, w := range warnings {
+		t.Logf("warning: %s", w)
+	}
+	return out, err
+}
+
+// cfCanonJSON re-encodes JSON indented, with sorted keys and exact numbers,
+// so that comparisons ignore formatting and key order.
+func cfCanonJSON(t *testing.T, data []byte) string {
+	t.Helper()
+	if !json.Valid(data) {
+		t.Fatalf("invalid JSON:\n%s", data)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "\t")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestCaddyfileAdapt adapts each testdata/caddyfile/*.caddyfiletest, a
+// Caddyfile, a line "----------" and the JSON it must adapt to, in the format
+// of Caddy's caddytest/integration/caddyfile_adapt. With -update it rewrites
+// the JSON instead.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "caddyfile", "*.caddyfiletest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no golden files in testdata/caddyfile")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, want, ok := strings.Cut(string(data), "\n----------\n")
+			if !ok {
+				t.Fatal("no line ---------- between the Caddyfile and its JSON")
+			}
+			out, err := cfAdapt(t, strings.TrimSpace(text)+"\n")
+			if err != nil {
+				t.Fatalf("adapting: %v", err)
+			}
+			if *updateGolden {
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, out, "", "\t"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, []byte(text+"\n----------\n"+buf.String()+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			gotLines := strings.Split(cfCanonJSON(t, out), "\n")
+			wantLines := strings.Split(cfCanonJSON(t, []byte(want)), "\n")
+			for i := 0; i < max(len(gotLines), len(wantLines)); i++ {
+				if i >= len(gotLines) || i >= len(wantLines) || gotLines[i] != wantLines[i] {
+					from := max(i-4, 0)
+					t.Fatalf("adapted JSON differs from the file's (keys sorted), from line %d:\nwant:\n%s\ngot:\n%s\n(go test -run TestCaddyfileAdapt -update rewrites it)",
+						i+1, strings.Join(wantLines[from:min(i+5, len(wantLines))], "\n"), strings.Join(gotLines[from:min(i+5, len(gotLines))], "\n"))
+				}
+			}
+		})
+	}
+}
 
 // cfParse unmarshals a llm_affinity directive given as Caddyfile text.
 func cfParse(input string) (*Handler, error) {
 	h := new(Handler)
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
 	return h, err
-}
-
-// cfNormJSON decodes JSON into generic values, numbers kept exact, for
-// comparisons that ignore formatting and key order.
-func cfNormJSON(t *testing.T, data []byte) any {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decoding JSON %s: %v", data, err)
-	}
-	return v
 }
 
 // cfMarkedLine returns the 1-based line of input that holds the marker
@@ -54,441 +124,6 @@ func cfMarkedLine(t *testing.T, input string) int {
 		t.Fatalf("test input has no #<- marker:\n%s", input)
 	}
 	return line
-}
-
-func TestCaddyfileUnmarshalValid(t *testing.T) {
-	tests := []struct {
-		name  string
-		input string
-		want  string // the handler as JSON
-	}{
-		{
-			name: "minimal",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"default":"a","models":[{"name":"a","to":["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "every subdirective",
-			input: `llm_affinity {
-	header X-Session-Id
-	ttl 5m
-	max_entries 10000000
-	max_body 10MiB
-	default small
-
-	model small {
-		to 10.0.0.1:8000 10.0.0.2:8000
-		to 10.0.0.3:8000
-		to unix//run/vllm.sock
-		upstream_model gpt-4o-mini
-		api_key {env.OPENAI_API_KEY}
-		provider openai
-	}
-	model big {
-		to api.anthropic.com:443
-		upstream_model claude-sonnet-4-5
-		api_key {env.ANTHROPIC_API_KEY}
-		provider anthropic
-	}
-	model local {
-		to [::1]:11434
-	}
-
-	route code {
-		description code generation, debugging and   review of programs
-		models big small
-	}
-	route chat {
-		description "casual   conversation"
-		models small
-	}
-
-	router llm {
-		endpoint http://127.0.0.1:11434/v1/chat/completions
-		model katanemo/Arch-Router-1.5B
-		timeout 3s
-		api_key {env.ROUTER_API_KEY}
-	}
-}`,
-			want: `{
-				"header": "X-Session-Id",
-				"ttl": 300000000000,
-				"max_entries": 10000000,
-				"max_body": 10485760,
-				"default": "small",
-				"models": [
-					{"name": "small", "to": ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000", "unix//run/vllm.sock"],
-					 "upstream_model": "gpt-4o-mini", "api_key": "{env.OPENAI_API_KEY}", "provider": "openai"},
-					{"name": "big", "to": ["api.anthropic.com:443"],
-					 "upstream_model": "claude-sonnet-4-5", "api_key": "{env.ANTHROPIC_API_KEY}", "provider": "anthropic"},
-					{"name": "local", "to": ["[::1]:11434"]}
-				],
-				"routes": [
-					{"name": "code", "description": "code generation, debugging and review of programs", "models": ["big", "small"]},
-					{"name": "chat", "description": "casual   conversation", "models": ["small"]}
-				],
-				"router": {
-					"router": "llm",
-					"endpoint": "http://127.0.0.1:11434/v1/chat/completions",
-					"model": "katanemo/Arch-Router-1.5B",
-					"timeout": 3000000000,
-					"api_key": "{env.ROUTER_API_KEY}"
-				}
-			}`,
-		},
-		{
-			name: "max_body in kilobytes, routes and default before their models",
-			input: `llm_affinity {
-	max_body 512KB
-	ttl 1h30m
-	max_entries 1
-	route r1 {
-		models b a
-	}
-	default b
-	model a {
-		to 127.0.0.1:1
-	}
-	model b {
-		to 127.0.0.1:2
-	}
-}`,
-			want: `{"ttl": 5400000000000, "max_entries": 1, "max_body": 512000, "default": "b",
-				"models": [{"name": "a", "to": ["127.0.0.1:1"]}, {"name": "b", "to": ["127.0.0.1:2"]}],
-				"routes": [{"name": "r1", "models": ["b", "a"]}]}`,
-		},
-		{
-			name: "max_body binary units, ttl in days",
-			input: `llm_affinity {
-	max_body 1GiB
-	ttl 1d
-	default a
-	model a {
-		to localhost:8080
-	}
-}`,
-			want: `{"ttl": 86400000000000, "max_body": 1073741824, "default": "a",
-				"models": [{"name": "a", "to": ["localhost:8080"]}]}`,
-		},
-		{
-			name: "max_buffered and the client switches",
-			input: `llm_affinity {
-	max_body 1MiB
-	max_buffered 64MiB
-	forward_client_credentials on
-	client_model off
-	client_preferences off
-	default a
-	model a {
-		to 127.0.0.1:9
-		api_key sk-test
-	}
-}`,
-			want: `{"max_body": 1048576, "max_buffered": 67108864, "forward_client_credentials": true,
-				"client_model": false, "client_preferences": false, "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"], "api_key": "sk-test"}]}`,
-		},
-		{
-			name: "router with only the required settings",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		description everything
-		models a
-	}
-	router llm {
-		endpoint https://router.example.com/v1/chat/completions
-		model arch
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"routes": [{"name": "r", "description": "everything", "models": ["a"]}],
-				"router": {"router": "llm", "endpoint": "https://router.example.com/v1/chat/completions", "model": "arch"}}`,
-		},
-		{
-			name: "route_on_user_only bare",
-			input: `llm_affinity {
-	route_on_user_only
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"route_on_user_only": true, "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "route_on_user_only on",
-			input: `llm_affinity {
-	route_on_user_only on
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"route_on_user_only": true, "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "route_on_user_only off",
-			input: `llm_affinity {
-	route_on_user_only off
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "implicit on with a salt placeholder",
-			input: `llm_affinity {
-	implicit on
-	implicit_salt {env.LLM_AFFINITY_SALT}
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"implicit": true, "implicit_salt": "{env.LLM_AFFINITY_SALT}", "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "implicit off",
-			input: `llm_affinity {
-	implicit off
-	implicit_salt s3cr3t
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"implicit_salt": "s3cr3t", "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "weights and policies",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:1
-		weight 3
-	}
-	model b {
-		weight 0
-		to 127.0.0.1:2
-	}
-	model c {
-		to 127.0.0.1:3
-	}
-	route split {
-		models a b c
-		policy weighted
-	}
-	route spread {
-		policy random
-		models c a
-	}
-	route ordered {
-		models b a
-		policy first
-	}
-}`,
-			want: `{"default": "a",
-				"models": [
-					{"name": "a", "to": ["127.0.0.1:1"], "weight": 3},
-					{"name": "b", "to": ["127.0.0.1:2"], "weight": 0},
-					{"name": "c", "to": ["127.0.0.1:3"]}
-				],
-				"routes": [
-					{"name": "split", "models": ["a", "b", "c"], "policy": "weighted"},
-					{"name": "spread", "models": ["c", "a"], "policy": "random"},
-					{"name": "ordered", "models": ["b", "a"], "policy": "first"}
-				]}`,
-		},
-		{
-			name: "when conditions of every kind",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route agent {
-		models a
-		when tools
-		when last_role tool
-		when tokens_over 8000
-	}
-	route fix {
-		description fixing bugs
-		when regex "(?i)\bfix (this|that)\b"
-		when header X-Tier premium
-		models a
-	}
-	route quoted {
-		models a
-		when header "X-Team" "data science"
-		when last_role assistant
-	}
-	router llm {
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		model arch
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"routes": [
-					{"name": "agent", "models": ["a"], "when": [{"tools": true}, {"last_role": "tool"}, {"tokens_over": 8000}]},
-					{"name": "fix", "description": "fixing bugs", "models": ["a"],
-					 "when": [{"regex": "(?i)\\bfix (this|that)\\b"}, {"header": {"name": "X-Tier", "value": "premium"}}]},
-					{"name": "quoted", "models": ["a"],
-					 "when": [{"header": {"name": "X-Team", "value": "data science"}}, {"last_role": "assistant"}]}
-				],
-				"router": {"router": "llm", "endpoint": "http://127.0.0.1:1/v1/chat/completions", "model": "arch"}}`,
-		},
-		{
-			name: "name, scope and strip_header off",
-			input: `llm_affinity {
-	name site-a
-	scope {http.auth.user.id}
-	strip_header off
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"name": "site-a", "scope": "{http.auth.user.id}", "strip_header": false, "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "strip_header on, scope of a header",
-			input: `llm_affinity {
-	default a
-	strip_header on
-	scope {http.request.header.Authorization}
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"strip_header": true, "scope": "{http.request.header.Authorization}", "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "store redis with every subdirective",
-			input: `llm_affinity {
-	name main
-	default a
-	store redis {
-		address 10.0.0.1:6379 10.0.0.2:6379
-		address redis.internal:6380
-		address [::1]:6379
-		password {env.REDIS_PASSWORD}
-		db 3
-		prefix gw:prod:
-		timeout 250ms
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"name": "main", "default": "a",
-				"store": {"redis": {
-					"addresses": ["10.0.0.1:6379", "10.0.0.2:6379", "redis.internal:6380", "[::1]:6379"],
-					"password": "{env.REDIS_PASSWORD}",
-					"db": 3,
-					"prefix": "gw:prod:",
-					"timeout": 250000000
-				}},
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "store redis with only an address, after the models",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	store redis {
-		address localhost:6379
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"store": {"redis": {"addresses": ["localhost:6379"]}}}`,
-		},
-		{
-			name: "store redis db 0, timeout in seconds, quoted password",
-			input: `llm_affinity {
-	default a
-	store redis {
-		timeout 2s
-		db 0
-		password "p@ss word"
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"store": {"redis": {"addresses": ["127.0.0.1:6379"], "password": "p@ss word", "timeout": 2000000000}}}`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h, err := cfParse(tt.input)
-			if err != nil {
-				t.Fatalf("UnmarshalCaddyfile: %v", err)
-			}
-			got, err := json.Marshal(h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(cfNormJSON(t, got), cfNormJSON(t, []byte(tt.want))) {
-				t.Errorf("handler JSON:\n got %s\nwant %s", got, tt.want)
-			}
-		})
-	}
-}
-
-// The parsed struct itself, not only its JSON.
-func TestCaddyfileUnmarshalStruct(t *testing.T) {
-	h, err := cfParse(`llm_affinity {
-	ttl 90s
-	max_body 2MiB
-	default a
-	model a {
-		to 127.0.0.1:1 127.0.0.1:2
-		to 127.0.0.1:3
-		api_key {env.OPENAI_API_KEY}
-	}
-	route r {
-		description one  two   three
-		models a
-	}
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &Handler{
-		TTL:     caddy.Duration(90 * time.Second),
-		MaxBody: 2 << 20,
-		Default: "a",
-		Models: []*Model{{
-			Name:   "a",
-			To:     []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"},
-			APIKey: "{env.OPENAI_API_KEY}",
-		}},
-		Routes: []*Route{{Name: "r", Description: "one two three", Models: []string{"a"}}},
-	}
-	if !reflect.DeepEqual(h, want) {
-		gotJSON, _ := json.Marshal(h)
-		wantJSON, _ := json.Marshal(want)
-		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
-	}
 }
 
 func TestCaddyfileUnmarshalErrors(t *testing.T) {
@@ -1836,133 +1471,6 @@ func TestCaddyfileUnmarshalErrors(t *testing.T) {
 	}
 }
 
-// cfAdapt adapts a whole Caddyfile to JSON.
-func cfAdapt(t *testing.T, text string) ([]byte, error) {
-	t.Helper()
-	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
-	out, _, err := adapter.Adapt([]byte(text), nil)
-	return out, err
-}
-
-// cfHandlers returns every object with a "handler" key in cfg, depth first in
-// document order.
-func cfHandlers(v any) []map[string]any {
-	var found []map[string]any
-	var walk func(any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if _, ok := v["handler"].(string); ok {
-				found = append(found, v)
-			}
-			for _, k := range []string{"routes", "handle"} {
-				if c, ok := v[k]; ok {
-					walk(c)
-				}
-			}
-			for k, c := range v {
-				if k != "routes" && k != "handle" {
-					walk(c)
-				}
-			}
-		case []any:
-			for _, c := range v {
-				walk(c)
-			}
-		}
-	}
-	walk(v)
-	return found
-}
-
-func TestCaddyfileAdaptSiteBlock(t *testing.T) {
-	const llm = `	llm_affinity {
-		default a
-		model a {
-			to 127.0.0.1:9
-			api_key {env.OPENAI_API_KEY}
-		}
-	}
-`
-	const proxy = `	reverse_proxy {
-		dynamic llm_affinity
-	}
-`
-	tests := []struct {
-		name string
-		text string
-	}{
-		{name: "llm_affinity written first", text: "{\n\tadmin off\n}\n:8080 {\n" + llm + proxy + "}\n"},
-		{name: "reverse_proxy written first", text: "{\n\tadmin off\n}\n:8080 {\n" + proxy + llm + "}\n"},
-		{name: "with a path matcher", text: "{\n\tadmin off\n}\n:8080 {\n" + proxy + strings.Replace(llm, "llm_affinity {", "llm_affinity /v1/* {", 1) + "}\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := cfAdapt(t, tt.text)
-			if err != nil {
-				t.Fatalf("adapting:\n%s\nerror: %v", tt.text, err)
-			}
-			handlers := cfHandlers(cfNormJSON(t, out))
-			iLLM, iProxy := -1, -1
-			for i, h := range handlers {
-				switch h["handler"] {
-				case "llm_affinity":
-					if iLLM != -1 {
-						t.Fatalf("more than one llm_affinity handler in %s", out)
-					}
-					iLLM = i
-				case "reverse_proxy":
-					if iProxy != -1 {
-						t.Fatalf("more than one reverse_proxy handler in %s", out)
-					}
-					iProxy = i
-				}
-			}
-			if iLLM == -1 || iProxy == -1 {
-				t.Fatalf("want both an llm_affinity and a reverse_proxy handler in %s", out)
-			}
-			if iLLM > iProxy {
-				t.Errorf("llm_affinity comes after reverse_proxy in %s", out)
-			}
-
-			proxyHandler := handlers[iProxy]
-			if got := proxyHandler["dynamic_upstreams"]; !reflect.DeepEqual(got, map[string]any{"source": "llm_affinity"}) {
-				t.Errorf("reverse_proxy dynamic_upstreams = %v, want {\"source\":\"llm_affinity\"}", got)
-			}
-			if static, ok := proxyHandler["upstreams"]; ok {
-				t.Errorf("reverse_proxy has static upstreams %v", static)
-			}
-
-			gotLLM, _ := json.Marshal(handlers[iLLM])
-			wantLLM := `{"handler":"llm_affinity","default":"a","models":[{"name":"a","to":["127.0.0.1:9"],"api_key":"{env.OPENAI_API_KEY}"}]}`
-			if !reflect.DeepEqual(cfNormJSON(t, gotLLM), cfNormJSON(t, []byte(wantLLM))) {
-				t.Errorf("llm_affinity handler:\n got %s\nwant %s", gotLLM, wantLLM)
-			}
-		})
-	}
-}
-
-func TestCaddyfileAdaptMatcher(t *testing.T) {
-	out, err := cfAdapt(t, `:8080 {
-	llm_affinity /v1/* {
-		default a
-		model a {
-			to 127.0.0.1:9
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(out, []byte(`"path":["/v1/*"]`)) {
-		t.Errorf("the matcher of llm_affinity is lost: %s", out)
-	}
-}
-
 func TestCaddyfileAdaptErrorNamesLine(t *testing.T) {
 	text := `{
 	admin off
@@ -1988,113 +1496,5 @@ func TestCaddyfileAdaptErrorNamesLine(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "route 'r' names unknown model 'b'") || !strings.Contains(msg, "Caddyfile:10") {
 		t.Errorf("error = %q, want it to name the route and Caddyfile:10", msg)
-	}
-}
-
-// Conditions parsed from a Caddyfile are compiled and match as written;
-// weights are set only where written.
-func TestCaddyfileRoutingStruct(t *testing.T) {
-	h, err := cfParse(`llm_affinity {
-	route_on_user_only
-	implicit on
-	default a
-	model a {
-		to 127.0.0.1:1
-		weight 0
-	}
-	model b {
-		to 127.0.0.1:2
-	}
-	route fix {
-		models b a
-		policy weighted
-		when regex "(?i)\bfix\b"
-		when header X-Tier premium
-	}
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !h.RouteOnUserOnly || !h.Implicit || h.ImplicitSalt != "" {
-		t.Errorf("route_on_user_only %v, implicit %v, implicit_salt %q; want true, true, empty",
-			h.RouteOnUserOnly, h.Implicit, h.ImplicitSalt)
-	}
-	if w := h.Models[0].Weight; w == nil || *w != 0 {
-		t.Errorf("model a weight = %v, want 0", w)
-	}
-	if w := h.Models[1].Weight; w != nil {
-		t.Errorf("model b weight = %d, want unset", *w)
-	}
-	r := h.Routes[0]
-	if r.Policy != PolicyWeighted || len(r.When) != 2 {
-		t.Fatalf("route = %+v, want policy weighted and two conditions", r)
-	}
-	tests := []struct {
-		text, tier string
-		want       bool
-	}{
-		{"please FIX this", "premium", true},
-		{"please FIX this", "basic", false},
-		{"prefix only", "premium", false},
-	}
-	for _, tt := range tests {
-		req := &router.Request{LastUserText: tt.text}
-		header := http.Header{"X-Tier": {tt.tier}}
-		if got := router.MatchAll(r.When, req, header); got != tt.want {
-			t.Errorf("MatchAll(%q, X-Tier %s) = %v, want %v", tt.text, tt.tier, got, tt.want)
-		}
-	}
-}
-
-// The parsed struct of the pin store settings, not only its JSON.
-func TestCaddyfileUnmarshalStoreStruct(t *testing.T) {
-	h, err := cfParse(`llm_affinity {
-	name gateway
-	scope {http.auth.user.id}
-	strip_header off
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	store redis {
-		address 127.0.0.1:6379 127.0.0.1:6380
-		address 127.0.0.1:6381
-		password {env.REDIS_PASSWORD}
-		db 15
-		prefix llm:gw:
-		timeout 1m30s
-	}
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := false
-	want := &Handler{
-		Name:        "gateway",
-		Scope:       "{http.auth.user.id}",
-		StripHeader: &off,
-		Default:     "a",
-		Models:      []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}},
-		Store: &StoreConfig{Redis: &RedisConfig{
-			Addresses: []string{"127.0.0.1:6379", "127.0.0.1:6380", "127.0.0.1:6381"},
-			Password:  "{env.REDIS_PASSWORD}",
-			DB:        15,
-			Prefix:    "llm:gw:",
-			Timeout:   caddy.Duration(90 * time.Second),
-		}},
-	}
-	if !reflect.DeepEqual(h, want) {
-		gotJSON, _ := json.Marshal(h)
-		wantJSON, _ := json.Marshal(want)
-		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
-	}
-
-	// strip_header unset stays unset: Provision applies the default
-	h, err = cfParse("llm_affinity {\n\tdefault a\n\tmodel a {\n\t\tto 127.0.0.1:9\n\t}\n}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.StripHeader != nil || h.Store != nil || h.Name != "" || h.Scope != "" {
-		t.Errorf("without the settings: strip_header %v, store %+v, name %q, scope %q; want all unset", h.StripHeader, h.Store, h.Name, h.Scope)
 	}
 }
