@@ -1,1981 +1,118 @@
-package llmaffinity
+package llmaffinity_test
 
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
-	"net/http"
-	"reflect"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
-	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
-	"github.com/llmaffinity/caddy-llm-affinity/routing"
+	_ "github.com/llmaffinity/caddy-llm-affinity" // the llm_affinity directive
 )
 
-// cfParse unmarshals a llm_affinity directive given as Caddyfile text.
-func cfParse(input string) (*Handler, error) {
-	h := new(Handler)
-	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-	return h, err
+var updateGolden = flag.Bool("update", false, "rewrite the JSON of testdata/caddyfile/*.caddyfiletest from the adapter's output")
+
+// cfAdapt adapts a whole Caddyfile to JSON, as `caddy adapt` does, and logs
+// the adapter's warnings.
+func cfAdapt(t *testing.T, text string) ([]byte, error) {
+	t.Helper()
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, warnings, err := adapter.Adapt([]byte(text), nil)
+	for _, w := range warnings {
+		t.Logf("warning: %s", w)
+	}
+	return out, err
 }
 
-// cfNormJSON decodes JSON into generic values, numbers kept exact, for
-// comparisons that ignore formatting and key order.
-func cfNormJSON(t *testing.T, data []byte) any {
+// cfCanonJSON re-encodes JSON indented, with sorted keys and exact numbers,
+// so that comparisons ignore formatting and key order.
+func cfCanonJSON(t *testing.T, data []byte) string {
 	t.Helper()
+	if !json.Valid(data) {
+		t.Fatalf("invalid JSON:\n%s", data)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decoding JSON %s: %v", data, err)
+		t.Fatal(err)
 	}
-	return v
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "\t")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
 }
 
-// cfMarkedLine returns the 1-based line of input that holds the marker
-// comment "#<-", which the tests put on the line an error must point at.
-func cfMarkedLine(t *testing.T, input string) int {
-	t.Helper()
-	line := 0
-	for i, l := range strings.Split(input, "\n") {
-		if strings.Contains(l, "#<-") {
-			if line != 0 {
-				t.Fatalf("test input has more than one #<- marker:\n%s", input)
-			}
-			line = i + 1
-		}
+// TestCaddyfileAdapt adapts each testdata/caddyfile/*.caddyfiletest, a
+// Caddyfile, a line "----------" and the JSON it must adapt to, in the format
+// of Caddy's caddytest/integration/caddyfile_adapt. With -update it rewrites
+// the JSON instead.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "caddyfile", "*.caddyfiletest"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if line == 0 {
-		t.Fatalf("test input has no #<- marker:\n%s", input)
+	if len(files) == 0 {
+		t.Fatal("no golden files in testdata/caddyfile")
 	}
-	return line
-}
-
-func TestCaddyfileUnmarshalValid(t *testing.T) {
-	tests := []struct {
-		name  string
-		input string
-		want  string // the handler as JSON
-	}{
-		{
-			name: "minimal",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"default":"a","models":[{"name":"a","to":["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "every subdirective",
-			input: `llm_affinity {
-	header X-Session-Id
-	ttl 5m
-	max_entries 10000000
-	max_body 10MiB
-	default small
-
-	model small {
-		to 10.0.0.1:8000 10.0.0.2:8000
-		to 10.0.0.3:8000
-		to unix//run/vllm.sock
-		upstream_model gpt-4o-mini
-		api_key {env.OPENAI_API_KEY}
-		provider openai
-	}
-	model big {
-		to api.anthropic.com:443
-		upstream_model claude-sonnet-4-5
-		api_key {env.ANTHROPIC_API_KEY}
-		provider anthropic
-	}
-	model local {
-		to [::1]:11434
-	}
-
-	route code {
-		description code generation, debugging and   review of programs
-		models big small
-	}
-	route chat {
-		description "casual   conversation"
-		models small
-	}
-
-	router llm {
-		endpoint http://127.0.0.1:11434/v1/chat/completions
-		model katanemo/Arch-Router-1.5B
-		timeout 3s
-		api_key {env.ROUTER_API_KEY}
-	}
-}`,
-			want: `{
-				"header": "X-Session-Id",
-				"ttl": 300000000000,
-				"max_entries": 10000000,
-				"max_body": 10485760,
-				"default": "small",
-				"models": [
-					{"name": "small", "to": ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000", "unix//run/vllm.sock"],
-					 "upstream_model": "gpt-4o-mini", "api_key": "{env.OPENAI_API_KEY}", "provider": "openai"},
-					{"name": "big", "to": ["api.anthropic.com:443"],
-					 "upstream_model": "claude-sonnet-4-5", "api_key": "{env.ANTHROPIC_API_KEY}", "provider": "anthropic"},
-					{"name": "local", "to": ["[::1]:11434"]}
-				],
-				"routes": [
-					{"name": "code", "description": "code generation, debugging and review of programs", "models": ["big", "small"]},
-					{"name": "chat", "description": "casual   conversation", "models": ["small"]}
-				],
-				"router": {
-					"router": "llm",
-					"endpoint": "http://127.0.0.1:11434/v1/chat/completions",
-					"model": "katanemo/Arch-Router-1.5B",
-					"timeout": 3000000000,
-					"api_key": "{env.ROUTER_API_KEY}"
-				}
-			}`,
-		},
-		{
-			name: "max_body in kilobytes, routes and default before their models",
-			input: `llm_affinity {
-	max_body 512KB
-	ttl 1h30m
-	max_entries 1
-	route r1 {
-		models b a
-	}
-	default b
-	model a {
-		to 127.0.0.1:1
-	}
-	model b {
-		to 127.0.0.1:2
-	}
-}`,
-			want: `{"ttl": 5400000000000, "max_entries": 1, "max_body": 512000, "default": "b",
-				"models": [{"name": "a", "to": ["127.0.0.1:1"]}, {"name": "b", "to": ["127.0.0.1:2"]}],
-				"routes": [{"name": "r1", "models": ["b", "a"]}]}`,
-		},
-		{
-			name: "max_body binary units, ttl in days",
-			input: `llm_affinity {
-	max_body 1GiB
-	ttl 1d
-	default a
-	model a {
-		to localhost:8080
-	}
-}`,
-			want: `{"ttl": 86400000000000, "max_body": 1073741824, "default": "a",
-				"models": [{"name": "a", "to": ["localhost:8080"]}]}`,
-		},
-		{
-			name: "max_buffered and the client switches",
-			input: `llm_affinity {
-	max_body 1MiB
-	max_buffered 64MiB
-	forward_client_credentials on
-	client_model off
-	client_preferences off
-	default a
-	model a {
-		to 127.0.0.1:9
-		api_key sk-test
-	}
-}`,
-			want: `{"max_body": 1048576, "max_buffered": 67108864, "forward_client_credentials": true,
-				"client_model": false, "client_preferences": false, "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"], "api_key": "sk-test"}]}`,
-		},
-		{
-			name: "router with only the required settings",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		description everything
-		models a
-	}
-	router llm {
-		endpoint https://router.example.com/v1/chat/completions
-		model arch
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"routes": [{"name": "r", "description": "everything", "models": ["a"]}],
-				"router": {"router": "llm", "endpoint": "https://router.example.com/v1/chat/completions", "model": "arch"}}`,
-		},
-		{
-			name: "route_on_user_only bare",
-			input: `llm_affinity {
-	route_on_user_only
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"route_on_user_only": true, "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "route_on_user_only on",
-			input: `llm_affinity {
-	route_on_user_only on
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"route_on_user_only": true, "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "route_on_user_only off",
-			input: `llm_affinity {
-	route_on_user_only off
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "implicit on with a salt placeholder",
-			input: `llm_affinity {
-	implicit on
-	implicit_salt {env.LLM_AFFINITY_SALT}
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"implicit": true, "implicit_salt": "{env.LLM_AFFINITY_SALT}", "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "implicit off",
-			input: `llm_affinity {
-	implicit off
-	implicit_salt s3cr3t
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"implicit_salt": "s3cr3t", "default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "weights and policies",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:1
-		weight 3
-	}
-	model b {
-		weight 0
-		to 127.0.0.1:2
-	}
-	model c {
-		to 127.0.0.1:3
-	}
-	route split {
-		models a b c
-		policy weighted
-	}
-	route spread {
-		policy random
-		models c a
-	}
-	route ordered {
-		models b a
-		policy first
-	}
-}`,
-			want: `{"default": "a",
-				"models": [
-					{"name": "a", "to": ["127.0.0.1:1"], "weight": 3},
-					{"name": "b", "to": ["127.0.0.1:2"], "weight": 0},
-					{"name": "c", "to": ["127.0.0.1:3"]}
-				],
-				"routes": [
-					{"name": "split", "models": ["a", "b", "c"], "policy": "weighted"},
-					{"name": "spread", "models": ["c", "a"], "policy": "random"},
-					{"name": "ordered", "models": ["b", "a"], "policy": "first"}
-				]}`,
-		},
-		{
-			name: "when conditions of every kind",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route agent {
-		models a
-		when tools
-		when last_role tool
-		when tokens_over 8000
-	}
-	route fix {
-		description fixing bugs
-		when regex "(?i)\bfix (this|that)\b"
-		when header X-Tier premium
-		models a
-	}
-	route quoted {
-		models a
-		when header "X-Team" "data science"
-		when last_role assistant
-	}
-	router llm {
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		model arch
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"routes": [
-					{"name": "agent", "models": ["a"], "when": [{"tools": true}, {"last_role": "tool"}, {"tokens_over": 8000}]},
-					{"name": "fix", "description": "fixing bugs", "models": ["a"],
-					 "when": [{"regex": "(?i)\\bfix (this|that)\\b"}, {"header": {"name": "X-Tier", "value": "premium"}}]},
-					{"name": "quoted", "models": ["a"],
-					 "when": [{"header": {"name": "X-Team", "value": "data science"}}, {"last_role": "assistant"}]}
-				],
-				"router": {"router": "llm", "endpoint": "http://127.0.0.1:1/v1/chat/completions", "model": "arch"}}`,
-		},
-		{
-			name: "name, scope and strip_header off",
-			input: `llm_affinity {
-	name site-a
-	scope {http.auth.user.id}
-	strip_header off
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"name": "site-a", "scope": "{http.auth.user.id}", "strip_header": false, "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "strip_header on, scope of a header",
-			input: `llm_affinity {
-	default a
-	strip_header on
-	scope {http.request.header.Authorization}
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"strip_header": true, "scope": "{http.request.header.Authorization}", "default": "a",
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "store redis with every subdirective",
-			input: `llm_affinity {
-	name main
-	default a
-	store redis {
-		address 10.0.0.1:6379 10.0.0.2:6379
-		address redis.internal:6380
-		address [::1]:6379
-		password {env.REDIS_PASSWORD}
-		db 3
-		prefix gw:prod:
-		timeout 250ms
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"name": "main", "default": "a",
-				"store": {"redis": {
-					"addresses": ["10.0.0.1:6379", "10.0.0.2:6379", "redis.internal:6380", "[::1]:6379"],
-					"password": "{env.REDIS_PASSWORD}",
-					"db": 3,
-					"prefix": "gw:prod:",
-					"timeout": 250000000
-				}},
-				"models": [{"name": "a", "to": ["127.0.0.1:9"]}]}`,
-		},
-		{
-			name: "store redis with only an address, after the models",
-			input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	store redis {
-		address localhost:6379
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"store": {"redis": {"addresses": ["localhost:6379"]}}}`,
-		},
-		{
-			name: "store redis db 0, timeout in seconds, quoted password",
-			input: `llm_affinity {
-	default a
-	store redis {
-		timeout 2s
-		db 0
-		password "p@ss word"
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`,
-			want: `{"default": "a", "models": [{"name": "a", "to": ["127.0.0.1:9"]}],
-				"store": {"redis": {"addresses": ["127.0.0.1:6379"], "password": "p@ss word", "timeout": 2000000000}}}`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h, err := cfParse(tt.input)
-			if err != nil {
-				t.Fatalf("UnmarshalCaddyfile: %v", err)
-			}
-			got, err := json.Marshal(h)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(cfNormJSON(t, got), cfNormJSON(t, []byte(tt.want))) {
-				t.Errorf("handler JSON:\n got %s\nwant %s", got, tt.want)
+			text, want, ok := strings.Cut(string(data), "\n----------\n")
+			if !ok {
+				t.Fatal("no line ---------- between the Caddyfile and its JSON")
 			}
-		})
-	}
-}
-
-// The parsed struct itself, not only its JSON.
-func TestCaddyfileUnmarshalStruct(t *testing.T) {
-	h, err := cfParse(`llm_affinity {
-	ttl 90s
-	max_body 2MiB
-	default a
-	model a {
-		to 127.0.0.1:1 127.0.0.1:2
-		to 127.0.0.1:3
-		api_key {env.OPENAI_API_KEY}
-	}
-	route r {
-		description one  two   three
-		models a
-	}
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &Handler{
-		TTL:     caddy.Duration(90 * time.Second),
-		MaxBody: 2 << 20,
-		Default: "a",
-		Models: []*Model{{
-			Name:   "a",
-			To:     []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"},
-			APIKey: "{env.OPENAI_API_KEY}",
-		}},
-		Routes: []*Route{{Name: "r", Description: "one two three", Models: []string{"a"}}},
-	}
-	gotJSON, _ := json.Marshal(h)
-	wantJSON, _ := json.Marshal(want)
-	if string(gotJSON) != string(wantJSON) {
-		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
-	}
-}
-
-func TestCaddyfileUnmarshalErrors(t *testing.T) {
-	// Every input marks with "#<-" the line the error must name.
-	tests := []struct {
-		name    string
-		input   string
-		wantErr string
-	}{
-		// syntax
-		{name: "directive arguments", wantErr: "wrong argument count", input: `llm_affinity foo { #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "unknown subdirective", wantErr: "unrecognized subdirective 'bogus'", input: `llm_affinity {
-	default a
-	bogus 1 #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "unknown subdirective in model", wantErr: "model 'a': unrecognized subdirective 'colour'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		colour 3 #<-
-	}
-}`},
-		{name: "unknown subdirective in route", wantErr: "route 'r': unrecognized subdirective 'model'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		model a #<-
-	}
-}`},
-		{name: "unknown subdirective in router llm", wantErr: "router llm: unrecognized subdirective 'url'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router llm {
-		url http://127.0.0.1:1/v1/chat/completions #<-
-		model arch
-	}
-}`},
-
-		// duplicates
-		{name: "duplicate header", wantErr: "header already specified", input: `llm_affinity {
-	header X-A
-	header X-B #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate ttl", wantErr: "ttl already specified", input: `llm_affinity {
-	ttl 1m
-	ttl 2m #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate max_entries", wantErr: "max_entries already specified", input: `llm_affinity {
-	max_entries 10
-	default a
-	max_entries 10 #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate max_body", wantErr: "max_body already specified", input: `llm_affinity {
-	max_body 1MiB
-	max_body 2MiB #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate max_buffered", wantErr: "max_buffered already specified", input: `llm_affinity {
-	max_buffered 64MiB
-	max_buffered 128MiB #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate client_model", wantErr: "client_model already specified", input: `llm_affinity {
-	client_model off
-	client_model on #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "forward_client_credentials bare", wantErr: "forward_client_credentials takes on or off", input: `llm_affinity {
-	forward_client_credentials #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_buffered xyz", wantErr: "invalid max_buffered 'xyz'", input: `llm_affinity {
-	max_buffered xyz #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_buffered under twice max_body", wantErr: "max_buffered must be at least twice max_body (1048576 bytes)", input: `llm_affinity { #<-
-	max_body 1MiB
-	max_buffered 1MiB
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate default", wantErr: "default already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	default a #<-
-}`},
-		{name: "duplicate router", wantErr: "router already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router llm {
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		model arch
-	}
-	router llm { #<-
-		endpoint http://127.0.0.1:2/v1/chat/completions
-		model arch
-	}
-}`},
-		{name: "duplicate upstream_model", wantErr: "upstream_model already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		upstream_model x
-		upstream_model y #<-
-	}
-}`},
-		{name: "duplicate api_key", wantErr: "api_key already specified", input: `llm_affinity {
-	default a
-	model a {
-		api_key k1
-		to 127.0.0.1:9
-		api_key k2 #<-
-	}
-}`},
-		{name: "duplicate provider", wantErr: "provider already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		provider openai
-		provider openai #<-
-	}
-}`},
-		{name: "duplicate description", wantErr: "route 'r': description already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		description one
-		models a
-		description two #<-
-	}
-}`},
-		{name: "duplicate models", wantErr: "route 'r': models already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		models a #<-
-	}
-}`},
-		{name: "duplicate router endpoint", wantErr: "router llm: endpoint already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router llm {
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		endpoint http://127.0.0.1:2/v1/chat/completions #<-
-	}
-}`},
-
-		// missing arguments
-		{name: "header without value", wantErr: "wrong argument count", input: `llm_affinity {
-	header #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "ttl without value", wantErr: "wrong argument count", input: `llm_affinity {
-	ttl #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_entries without value", wantErr: "wrong argument count", input: `llm_affinity {
-	max_entries #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_body without value", wantErr: "wrong argument count", input: `llm_affinity {
-	max_body #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "default without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "to without address", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to #<-
-	}
-}`},
-		{name: "upstream_model without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		upstream_model #<-
-	}
-}`},
-		{name: "api_key without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		api_key #<-
-	}
-}`},
-		{name: "provider without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		provider #<-
-	}
-}`},
-		{name: "description without text", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		description #<-
-		models a
-	}
-}`},
-		{name: "models without names", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models #<-
-	}
-}`},
-		{name: "model without name", wantErr: "model takes exactly one name", input: `llm_affinity {
-	default a
-	model { #<-
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "route without name", wantErr: "route takes exactly one name", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route { #<-
-		models a
-	}
-}`},
-		{name: "router without type", wantErr: "router needs a type", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router { #<-
-		endpoint http://127.0.0.1:1/v1/chat/completions
-	}
-}`},
-
-		// extra arguments
-		{name: "header with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	header X-A X-B #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "ttl with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	ttl 1m 2m #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_entries with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	max_entries 1 2 #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_body with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	max_body 10 MiB #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "default with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a b #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "model with two names", wantErr: "model takes exactly one name", input: `llm_affinity {
-	default a
-	model a b { #<-
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "route with two names", wantErr: "route takes exactly one name", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r s { #<-
-		models a
-	}
-}`},
-		{name: "upstream_model with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		upstream_model x y #<-
-	}
-}`},
-		{name: "api_key with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		api_key Bearer k #<-
-	}
-}`},
-		{name: "provider with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		provider openai anthropic #<-
-	}
-}`},
-		{name: "router llm with an argument", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router llm fast { #<-
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		model arch
-	}
-}`},
-
-		// bad values
-		{name: "ttl 0", wantErr: "invalid ttl '0'", input: `llm_affinity {
-	ttl 0 #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "ttl -1s", wantErr: "invalid ttl '-1s'", input: `llm_affinity {
-	ttl -1s #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "ttl abc", wantErr: "invalid ttl 'abc'", input: `llm_affinity {
-	ttl abc #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_entries 0", wantErr: "invalid max_entries '0'", input: `llm_affinity {
-	max_entries 0 #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_entries -5", wantErr: "invalid max_entries '-5'", input: `llm_affinity {
-	max_entries -5 #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_entries x", wantErr: "invalid max_entries 'x'", input: `llm_affinity {
-	max_entries x #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_entries over the limit", wantErr: "invalid max_entries '1073741825'", input: `llm_affinity {
-	max_entries 1073741825 #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_body 0", wantErr: "invalid max_body '0'", input: `llm_affinity {
-	max_body 0 #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "max_body xyz", wantErr: "invalid max_body 'xyz'", input: `llm_affinity {
-	max_body xyz #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "router timeout 0", wantErr: "router llm: invalid timeout '0'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router llm {
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		timeout 0 #<-
-	}
-}`},
-		{name: "unknown router type", wantErr: "http.handlers.llm_affinity.routers.magic", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	router magic { #<-
-		endpoint http://127.0.0.1:1/v1/chat/completions
-	}
-}`},
-
-		// config errors, found after the whole block is read
-		{name: "no models", wantErr: "at least one model is required", input: `llm_affinity { #<-
-	default a
-}`},
-		{name: "empty directive", wantErr: "at least one model is required", input: `llm_affinity #<-`},
-		{name: "model without to", wantErr: "model 'b': 'to' is required", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	model b { #<-
-		upstream_model gpt-4o
-	}
-}`},
-		{name: "model with an empty block", wantErr: "model 'a': 'to' is required", input: `llm_affinity {
-	default a
-	model a { } #<-
-}`},
-		{name: "to is a URL", wantErr: "model 'openai': to https://api.openai.com: want host:port, not a URL", input: `llm_affinity {
-	default openai
-	model openai { #<-
-		to https://api.openai.com
-		api_key {env.OPENAI_API_KEY}
-	}
-}`},
-		{name: "to without port", wantErr: "model 'a': to 127.0.0.1: want host:port", input: `llm_affinity {
-	default a
-	model a { #<-
-		to 127.0.0.1:1
-		to 127.0.0.1
-	}
-}`},
-		{name: "unknown provider", wantErr: "model 'a': unknown provider 'azure'", input: `llm_affinity {
-	default a
-	model a { #<-
-		to 127.0.0.1:9
-		provider azure
-	}
-}`},
-		{name: "duplicate model names", wantErr: "model 'a' is defined more than once", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:1
-	}
-	model b {
-		to 127.0.0.1:2
-	}
-	model a { #<-
-		to 127.0.0.1:3
-	}
-}`},
-		{name: "route names an unknown model", wantErr: "route 'code' names unknown model 'gpt-5'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route chat {
-		models a
-	}
-	route code { #<-
-		description code
-		models a gpt-5
-	}
-}`},
-		{name: "route named other", wantErr: "route name 'other' is reserved", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route other { #<-
-		models a
-	}
-}`},
-		{name: "duplicate route", wantErr: "route 'r' is defined more than once", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-	}
-	route s {
-		models a
-	}
-	route r { #<-
-		models a
-	}
-}`},
-		{name: "route without models", wantErr: "route 'r': models is required", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r { #<-
-		description no models here
-	}
-}`},
-		{name: "missing default", wantErr: "default is required", input: `llm_affinity { #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "default names an unknown model", wantErr: "default names unknown model 'b'", input: `llm_affinity {
-	model a {
-		to 127.0.0.1:9
-	}
-	default b #<-
-}`},
-		{name: "router with no routes", wantErr: "a router needs at least one route", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	router llm { #<-
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		model arch
-	}
-}`},
-		{name: "invalid header name", wantErr: `header: "X:Y" is not a valid HTTP header name`, input: `llm_affinity {
-	header X:Y #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-
-		// routing: on|off switches, implicit keys
-		{name: "route_on_user_only bad value", wantErr: "route_on_user_only takes on or off", input: `llm_affinity {
-	default a
-	route_on_user_only yes #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "route_on_user_only two values", wantErr: "route_on_user_only takes on or off", input: `llm_affinity {
-	route_on_user_only on off #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "route_on_user_only in upper case", wantErr: "route_on_user_only takes on or off", input: `llm_affinity {
-	route_on_user_only ON #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "implicit bare", wantErr: "implicit takes on or off", input: `llm_affinity {
-	default a
-	implicit #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "implicit bad value", wantErr: "implicit takes on or off", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	implicit true #<-
-}`},
-		{name: "duplicate implicit_salt", wantErr: "implicit_salt already specified", input: `llm_affinity {
-	implicit on
-	implicit_salt one
-	default a
-	implicit_salt two #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "implicit_salt without value", wantErr: "wrong argument count", input: `llm_affinity {
-	implicit_salt #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "implicit_salt with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	implicit_salt a b #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-
-		// model weight
-		{name: "weight -1", wantErr: "model 'a': invalid weight '-1': must be a whole number, 0 or more", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		weight -1 #<-
-	}
-}`},
-		{name: "weight x", wantErr: "model 'a': invalid weight 'x'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		weight x #<-
-	}
-}`},
-		{name: "weight 1.5", wantErr: "model 'a': invalid weight '1.5'", input: `llm_affinity {
-	default a
-	model a {
-		weight 1.5 #<-
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate weight", wantErr: "model 'a': weight already specified", input: `llm_affinity {
-	default a
-	model a {
-		weight 0
-		to 127.0.0.1:9
-		weight 0 #<-
-	}
-}`},
-		{name: "weight without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		weight #<-
-	}
-}`},
-		{name: "weight with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-		weight 1 2 #<-
-	}
-}`},
-
-		// route policy
-		{name: "unknown policy", wantErr: "route 'r': unknown policy 'sticky' (want first, random or weighted)", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route q {
-		models a
-	}
-	route r { #<-
-		models a
-		policy sticky
-	}
-}`},
-		{name: "policy in upper case", wantErr: "route 'r': unknown policy 'Random'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r { #<-
-		policy Random
-		models a
-	}
-}`},
-		{name: "weighted policy with all weights 0", wantErr: "route 'r': the weighted policy needs a model with a positive weight", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:1
-		weight 0
-	}
-	model b {
-		to 127.0.0.1:2
-		weight 0
-	}
-	route r { #<-
-		models a b
-		policy weighted
-	}
-}`},
-		{name: "duplicate policy", wantErr: "policy already specified", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		policy first
-		models a
-		policy random #<-
-	}
-}`},
-		{name: "policy without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		policy #<-
-	}
-}`},
-		{name: "policy with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		policy first random #<-
-	}
-}`},
-
-		// route when
-		{name: "when without condition", wantErr: "when needs a condition: tools, last_role, regex, tokens_over or header", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when #<-
-	}
-}`},
-		{name: "unknown when condition", wantErr: "unknown when condition 'model' (want tools, last_role, regex, tokens_over or header)", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when model gpt-4o #<-
-	}
-}`},
-		{name: "when tools with an argument", wantErr: "when tools takes 0 argument(s), got 1", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tools yes #<-
-	}
-}`},
-		{name: "when last_role without role", wantErr: "when last_role takes 1 argument(s), got 0", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when last_role #<-
-	}
-}`},
-		{name: "when last_role with two roles", wantErr: "when last_role takes 1 argument(s), got 2", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when last_role user tool #<-
-	}
-}`},
-		{name: "when last_role unknown role", wantErr: "when last_role: last_role 'bot' is not one of user, assistant, system, developer, tool", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		when last_role bot #<-
-		models a
-	}
-}`},
-		{name: "when regex without expression", wantErr: "when regex takes 1 argument(s), got 0", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when regex #<-
-	}
-}`},
-		{name: "when regex unquoted with a space", wantErr: "when regex takes 1 argument(s), got 2", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when regex fix this #<-
-	}
-}`},
-		{name: "when regex bad expression", wantErr: "when regex: regex: error parsing regexp", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when regex "fix(" #<-
-	}
-}`},
-		{name: "when tokens_over without number", wantErr: "when tokens_over takes 1 argument(s), got 0", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tokens_over #<-
-	}
-}`},
-		{name: "when tokens_over 0", wantErr: "when tokens_over: '0' is not a positive whole number", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tokens_over 0 #<-
-	}
-}`},
-		{name: "when tokens_over -5", wantErr: "when tokens_over: '-5' is not a positive whole number", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tokens_over -5 #<-
-	}
-}`},
-		{name: "when tokens_over x", wantErr: "when tokens_over: 'x' is not a positive whole number", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tokens_over x #<-
-	}
-}`},
-		{name: "when tokens_over 8k", wantErr: "when tokens_over: '8k' is not a positive whole number", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tokens_over 8k #<-
-	}
-}`},
-		{name: "when header without value", wantErr: "when header takes 2 argument(s), got 1", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when header X-Tier #<-
-	}
-}`},
-		{name: "when header with three arguments", wantErr: "when header takes 2 argument(s), got 3", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when header X-Tier premium gold #<-
-	}
-}`},
-		{name: "when header with an empty name", wantErr: "when header: header condition needs a header name", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when header "" premium #<-
-	}
-}`},
-		{name: "router with only rule routes", wantErr: "a router needs at least one route to choose from", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	route r {
-		models a
-		when tools
-	}
-	router llm { #<-
-		endpoint http://127.0.0.1:1/v1/chat/completions
-		model arch
-	}
-}`},
-
-		// name, scope, strip_header
-		{name: "duplicate name", wantErr: "name already specified", input: `llm_affinity {
-	name a
-	default a
-	name b #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "name without value", wantErr: "wrong argument count", input: `llm_affinity {
-	name #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "name with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	name site a #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate scope", wantErr: "scope already specified", input: `llm_affinity {
-	scope {http.auth.user.id}
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	scope {http.request.header.Authorization} #<-
-}`},
-		{name: "scope without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	scope #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "scope with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	scope {http.auth.user.id} {http.request.host} #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "strip_header bare", wantErr: "strip_header takes on or off", input: `llm_affinity {
-	default a
-	strip_header #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "strip_header bad value", wantErr: "strip_header takes on or off", input: `llm_affinity {
-	strip_header yes #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "strip_header two values", wantErr: "strip_header takes on or off", input: `llm_affinity {
-	strip_header on off #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate strip_header", wantErr: "strip_header already specified", input: `llm_affinity {
-	strip_header on
-	default a
-	strip_header off #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate strip_header off then off", wantErr: "strip_header already specified", input: `llm_affinity {
-	strip_header off
-	strip_header off #<-
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-
-		// store
-		{name: "store without type", wantErr: "store takes a type: 'store redis { ... }'", input: `llm_affinity {
-	default a
-	store { #<-
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store without type or block", wantErr: "store takes a type", input: `llm_affinity {
-	default a
-	store #<-
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store of another type", wantErr: "store takes a type: 'store redis { ... }'", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	store memcached { #<-
-		address 127.0.0.1:11211
-	}
-}`},
-		{name: "store redis with an extra argument", wantErr: "store takes a type", input: `llm_affinity {
-	default a
-	store redis main { #<-
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store type in upper case", wantErr: "store takes a type", input: `llm_affinity {
-	default a
-	store Redis { #<-
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis unknown subdirective", wantErr: "store redis: unrecognized subdirective 'host'", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		host 127.0.0.1 #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis subdirective of the handler", wantErr: "store redis: unrecognized subdirective 'ttl'", input: `llm_affinity {
-	default a
-	store redis {
-		ttl 1m #<-
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis address without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	store redis {
-		address #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis db -1", wantErr: "store redis: invalid db '-1'", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		db -1 #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis db x", wantErr: "store redis: invalid db 'x'", input: `llm_affinity {
-	default a
-	store redis {
-		db x #<-
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis db 1.5", wantErr: "store redis: invalid db '1.5'", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		db 1.5 #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis db without value", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		db #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis timeout 0", wantErr: "store redis: invalid timeout '0': must be a positive duration", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		timeout 0 #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis timeout -1s", wantErr: "store redis: invalid timeout '-1s'", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		timeout -1s #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis timeout abc", wantErr: "store redis: invalid timeout 'abc'", input: `llm_affinity {
-	default a
-	store redis {
-		timeout abc #<-
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis timeout with two values", wantErr: "wrong argument count", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		timeout 1s 2s #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis duplicate password", wantErr: "password already specified", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		password one
-		password two #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis duplicate prefix", wantErr: "prefix already specified", input: `llm_affinity {
-	default a
-	store redis {
-		prefix a:
-		address 127.0.0.1:6379
-		prefix b: #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis duplicate db", wantErr: "db already specified", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-		db 1
-		db 2 #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis duplicate timeout", wantErr: "timeout already specified", input: `llm_affinity {
-	default a
-	store redis {
-		timeout 1s
-		address 127.0.0.1:6379
-		timeout 2s #<-
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "duplicate store", wantErr: "store already specified", input: `llm_affinity {
-	default a
-	store redis {
-		address 127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-	store redis { #<-
-		address 127.0.0.1:6380
-	}
-}`},
-		{name: "store redis without address", wantErr: "store redis: address is required (one or more host:port)", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	store redis { #<-
-		db 1
-		prefix p:
-	}
-}`},
-		{name: "store redis with an empty block", wantErr: "store redis: address is required", input: `llm_affinity {
-	store redis { #<-
-	}
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis address is a URL", wantErr: "store redis: address redis://127.0.0.1:6379: want host:port, not a URL", input: `llm_affinity {
-	default a
-	store redis { #<-
-		address 127.0.0.1:6380
-		address redis://127.0.0.1:6379
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis address is a TLS URL", wantErr: "store redis: address rediss://cache.internal:6380: want host:port", input: `llm_affinity {
-	default a
-	store redis { #<-
-		address rediss://cache.internal:6380
-	}
-	model a {
-		to 127.0.0.1:9
-	}
-}`},
-		{name: "store redis address without port", wantErr: "store redis: address 127.0.0.1: want host:port", input: `llm_affinity {
-	default a
-	model a {
-		to 127.0.0.1:9
-	}
-	store redis { #<-
-		address 127.0.0.1:6379 127.0.0.1
-	}
-}`},
-		{name: "store error reported before a model error", wantErr: "store redis: address is required", input: `llm_affinity {
-	default a
-	store redis { #<-
-		db 2
-	}
-	model a {
-	}
-}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			line := cfMarkedLine(t, tt.input)
-			_, err := cfParse(tt.input)
-			if err == nil {
-				t.Fatalf("UnmarshalCaddyfile succeeded, want an error containing %q", tt.wantErr)
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, tt.wantErr) {
-				t.Errorf("error = %q, want it to contain %q", msg, tt.wantErr)
-			}
-			if at := fmt.Sprintf(", at Testfile:%d", line); !strings.HasSuffix(msg, at) {
-				t.Errorf("error = %q, want it to end with %q", msg, at)
-			}
-			if n := strings.Count(msg, ", at Testfile:"); n != 1 {
-				t.Errorf("error = %q names a position %d times, want once", msg, n)
-			}
-		})
-	}
-}
-
-// cfAdapt adapts a whole Caddyfile to JSON.
-func cfAdapt(t *testing.T, text string) ([]byte, error) {
-	t.Helper()
-	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
-	out, _, err := adapter.Adapt([]byte(text), nil)
-	return out, err
-}
-
-// cfHandlers returns every object with a "handler" key in cfg, depth first in
-// document order.
-func cfHandlers(v any) []map[string]any {
-	var found []map[string]any
-	var walk func(any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if _, ok := v["handler"].(string); ok {
-				found = append(found, v)
-			}
-			for _, k := range []string{"routes", "handle"} {
-				if c, ok := v[k]; ok {
-					walk(c)
-				}
-			}
-			for k, c := range v {
-				if k != "routes" && k != "handle" {
-					walk(c)
-				}
-			}
-		case []any:
-			for _, c := range v {
-				walk(c)
-			}
-		}
-	}
-	walk(v)
-	return found
-}
-
-func TestCaddyfileAdaptSiteBlock(t *testing.T) {
-	const llm = `	llm_affinity {
-		default a
-		model a {
-			to 127.0.0.1:9
-			api_key {env.OPENAI_API_KEY}
-		}
-	}
-`
-	const proxy = `	reverse_proxy {
-		dynamic llm_affinity
-	}
-`
-	tests := []struct {
-		name string
-		text string
-	}{
-		{name: "llm_affinity written first", text: "{\n\tadmin off\n}\n:8080 {\n" + llm + proxy + "}\n"},
-		{name: "reverse_proxy written first", text: "{\n\tadmin off\n}\n:8080 {\n" + proxy + llm + "}\n"},
-		{name: "with a path matcher", text: "{\n\tadmin off\n}\n:8080 {\n" + proxy + strings.Replace(llm, "llm_affinity {", "llm_affinity /v1/* {", 1) + "}\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := cfAdapt(t, tt.text)
+			out, err := cfAdapt(t, strings.TrimSpace(text)+"\n")
 			if err != nil {
-				t.Fatalf("adapting:\n%s\nerror: %v", tt.text, err)
+				t.Fatalf("adapting: %v", err)
 			}
-			handlers := cfHandlers(cfNormJSON(t, out))
-			iLLM, iProxy := -1, -1
-			for i, h := range handlers {
-				switch h["handler"] {
-				case "llm_affinity":
-					if iLLM != -1 {
-						t.Fatalf("more than one llm_affinity handler in %s", out)
-					}
-					iLLM = i
-				case "reverse_proxy":
-					if iProxy != -1 {
-						t.Fatalf("more than one reverse_proxy handler in %s", out)
-					}
-					iProxy = i
+			if *updateGolden {
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, out, "", "\t"); err != nil {
+					t.Fatal(err)
 				}
+				if err := os.WriteFile(file, []byte(text+"\n----------\n"+buf.String()+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
 			}
-			if iLLM == -1 || iProxy == -1 {
-				t.Fatalf("want both an llm_affinity and a reverse_proxy handler in %s", out)
-			}
-			if iLLM > iProxy {
-				t.Errorf("llm_affinity comes after reverse_proxy in %s", out)
-			}
-
-			proxyHandler := handlers[iProxy]
-			if got := proxyHandler["dynamic_upstreams"]; !reflect.DeepEqual(got, map[string]any{"source": "llm_affinity"}) {
-				t.Errorf("reverse_proxy dynamic_upstreams = %v, want {\"source\":\"llm_affinity\"}", got)
-			}
-			if static, ok := proxyHandler["upstreams"]; ok {
-				t.Errorf("reverse_proxy has static upstreams %v", static)
-			}
-
-			gotLLM, _ := json.Marshal(handlers[iLLM])
-			wantLLM := `{"handler":"llm_affinity","default":"a","models":[{"name":"a","to":["127.0.0.1:9"],"api_key":"{env.OPENAI_API_KEY}"}]}`
-			if !reflect.DeepEqual(cfNormJSON(t, gotLLM), cfNormJSON(t, []byte(wantLLM))) {
-				t.Errorf("llm_affinity handler:\n got %s\nwant %s", gotLLM, wantLLM)
+			gotLines := strings.Split(cfCanonJSON(t, out), "\n")
+			wantLines := strings.Split(cfCanonJSON(t, []byte(want)), "\n")
+			for i := 0; i < max(len(gotLines), len(wantLines)); i++ {
+				if i >= len(gotLines) || i >= len(wantLines) || gotLines[i] != wantLines[i] {
+					from := max(i-4, 0)
+					t.Fatalf("adapted JSON differs from the file's (keys sorted), from line %d:\nwant:\n%s\ngot:\n%s\n(go test -run TestCaddyfileAdapt -update rewrites it)",
+						i+1, strings.Join(wantLines[from:min(i+5, len(wantLines))], "\n"), strings.Join(gotLines[from:min(i+5, len(gotLines))], "\n"))
+				}
 			}
 		})
 	}
 }
 
-func TestCaddyfileAdaptMatcher(t *testing.T) {
-	out, err := cfAdapt(t, `:8080 {
-	llm_affinity /v1/* {
-		default a
-		model a {
-			to 127.0.0.1:9
-		}
-	}
-	reverse_proxy {
-		dynamic llm_affinity
-	}
-}
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(out, []byte(`"path":["/v1/*"]`)) {
-		t.Errorf("the matcher of llm_affinity is lost: %s", out)
-	}
-}
-
-func TestCaddyfileAdaptErrorNamesLine(t *testing.T) {
-	text := `{
-	admin off
-}
-:8080 {
+// errBase is the valid Caddyfile that each error case edits. Its
+// llm_affinity block opens on line 2, model a on line 4, route r on line 7.
+const errBase = `:8080 {
 	llm_affinity {
 		default a
 		model a {
 			to 127.0.0.1:9
 		}
 		route r {
-			models a b
+			models a
 		}
 	}
 	reverse_proxy {
@@ -1983,119 +120,270 @@ func TestCaddyfileAdaptErrorNamesLine(t *testing.T) {
 	}
 }
 `
-	_, err := cfAdapt(t, text)
-	if err == nil {
-		t.Fatal("adapting a route with an unknown model succeeded")
-	}
-	if msg := err.Error(); !strings.Contains(msg, "route 'r' names unknown model 'b'") || !strings.Contains(msg, "Caddyfile:10") {
-		t.Errorf("error = %q, want it to name the route and Caddyfile:10", msg)
-	}
+
+// A cfEdit replaces the lines old of errBase (compared without indentation;
+// they must occur exactly once) with the lines new, or with keep puts new
+// after them. Lines are separated by "\n" and written without indentation.
+type cfEdit struct {
+	old, new string
+	keep     bool
 }
 
-// Conditions parsed from a Caddyfile are compiled and match as written;
-// weights are set only where written.
-func TestCaddyfileRoutingStruct(t *testing.T) {
-	h, err := cfParse(`llm_affinity {
-	route_on_user_only
-	implicit on
-	default a
-	model a {
-		to 127.0.0.1:1
-		weight 0
+func replace(old, new string) cfEdit { return cfEdit{old: old, new: new} }
+func after(old, new string) cfEdit   { return cfEdit{old: old, new: new, keep: true} }
+
+// Edits that add lines to the llm_affinity block (from line 3), to model a
+// (from line 6), to route r (from line 9) and after route r (from line 10).
+func inHandler(lines string) cfEdit  { return after("llm_affinity {", lines) }
+func inModel(lines string) cfEdit    { return after("to 127.0.0.1:9", lines) }
+func inRoute(lines string) cfEdit    { return after("models a", lines) }
+func afterRoute(lines string) cfEdit { return after("models a\n}", lines) }
+
+// apply returns errBase edited, indented by nesting.
+func (e cfEdit) apply(t *testing.T) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(errBase), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
 	}
-	model b {
-		to 127.0.0.1:2
-	}
-	route fix {
-		models b a
-		policy weighted
-		when regex "(?i)\bfix\b"
-		when header X-Tier premium
-	}
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !h.RouteOnUserOnly || !h.Implicit || h.ImplicitSalt != "" {
-		t.Errorf("route_on_user_only %v, implicit %v, implicit_salt %q; want true, true, empty",
-			h.RouteOnUserOnly, h.Implicit, h.ImplicitSalt)
-	}
-	if w := h.Models[0].Weight; w == nil || *w != 0 {
-		t.Errorf("model a weight = %v, want 0", w)
-	}
-	if w := h.Models[1].Weight; w != nil {
-		t.Errorf("model b weight = %d, want unset", *w)
-	}
-	r := h.Routes[0]
-	if r.Policy != PolicyWeighted || len(r.When) != 2 {
-		t.Fatalf("route = %+v, want policy weighted and two conditions", r)
-	}
-	tests := []struct {
-		text, tier string
-		want       bool
-	}{
-		{"please FIX this", "premium", true},
-		{"please FIX this", "basic", false},
-		{"prefix only", "premium", false},
-	}
-	for _, tt := range tests {
-		req := &llmapi.Request{LastUserText: tt.text}
-		header := http.Header{"X-Tier": {tt.tier}}
-		if got := routing.MatchAll(r.When, req, header); got != tt.want {
-			t.Errorf("MatchAll(%q, X-Tier %s) = %v, want %v", tt.text, tt.tier, got, tt.want)
+	old := strings.Split(e.old, "\n")
+	at := -1
+	for i := 0; i+len(old) <= len(lines); i++ {
+		if slices.Equal(lines[i:i+len(old)], old) {
+			if at >= 0 {
+				t.Fatalf("%q occurs more than once in errBase", e.old)
+			}
+			at = i
 		}
 	}
+	if at < 0 {
+		t.Fatalf("%q is not in errBase", e.old)
+	}
+	end := at + len(old)
+	if e.keep {
+		at = end
+	}
+	var out []string
+	out = append(out, lines[:at]...)
+	if e.new != "" {
+		out = append(out, strings.Split(e.new, "\n")...)
+	}
+	out = append(out, lines[end:]...)
+	depth := 0
+	for i, l := range out {
+		if strings.HasPrefix(l, "}") {
+			depth--
+		}
+		out[i] = strings.Repeat("\t", max(depth, 0)) + l
+		if strings.HasSuffix(l, "{") {
+			depth++
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
 }
 
-// The parsed struct of the pin store settings, not only its JSON.
-func TestCaddyfileUnmarshalStoreStruct(t *testing.T) {
-	h, err := cfParse(`llm_affinity {
-	name gateway
-	scope {http.auth.user.id}
-	strip_header off
-	default a
-	model a {
-		to 127.0.0.1:9
+func TestCaddyfileAdaptErrors(t *testing.T) {
+	if _, err := cfAdapt(t, errBase); err != nil {
+		t.Fatalf("errBase does not adapt: %v", err)
 	}
-	store redis {
-		address 127.0.0.1:6379 127.0.0.1:6380
-		address 127.0.0.1:6381
-		password {env.REDIS_PASSWORD}
-		db 15
-		prefix llm:gw:
-		timeout 1m30s
-	}
-}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := false
-	want := &Handler{
-		Name:        "gateway",
-		Scope:       "{http.auth.user.id}",
-		StripHeader: &off,
-		Default:     "a",
-		Models:      []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}},
-		Store: &StoreConfig{Redis: &RedisConfig{
-			Addresses: []string{"127.0.0.1:6379", "127.0.0.1:6380", "127.0.0.1:6381"},
-			Password:  "{env.REDIS_PASSWORD}",
-			DB:        15,
-			Prefix:    "llm:gw:",
-			Timeout:   caddy.Duration(90 * time.Second),
-		}},
-	}
-	gotJSON, _ := json.Marshal(h)
-	wantJSON, _ := json.Marshal(want)
-	if string(gotJSON) != string(wantJSON) {
-		t.Errorf("handler:\n got %s\nwant %s", gotJSON, wantJSON)
-	}
+	const router = "router llm {\nendpoint http://127.0.0.1:1/v1/chat/completions\nmodel arch\n}"
+	tests := []struct {
+		name string
+		edit cfEdit
+		line int // the line the error must name
+		want string
+	}{
+		// syntax
+		{"directive arguments", replace("llm_affinity {", "llm_affinity foo {"), 2, "wrong argument count"},
+		{"unknown subdirective", inHandler("bogus 1"), 3, "unrecognized subdirective 'bogus'"},
+		{"unknown subdirective in model", inModel("colour 3"), 6, "model 'a': unrecognized subdirective 'colour'"},
+		{"unknown subdirective in route", inRoute("model a"), 9, "route 'r': unrecognized subdirective 'model'"},
+		{"unknown subdirective in router llm", afterRoute("router llm {\nurl http://127.0.0.1:1/v1/chat/completions\nmodel arch\n}"), 11, "router llm: unrecognized subdirective 'url'"},
 
-	// strip_header unset stays unset: Provision applies the default
-	h, err = cfParse("llm_affinity {\n\tdefault a\n\tmodel a {\n\t\tto 127.0.0.1:9\n\t}\n}")
-	if err != nil {
-		t.Fatal(err)
+		// duplicates
+		{"duplicate header", inHandler("header X-A\nheader X-B"), 4, "header already specified"},
+		{"duplicate ttl", inHandler("ttl 1m\nttl 2m"), 4, "ttl already specified"},
+		{"duplicate max_entries", replace("default a", "max_entries 10\ndefault a\nmax_entries 10"), 5, "max_entries already specified"},
+		{"duplicate max_body", inHandler("max_body 1MiB\nmax_body 2MiB"), 4, "max_body already specified"},
+		{"duplicate max_buffered", inHandler("max_buffered 64MiB\nmax_buffered 128MiB"), 4, "max_buffered already specified"},
+		{"duplicate client_model", inHandler("client_model off\nclient_model on"), 4, "client_model already specified"},
+		{"forward_client_credentials bare", inHandler("forward_client_credentials"), 3, "forward_client_credentials takes on or off"},
+		{"max_buffered xyz", inHandler("max_buffered xyz"), 3, "invalid max_buffered 'xyz'"},
+		{"max_buffered under twice max_body", inHandler("max_body 1MiB\nmax_buffered 1MiB"), 2, "max_buffered must be at least twice max_body (1048576 bytes)"},
+		{"duplicate default", afterRoute("default a"), 10, "default already specified"},
+		{"duplicate router", afterRoute(router + "\nrouter llm {\nendpoint http://127.0.0.1:2/v1/chat/completions\nmodel arch\n}"), 14, "router already specified"},
+		{"duplicate upstream_model", inModel("upstream_model x\nupstream_model y"), 7, "upstream_model already specified"},
+		{"duplicate api_key", replace("to 127.0.0.1:9", "api_key k1\nto 127.0.0.1:9\napi_key k2"), 7, "api_key already specified"},
+		{"duplicate provider", inModel("provider openai\nprovider openai"), 7, "provider already specified"},
+		{"duplicate description", replace("models a", "description one\nmodels a\ndescription two"), 10, "route 'r': description already specified"},
+		{"duplicate models", inRoute("models a"), 9, "route 'r': models already specified"},
+		{"duplicate router endpoint", afterRoute("router llm {\nendpoint http://127.0.0.1:1/v1/chat/completions\nendpoint http://127.0.0.1:2/v1/chat/completions\n}"), 12, "router llm: endpoint already specified"},
+
+		// missing arguments
+		{"header without value", inHandler("header"), 3, "wrong argument count"},
+		{"ttl without value", inHandler("ttl"), 3, "wrong argument count"},
+		{"max_entries without value", inHandler("max_entries"), 3, "wrong argument count"},
+		{"max_body without value", inHandler("max_body"), 3, "wrong argument count"},
+		{"default without value", replace("default a", "default"), 3, "wrong argument count"},
+		{"to without address", replace("to 127.0.0.1:9", "to"), 5, "wrong argument count"},
+		{"upstream_model without value", inModel("upstream_model"), 6, "wrong argument count"},
+		{"api_key without value", inModel("api_key"), 6, "wrong argument count"},
+		{"provider without value", inModel("provider"), 6, "wrong argument count"},
+		{"description without text", replace("models a", "description\nmodels a"), 8, "wrong argument count"},
+		{"models without names", replace("models a", "models"), 8, "wrong argument count"},
+		{"model without name", replace("model a {", "model {"), 4, "model takes exactly one name"},
+		{"route without name", replace("route r {", "route {"), 7, "route takes exactly one name"},
+		{"router without type", afterRoute("router {\nendpoint http://127.0.0.1:1/v1/chat/completions\n}"), 10, "router needs a type"},
+
+		// extra arguments
+		{"header with two values", inHandler("header X-A X-B"), 3, "wrong argument count"},
+		{"ttl with two values", inHandler("ttl 1m 2m"), 3, "wrong argument count"},
+		{"max_entries with two values", inHandler("max_entries 1 2"), 3, "wrong argument count"},
+		{"max_body with two values", inHandler("max_body 10 MiB"), 3, "wrong argument count"},
+		{"default with two values", replace("default a", "default a b"), 3, "wrong argument count"},
+		{"model with two names", replace("model a {", "model a b {"), 4, "model takes exactly one name"},
+		{"route with two names", replace("route r {", "route r s {"), 7, "route takes exactly one name"},
+		{"upstream_model with two values", inModel("upstream_model x y"), 6, "wrong argument count"},
+		{"api_key with two values", inModel("api_key Bearer k"), 6, "wrong argument count"},
+		{"provider with two values", inModel("provider openai anthropic"), 6, "wrong argument count"},
+		{"router llm with an argument", afterRoute(strings.Replace(router, "llm", "llm fast", 1)), 10, "wrong argument count"},
+
+		// bad values
+		{"ttl 0", inHandler("ttl 0"), 3, "invalid ttl '0'"},
+		{"ttl -1s", inHandler("ttl -1s"), 3, "invalid ttl '-1s'"},
+		{"ttl abc", inHandler("ttl abc"), 3, "invalid ttl 'abc'"},
+		{"max_entries 0", inHandler("max_entries 0"), 3, "invalid max_entries '0'"},
+		{"max_entries -5", inHandler("max_entries -5"), 3, "invalid max_entries '-5'"},
+		{"max_entries x", inHandler("max_entries x"), 3, "invalid max_entries 'x'"},
+		{"max_entries over the limit", inHandler("max_entries 1073741825"), 3, "invalid max_entries '1073741825'"},
+		{"max_body 0", inHandler("max_body 0"), 3, "invalid max_body '0'"},
+		{"max_body xyz", inHandler("max_body xyz"), 3, "invalid max_body 'xyz'"},
+		{"router timeout 0", afterRoute("router llm {\nendpoint http://127.0.0.1:1/v1/chat/completions\ntimeout 0\n}"), 12, "router llm: invalid timeout '0'"},
+		{"unknown router type", afterRoute("router magic {\nendpoint http://127.0.0.1:1/v1/chat/completions\n}"), 10, "http.handlers.llm_affinity.routers.magic"},
+
+		// config errors, found after the whole block is read
+		{"no models", replace("model a {\nto 127.0.0.1:9\n}\nroute r {\nmodels a\n}", ""), 2, "at least one model is required"},
+		{"empty directive", replace("llm_affinity {\ndefault a\nmodel a {\nto 127.0.0.1:9\n}\nroute r {\nmodels a\n}\n}", "llm_affinity"), 2, "at least one model is required"},
+		{"model without to", afterRoute("model b {\nupstream_model gpt-4o\n}"), 10, "model 'b': 'to' is required"},
+		{"model with an empty block", replace("to 127.0.0.1:9", ""), 4, "model 'a': 'to' is required"},
+		{"to is a URL", afterRoute("model openai {\nto https://api.openai.com\napi_key {env.OPENAI_API_KEY}\n}"), 10, "model 'openai': to https://api.openai.com: want host:port, not a URL"},
+		{"to without port", replace("to 127.0.0.1:9", "to 127.0.0.1:1\nto 127.0.0.1"), 4, "model 'a': to 127.0.0.1: want host:port"},
+		{"unknown provider", inModel("provider azure"), 4, "model 'a': unknown provider 'azure'"},
+		{"duplicate model names", afterRoute("model b {\nto 127.0.0.1:2\n}\nmodel a {\nto 127.0.0.1:3\n}"), 13, "model 'a' is defined more than once"},
+		{"route names an unknown model", afterRoute("route code {\ndescription code\nmodels a gpt-5\n}"), 10, "route 'code' names unknown model 'gpt-5'"},
+		{"route named other", replace("route r {", "route other {"), 7, "route name 'other' is reserved"},
+		{"duplicate route", afterRoute("route s {\nmodels a\n}\nroute r {\nmodels a\n}"), 13, "route 'r' is defined more than once"},
+		{"route without models", replace("models a", "description no models here"), 7, "route 'r': models is required"},
+		{"missing default", replace("default a", ""), 2, "default is required"},
+		{"default names an unknown model", replace("default a", "default b"), 3, "default names unknown model 'b'"},
+		{"router with no routes", replace("route r {\nmodels a\n}", router), 7, "a router needs at least one route"},
+		{"invalid header name", inHandler("header X:Y"), 3, `header: "X:Y" is not a valid HTTP header name`},
+
+		// routing: on|off switches, implicit keys
+		{"route_on_user_only bad value", inHandler("route_on_user_only yes"), 3, "route_on_user_only takes on or off"},
+		{"route_on_user_only two values", inHandler("route_on_user_only on off"), 3, "route_on_user_only takes on or off"},
+		{"route_on_user_only in upper case", inHandler("route_on_user_only ON"), 3, "route_on_user_only takes on or off"},
+		{"implicit bare", inHandler("implicit"), 3, "implicit takes on or off"},
+		{"implicit bad value", afterRoute("implicit true"), 10, "implicit takes on or off"},
+		{"duplicate implicit_salt", replace("default a", "implicit on\nimplicit_salt one\ndefault a\nimplicit_salt two"), 6, "implicit_salt already specified"},
+		{"implicit_salt without value", inHandler("implicit_salt"), 3, "wrong argument count"},
+		{"implicit_salt with two values", inHandler("implicit_salt a b"), 3, "wrong argument count"},
+
+		// model weight
+		{"weight -1", inModel("weight -1"), 6, "model 'a': invalid weight '-1': must be a whole number, 0 or more"},
+		{"weight x", inModel("weight x"), 6, "model 'a': invalid weight 'x'"},
+		{"weight 1.5", replace("to 127.0.0.1:9", "weight 1.5\nto 127.0.0.1:9"), 5, "model 'a': invalid weight '1.5'"},
+		{"duplicate weight", replace("to 127.0.0.1:9", "weight 0\nto 127.0.0.1:9\nweight 0"), 7, "model 'a': weight already specified"},
+		{"weight without value", inModel("weight"), 6, "wrong argument count"},
+		{"weight with two values", inModel("weight 1 2"), 6, "wrong argument count"},
+
+		// route policy
+		{"unknown policy", replace("route r {", "route q {\nmodels a\n}\nroute r {\npolicy sticky"), 10, "route 'r': unknown policy 'sticky' (want first, random or weighted)"},
+		{"policy in upper case", replace("models a", "policy Random\nmodels a"), 7, "route 'r': unknown policy 'Random'"},
+		{"weighted policy with all weights 0", replace("to 127.0.0.1:9\n}\nroute r {\nmodels a", "to 127.0.0.1:1\nweight 0\n}\nmodel b {\nto 127.0.0.1:2\nweight 0\n}\nroute r {\nmodels a b\npolicy weighted"), 12, "route 'r': the weighted policy needs a model with a positive weight"},
+		{"duplicate policy", replace("models a", "policy first\nmodels a\npolicy random"), 10, "policy already specified"},
+		{"policy without value", inRoute("policy"), 9, "wrong argument count"},
+		{"policy with two values", inRoute("policy first random"), 9, "wrong argument count"},
+
+		// route when
+		{"when without condition", inRoute("when"), 9, "when needs a condition: tools, last_role, regex, tokens_over or header"},
+		{"unknown when condition", inRoute("when model gpt-4o"), 9, "unknown when condition 'model' (want tools, last_role, regex, tokens_over or header)"},
+		{"when tools with an argument", inRoute("when tools yes"), 9, "when tools takes 0 argument(s), got 1"},
+		{"when last_role without role", inRoute("when last_role"), 9, "when last_role takes 1 argument(s), got 0"},
+		{"when last_role with two roles", inRoute("when last_role user tool"), 9, "when last_role takes 1 argument(s), got 2"},
+		{"when last_role unknown role", replace("models a", "when last_role bot\nmodels a"), 8, "when last_role: last_role 'bot' is not one of user, assistant, system, developer, tool"},
+		{"when regex without expression", inRoute("when regex"), 9, "when regex takes 1 argument(s), got 0"},
+		{"when regex unquoted with a space", inRoute("when regex fix this"), 9, "when regex takes 1 argument(s), got 2"},
+		{"when regex bad expression", inRoute(`when regex "fix("`), 9, "when regex: regex: error parsing regexp"},
+		{"when tokens_over without number", inRoute("when tokens_over"), 9, "when tokens_over takes 1 argument(s), got 0"},
+		{"when tokens_over 0", inRoute("when tokens_over 0"), 9, "when tokens_over: '0' is not a positive whole number"},
+		{"when tokens_over -5", inRoute("when tokens_over -5"), 9, "when tokens_over: '-5' is not a positive whole number"},
+		{"when tokens_over x", inRoute("when tokens_over x"), 9, "when tokens_over: 'x' is not a positive whole number"},
+		{"when tokens_over 8k", inRoute("when tokens_over 8k"), 9, "when tokens_over: '8k' is not a positive whole number"},
+		{"when header without value", inRoute("when header X-Tier"), 9, "when header takes 2 argument(s), got 1"},
+		{"when header with three arguments", inRoute("when header X-Tier premium gold"), 9, "when header takes 2 argument(s), got 3"},
+		{"when header with an empty name", inRoute(`when header "" premium`), 9, "when header: header condition needs a header name"},
+		{"router with only rule routes", replace("models a\n}", "models a\nwhen tools\n}\n"+router), 11, "a router needs at least one route to choose from"},
+
+		// name, scope, strip_header
+		{"duplicate name", replace("default a", "name a\ndefault a\nname b"), 5, "name already specified"},
+		{"name without value", inHandler("name"), 3, "wrong argument count"},
+		{"name with two values", inHandler("name site a"), 3, "wrong argument count"},
+		{"duplicate scope", inHandler("scope {http.auth.user.id}\nscope {http.request.header.Authorization}"), 4, "scope already specified"},
+		{"scope without value", inHandler("scope"), 3, "wrong argument count"},
+		{"scope with two values", inHandler("scope {http.auth.user.id} {http.request.host}"), 3, "wrong argument count"},
+		{"strip_header bare", inHandler("strip_header"), 3, "strip_header takes on or off"},
+		{"strip_header bad value", inHandler("strip_header yes"), 3, "strip_header takes on or off"},
+		{"strip_header two values", inHandler("strip_header on off"), 3, "strip_header takes on or off"},
+		{"duplicate strip_header", inHandler("strip_header on\nstrip_header off"), 4, "strip_header already specified"},
+		{"duplicate strip_header off then off", inHandler("strip_header off\nstrip_header off"), 4, "strip_header already specified"},
+
+		// store
+		{"store without type", inHandler("store {\naddress 127.0.0.1:6379\n}"), 3, "store takes a type: 'store redis { ... }'"},
+		{"store without type or block", inHandler("store"), 3, "store takes a type"},
+		{"store of another type", afterRoute("store memcached {\naddress 127.0.0.1:11211\n}"), 10, "store takes a type: 'store redis { ... }'"},
+		{"store redis with an extra argument", inHandler("store redis main {\naddress 127.0.0.1:6379\n}"), 3, "store takes a type"},
+		{"store type in upper case", inHandler("store Redis {\naddress 127.0.0.1:6379\n}"), 3, "store takes a type"},
+		{"store redis unknown subdirective", inHandler("store redis {\naddress 127.0.0.1:6379\nhost 127.0.0.1\n}"), 5, "store redis: unrecognized subdirective 'host'"},
+		{"store redis subdirective of the handler", inHandler("store redis {\nttl 1m\naddress 127.0.0.1:6379\n}"), 4, "store redis: unrecognized subdirective 'ttl'"},
+		{"store redis address without value", inHandler("store redis {\naddress\n}"), 4, "wrong argument count"},
+		{"store redis db -1", inHandler("store redis {\naddress 127.0.0.1:6379\ndb -1\n}"), 5, "store redis: invalid db '-1'"},
+		{"store redis db x", inHandler("store redis {\ndb x\naddress 127.0.0.1:6379\n}"), 4, "store redis: invalid db 'x'"},
+		{"store redis db 1.5", inHandler("store redis {\naddress 127.0.0.1:6379\ndb 1.5\n}"), 5, "store redis: invalid db '1.5'"},
+		{"store redis db without value", inHandler("store redis {\naddress 127.0.0.1:6379\ndb\n}"), 5, "wrong argument count"},
+		{"store redis timeout 0", inHandler("store redis {\naddress 127.0.0.1:6379\ntimeout 0\n}"), 5, "store redis: invalid timeout '0': must be a positive duration"},
+		{"store redis timeout -1s", inHandler("store redis {\naddress 127.0.0.1:6379\ntimeout -1s\n}"), 5, "store redis: invalid timeout '-1s'"},
+		{"store redis timeout abc", inHandler("store redis {\ntimeout abc\naddress 127.0.0.1:6379\n}"), 4, "store redis: invalid timeout 'abc'"},
+		{"store redis timeout with two values", inHandler("store redis {\naddress 127.0.0.1:6379\ntimeout 1s 2s\n}"), 5, "wrong argument count"},
+		{"store redis duplicate password", inHandler("store redis {\naddress 127.0.0.1:6379\npassword one\npassword two\n}"), 6, "password already specified"},
+		{"store redis duplicate prefix", inHandler("store redis {\nprefix a:\naddress 127.0.0.1:6379\nprefix b:\n}"), 6, "prefix already specified"},
+		{"store redis duplicate db", inHandler("store redis {\naddress 127.0.0.1:6379\ndb 1\ndb 2\n}"), 6, "db already specified"},
+		{"store redis duplicate timeout", inHandler("store redis {\ntimeout 1s\naddress 127.0.0.1:6379\ntimeout 2s\n}"), 6, "timeout already specified"},
+		{"duplicate store", inHandler("store redis {\naddress 127.0.0.1:6379\n}\nstore redis {\naddress 127.0.0.1:6380\n}"), 6, "store already specified"},
+		{"store redis without address", afterRoute("store redis {\ndb 1\nprefix p:\n}"), 10, "store redis: address is required (one or more host:port)"},
+		{"store redis with an empty block", inHandler("store redis {\n}"), 3, "store redis: address is required"},
+		{"store redis address is a URL", inHandler("store redis {\naddress 127.0.0.1:6380\naddress redis://127.0.0.1:6379\n}"), 3, "store redis: address redis://127.0.0.1:6379: want host:port, not a URL"},
+		{"store redis address is a TLS URL", inHandler("store redis {\naddress rediss://cache.internal:6380\n}"), 3, "store redis: address rediss://cache.internal:6380: want host:port"},
+		{"store redis address without port", afterRoute("store redis {\naddress 127.0.0.1:6379 127.0.0.1\n}"), 10, "store redis: address 127.0.0.1: want host:port"},
+		{"store error reported before a model error", replace("default a\nmodel a {\nto 127.0.0.1:9", "default a\nstore redis {\ndb 2\n}\nmodel a {"), 4, "store redis: address is required"},
 	}
-	if h.StripHeader != nil || h.Store != nil || h.Name != "" || h.Scope != "" {
-		t.Errorf("without the settings: strip_header %v, store %+v, name %q, scope %q; want all unset", h.StripHeader, h.Store, h.Name, h.Scope)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := tt.edit.apply(t)
+			_, err := cfAdapt(t, text)
+			if err == nil {
+				t.Fatalf("adapting succeeded, want an error containing %q; the Caddyfile:\n%s", tt.want, text)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error = %q, want it to contain %q", msg, tt.want)
+			}
+			if at := fmt.Sprintf(", at Caddyfile:%d", tt.line); !strings.HasSuffix(msg, at) {
+				t.Errorf("error = %q, want it to end with %q; the Caddyfile:\n%s", msg, at, text)
+			}
+			if n := strings.Count(msg, ", at Caddyfile:"); n != 1 {
+				t.Errorf("error = %q names a position %d times, want once", msg, n)
+			}
+		})
 	}
 }
