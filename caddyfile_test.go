@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
@@ -260,6 +261,7 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 		{"max_body xyz", inHandler("max_body xyz"), 3, "invalid max_body 'xyz'"},
 		{"router timeout 0", afterRoute("router llm {\nendpoint http://127.0.0.1:1/v1/chat/completions\ntimeout 0\n}"), 12, "router llm: invalid timeout '0'"},
 		{"unknown router type", afterRoute("router magic {\nendpoint http://127.0.0.1:1/v1/chat/completions\n}"), 10, "http.handlers.llm_affinity.routers.magic"},
+		{"router module that is not a router", afterRoute("router not_a_router"), 10, "module 'http.handlers.llm_affinity.routers.not_a_router' is not a router"},
 
 		// config errors, found after the whole block is read
 		{"no models", replace("model a {\nto 127.0.0.1:9\n}\nroute r {\nmodels a\n}", ""), 2, "at least one model is required"},
@@ -386,4 +388,26 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func init() {
+	caddy.RegisterModule(notARouter{})
+}
+
+// notARouter is a module in the routers' namespace that is not a router, as
+// a third-party module registered there by mistake would be.
+type notARouter struct{}
+
+// CaddyModule registers it among the routers.
+func (notARouter) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.llm_affinity.routers.not_a_router",
+		New: func() caddy.Module { return new(notARouter) },
+	}
+}
+
+// UnmarshalCaddyfile accepts the bare "router not_a_router".
+func (*notARouter) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	return nil
 }
