@@ -57,20 +57,20 @@ func Prompt(routes []Route, conv []llmapi.Message) string {
 		b.Write(line)
 	}
 	b.WriteString(promptMiddle)
-	convJSON, _ := json.Marshal(BoundConversation(conv))
+	convJSON, _ := json.Marshal(boundConversation(conv))
 	b.Write(convJSON)
 	b.WriteString(promptTail)
 	return b.String()
 }
 
-// BoundConversation keeps the latest turns that fit the routing model's
+// boundConversation keeps the latest turns that fit the routing model's
 // budget: at most maxTurns messages and maxPromptChars characters, in their
 // original order. The newest user message (the intent being routed) is always
 // kept: turns after it come first while they leave it at least half the
 // budget, then it is cut in the middle to what remains, so both its framing
 // and its final ask survive, then older history fills the rest up to the
 // first turn that no longer fits.
-func BoundConversation(conv []llmapi.Message) []llmapi.Message {
+func boundConversation(conv []llmapi.Message) []llmapi.Message {
 	lastUser := -1
 	for i := len(conv) - 1; i >= 0; i-- {
 		if conv[i].Role == "user" {

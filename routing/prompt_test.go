@@ -201,12 +201,12 @@ func TestBoundConversation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := append([]llmapi.Message(nil), tt.conv...)
-			got := BoundConversation(tt.conv)
+			got := boundConversation(tt.conv)
 			if len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
-				t.Errorf("BoundConversation kept %d turns, want %d\n got %.300v\nwant %.300v", len(got), len(tt.want), got, tt.want)
+				t.Errorf("boundConversation kept %d turns, want %d\n got %.300v\nwant %.300v", len(got), len(tt.want), got, tt.want)
 			}
 			if !reflect.DeepEqual(in, tt.conv) {
-				t.Errorf("BoundConversation modified its input")
+				t.Errorf("boundConversation modified its input")
 			}
 			if len(got) > maxTurns {
 				t.Errorf("kept %d turns, more than %d", len(got), maxTurns)
@@ -220,7 +220,7 @@ func TestBoundConversation(t *testing.T) {
 
 func TestBoundConversationDoesNotAliasInput(t *testing.T) {
 	conv := alternating(3, func(i int) string { return fmt.Sprint(i) })
-	got := BoundConversation(conv)
+	got := boundConversation(conv)
 	got[0].Content = "changed"
 	if conv[0].Content != "0" {
 		t.Errorf("changing the result changed the input: %q", conv[0].Content)
@@ -249,7 +249,7 @@ func TestBoundConversationTrimsOversizedUserMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := BoundConversation(tt.conv)
+			got := boundConversation(tt.conv)
 			if n := totalChars(got); n > maxPromptChars {
 				t.Errorf("kept %d chars, more than %d", n, maxPromptChars)
 			}
@@ -286,7 +286,7 @@ func TestBoundConversationKeepsUTF8Valid(t *testing.T) {
 		for shift := range 4 {
 			content := strings.Repeat("a", shift) + strings.Repeat(r, 100000/len(r)+7)
 			t.Run(fmt.Sprintf("%q/shift%d", r, shift), func(t *testing.T) {
-				got := BoundConversation([]llmapi.Message{{Role: "user", Content: content}})
+				got := boundConversation([]llmapi.Message{{Role: "user", Content: content}})
 				if len(got) != 1 {
 					t.Fatalf("kept %d messages, want 1", len(got))
 				}
@@ -319,7 +319,7 @@ func TestBoundConversationNewestUserSurvivesOversizedAssistant(t *testing.T) {
 		{Role: "user", Content: "please continue the report"},
 		{Role: "assistant", Content: strings.Repeat("r", maxPromptChars+8000)},
 	}
-	got := BoundConversation(conv)
+	got := boundConversation(conv)
 	found := false
 	for _, m := range got {
 		if m.Role == "user" && m.Content == conv[0].Content {
@@ -327,7 +327,7 @@ func TestBoundConversationNewestUserSurvivesOversizedAssistant(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("newest user message dropped: BoundConversation kept %d messages (%d chars)", len(got), totalChars(got))
+		t.Errorf("newest user message dropped: boundConversation kept %d messages (%d chars)", len(got), totalChars(got))
 	}
 }
 
@@ -347,7 +347,7 @@ func TestBoundConversationInvariants(t *testing.T) {
 			conv[i].Content = fmt.Sprintf("<%d.%d>", iter, i) + strings.Repeat("z", sizes[next(len(sizes))])
 		}
 		conv[n-1].Role = "user" // the usual shape: the request ends with the user
-		got := BoundConversation(conv)
+		got := boundConversation(conv)
 		if len(got) == 0 {
 			t.Fatalf("iter %d: nothing kept", iter)
 		}
@@ -464,8 +464,8 @@ func TestBoundConversationWithoutUserMessageKeepsNewestTurns(t *testing.T) {
 		{Role: "assistant", Content: "first"},
 		{Role: "assistant", Content: "second"},
 	}
-	got := BoundConversation(conv)
+	got := boundConversation(conv)
 	if len(got) != 2 || got[0].Content != "first" || got[1].Content != "second" {
-		t.Errorf("BoundConversation = %v, want the two newest turns that fit", got)
+		t.Errorf("boundConversation = %v, want the two newest turns that fit", got)
 	}
 }
