@@ -656,10 +656,10 @@ func TestProvisionRouting(t *testing.T) {
 	if len(fix.models) != 2 || fix.models[0] != h.models["c"] || fix.models[1] != h.models["a"] {
 		t.Errorf("route fix: models = %+v, want c then a", fix.models)
 	}
-	if !fix.When[0].Match(&llmapi.Request{LastUserText: "please FIX it"}, nil) {
+	if !fix.When[0].Match(&llmapi.Summary{LastUserText: "please FIX it"}, nil) {
 		t.Errorf("route fix: the regex condition does not match after Provision (not compiled?)")
 	}
-	if fix.When[0].Match(&llmapi.Request{LastUserText: "prefix"}, nil) {
+	if fix.When[0].Match(&llmapi.Summary{LastUserText: "prefix"}, nil) {
 		t.Errorf("route fix: the regex condition matches text it should not")
 	}
 	if err := h.Validate(); err != nil {

@@ -28,11 +28,11 @@ type incoming struct {
 	// replacing the configured ones; nil when it has none.
 	preferences []*Route
 
-	req *llmapi.Request // decoded on first use
+	req *llmapi.Summary // decoded on first use
 }
 
 // decoded returns the decoded request, decoding it on first use.
-func (in *incoming) decoded() (*llmapi.Request, error) {
+func (in *incoming) decoded() (*llmapi.Summary, error) {
 	if in.req != nil {
 		return in.req, nil
 	}
@@ -48,7 +48,7 @@ func (in *incoming) decoded() (*llmapi.Request, error) {
 // reads message text (a routing model, regex or tokens_over rules) or the
 // request was decoded already, else the shallow one rules on roles and
 // tools need, which skips the conversation.
-func (in *incoming) decodedForRouting(readsMessages bool) (*llmapi.Request, error) {
+func (in *incoming) decodedForRouting(readsMessages bool) (*llmapi.Summary, error) {
 	if readsMessages || in.req != nil {
 		return in.decoded()
 	}

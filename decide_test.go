@@ -91,7 +91,7 @@ func TestAffinityKey(t *testing.T) {
 }
 
 // decDecode decodes a test body, failing the test on error.
-func decDecode(t *testing.T, body string) *llmapi.Request {
+func decDecode(t *testing.T, body string) *llmapi.Summary {
 	t.Helper()
 	req, err := llmapi.Decode([]byte(body))
 	if err != nil {
@@ -176,20 +176,20 @@ func TestImplicitKeyPartBoundaries(t *testing.T) {
 	h := &Handler{implicitSalt: "s"}
 	tests := []struct {
 		name string
-		a, b llmapi.Request
+		a, b llmapi.Summary
 	}{
 		{name: "system and first user",
-			a: llmapi.Request{System: "ab", FirstUserText: "c"},
-			b: llmapi.Request{System: "a", FirstUserText: "bc"}},
+			a: llmapi.Summary{System: "ab", FirstUserText: "c"},
+			b: llmapi.Summary{System: "a", FirstUserText: "bc"}},
 		{name: "salt and system",
-			a: llmapi.Request{System: "xy"},
-			b: llmapi.Request{System: "y"}},
+			a: llmapi.Summary{System: "xy"},
+			b: llmapi.Summary{System: "y"}},
 		{name: "system and tools",
-			a: llmapi.Request{System: "ab", ToolNames: []string{"c"}},
-			b: llmapi.Request{System: "a", ToolNames: []string{"bc"}}},
+			a: llmapi.Summary{System: "ab", ToolNames: []string{"c"}},
+			b: llmapi.Summary{System: "a", ToolNames: []string{"bc"}}},
 		{name: "tool names",
-			a: llmapi.Request{ToolNames: []string{"ab", "c"}},
-			b: llmapi.Request{ToolNames: []string{"a", "bc"}}},
+			a: llmapi.Summary{ToolNames: []string{"ab", "c"}},
+			b: llmapi.Summary{ToolNames: []string{"a", "bc"}}},
 	}
 	for _, tt := range tests {
 		hb := h

@@ -48,7 +48,7 @@ func (h *Handler) affinityKey(r *http.Request) (key string, optOut bool, err err
 // implicitKey derives a session key from what stays the same across an
 // agent's turns: the system prompt, the tool names and the first user
 // message. It is a salted hash, so a stored key reveals no prompt content.
-func (h *Handler) implicitKey(req *llmapi.Request) string {
+func (h *Handler) implicitKey(req *llmapi.Summary) string {
 	sum := sha256.New()
 	for _, part := range []string{h.implicitSalt, req.System, strings.Join(req.ToolNames, "\x00"), req.FirstUserText} {
 		sum.Write([]byte(part))

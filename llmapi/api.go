@@ -2,7 +2,8 @@
 // with no Caddy in it: which paths are which API, the validating envelope
 // scan of a request body and the splice that rewrites it, the decoded view
 // routing reads, and each API's error body. Code of one API lives in the
-// file named for it (chat.go, messages.go).
+// file named for it (chat.go, messages.go, responses.go); turn.go and
+// stream.go hold the neutral form every API translates into and out of.
 package llmapi
 
 import "strings"
@@ -16,12 +17,17 @@ const (
 	Chat API = iota
 	// Messages is Anthropic Messages: POST .../messages.
 	Messages
+	// Responses is OpenAI Responses: POST .../responses.
+	Responses
 )
 
 // String returns the API's short name, as logs show it.
 func (a API) String() string {
-	if a == Messages {
+	switch a {
+	case Messages:
 		return "anthropic"
+	case Responses:
+		return "responses"
 	}
 	return "openai"
 }

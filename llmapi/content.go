@@ -5,9 +5,9 @@ import (
 	"strings"
 )
 
-// Message is one conversation turn as a router sees it: a role ("user" or
+// Utterance is one conversation turn as a router sees it: a role ("user" or
 // "assistant") and the turn's text.
-type Message struct {
+type Utterance struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
 }

@@ -11,12 +11,12 @@ func TestConversation(t *testing.T) {
 	tests := []struct {
 		name     string
 		messages string
-		want     []Message
+		want     []Utterance
 	}{
 		{
 			name:     "plain user and assistant strings",
 			messages: `[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"write a poem"}]`,
-			want: []Message{
+			want: []Utterance{
 				{Role: "user", Content: "hi"},
 				{Role: "assistant", Content: "hello"},
 				{Role: "user", Content: "write a poem"},
@@ -27,7 +27,7 @@ func TestConversation(t *testing.T) {
 			messages: `[{"role":"system","content":"be terse"},{"role":"developer","content":"dev rules"},` +
 				`{"role":"user","content":"q1"},{"role":"tool","tool_call_id":"c","content":"tool out"},` +
 				`{"role":"function","name":"f","content":"fn out"},{"role":"assistant","content":"a1"}]`,
-			want: []Message{
+			want: []Utterance{
 				{Role: "user", Content: "q1"},
 				{Role: "assistant", Content: "a1"},
 			},
@@ -35,19 +35,19 @@ func TestConversation(t *testing.T) {
 		{
 			name:     "roles are case sensitive",
 			messages: `[{"role":"User","content":"x"},{"role":"user","content":"y"}]`,
-			want:     []Message{{Role: "user", Content: "y"}},
+			want:     []Utterance{{Role: "user", Content: "y"}},
 		},
 		{
 			name: "empty and whitespace text dropped",
 			messages: `[{"role":"user","content":""},{"role":"assistant","content":"  \n\t "},` +
 				`{"role":"user","content":[]},{"role":"assistant","content":[{"type":"text","text":""}]},` +
 				`{"role":"user","content":"kept"}]`,
-			want: []Message{{Role: "user", Content: "kept"}},
+			want: []Utterance{{Role: "user", Content: "kept"}},
 		},
 		{
 			name:     "null and missing content dropped",
 			messages: `[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"assistant"},{"role":"tool","tool_call_id":"c1","content":"r"},{"role":"assistant","content":"done"}]`,
-			want: []Message{
+			want: []Utterance{
 				{Role: "user", Content: "q"},
 				{Role: "assistant", Content: "done"},
 			},
@@ -55,12 +55,12 @@ func TestConversation(t *testing.T) {
 		{
 			name:     "text parts joined with newline, image parts dropped",
 			messages: `[{"role":"user","content":[{"type":"text","text":"first"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"text","text":"second"},{"type":"input_audio","input_audio":{"data":"x","format":"wav"}},{"type":"text","text":"third"}]}]`,
-			want:     []Message{{Role: "user", Content: "first\nsecond\nthird"}},
+			want:     []Utterance{{Role: "user", Content: "first\nsecond\nthird"}},
 		},
 		{
 			name:     "empty text parts do not add separators",
 			messages: `[{"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"a"},{"type":"text","text":""},{"type":"text","text":"b"},{"type":"text","text":""}]}]`,
-			want:     []Message{{Role: "user", Content: "a\nb"}},
+			want:     []Utterance{{Role: "user", Content: "a\nb"}},
 		},
 		{
 			name: "anthropic tool_use and tool_result blocks dropped",
@@ -69,7 +69,7 @@ func TestConversation(t *testing.T) {
 				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"42"}]}]},` +
 				`{"role":"assistant","content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"It is 42."}]},` +
 				`{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},{"type":"text","text":"and this?"}]}]`,
-			want: []Message{
+			want: []Utterance{
 				{Role: "user", Content: "what is 6*7?"},
 				{Role: "assistant", Content: "computing"},
 				{Role: "assistant", Content: "It is 42."},
@@ -79,17 +79,17 @@ func TestConversation(t *testing.T) {
 		{
 			name:     "non-text part carrying a text field is dropped",
 			messages: `[{"role":"user","content":[{"type":"image_url","text":"sneaky"},{"text":"untyped"},{"type":"text","text":"real"}]}]`,
-			want:     []Message{{Role: "user", Content: "real"}},
+			want:     []Utterance{{Role: "user", Content: "real"}},
 		},
 		{
 			name:     "text kept verbatim with escapes and surrounding space",
 			messages: `[{"role":"user","content":"  line1\nline2 \u00e9\ud83d\ude00  "}]`,
-			want:     []Message{{Role: "user", Content: "  line1\nline2 é\U0001F600  "}},
+			want:     []Utterance{{Role: "user", Content: "  line1\nline2 é\U0001F600  "}},
 		},
 		{
 			name:     "only dropped messages",
 			messages: `[{"role":"system","content":"s"},{"role":"tool","content":"t"}]`,
-			want:     []Message{},
+			want:     []Utterance{},
 		},
 	}
 	for _, tt := range tests {
@@ -120,7 +120,7 @@ func TestConversationFromEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Conversation: %v", err)
 	}
-	want := []Message{
+	want := []Utterance{
 		{Role: "user", Content: "a\nb"},
 		{Role: "assistant", Content: "c"},
 		{Role: "user", Content: "d"},
@@ -160,7 +160,7 @@ func TestConversationErrors(t *testing.T) {
 
 // conversationOf validates a "messages" array as ParseEnvelope does and
 // returns the conversation Decode gives a router.
-func conversationOf(messages []byte) ([]Message, error) {
+func conversationOf(messages []byte) ([]Utterance, error) {
 	body := append(append([]byte(`{"messages":`), messages...), '}')
 	if _, err := ParseEnvelope(body); err != nil {
 		return nil, err
@@ -177,7 +177,7 @@ func TestConversationSkipsMalformedParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Message{{Role: "user", Content: "ok"}}; !reflect.DeepEqual(got, want) {
+	if want := []Utterance{{Role: "user", Content: "ok"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Conversation = %#v, want %#v: a malformed part is skipped, the rest kept", got, want)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"strings"
 )
 
-// Request is the decoded view of an unpinned chat request: what routing
+// Summary is the decoded view of an unpinned chat request: what routing
 // rules, implicit affinity keys and per-request preferences need. Decoding it
 // costs a full pass over the body, so pinned requests never do.
-type Request struct {
+type Summary struct {
 	// Conversation is the user and assistant text, as a router sees it.
-	Conversation []Message
+	Conversation []Utterance
 	// LastRole is the role of the last message; "tool" also for an Anthropic
 	// user turn made only of tool_result blocks.
 	LastRole string
@@ -43,7 +43,7 @@ type Preference struct {
 
 // EstimatedTokens is a rough token count of the request's text (4 characters
 // a token).
-func (r *Request) EstimatedTokens() int { return r.TextChars / 4 }
+func (r *Summary) EstimatedTokens() int { return r.TextChars / 4 }
 
 type wireRequest struct {
 	Messages    []wireMessage   `json:"messages"`
@@ -61,12 +61,12 @@ type wireTool struct {
 
 // Decode decodes a body that ParseEnvelope accepted. Its only client errors
 // are about routing_preferences, which is the gateway's own field.
-func Decode(body []byte) (*Request, error) {
+func Decode(body []byte) (*Summary, error) {
 	var wire wireRequest
 	if err := json.Unmarshal(body, &wire); err != nil {
 		return nil, invalid("request body does not match the chat request schema")
 	}
-	req := &Request{}
+	req := &Summary{}
 	if len(wire.Preferences) > 0 {
 		if err := json.Unmarshal(wire.Preferences, &req.Preferences); err != nil {
 			return nil, invalid("\"routing_preferences\" must be an array of {name, description, models}")
@@ -103,7 +103,7 @@ func Decode(body []byte) (*Request, error) {
 				}
 				req.LastUserText = text
 			}
-			req.Conversation = append(req.Conversation, Message{Role: m.Role, Content: text})
+			req.Conversation = append(req.Conversation, Utterance{Role: m.Role, Content: text})
 		}
 	}
 	req.System = strings.Join(system, "\n")
@@ -115,13 +115,13 @@ func Decode(body []byte) (*Request, error) {
 // located: LastRole and ToolNames, enough for rules that read no message
 // text (see Condition.NeedsMessages). It costs a pass over the last message
 // and the tools, not over the conversation.
-func DecodeShallow(env *Envelope) (*Request, error) {
+func DecodeShallow(env *Envelope) (*Summary, error) {
 	var last wireMessage
 	if err := json.Unmarshal(env.LastMessage, &last); err != nil {
 		return nil, invalid("request body does not match the chat request schema")
 	}
 	_, toolResultsOnly := contentText(last.Content)
-	return &Request{LastRole: lastRole(last.Role, toolResultsOnly), ToolNames: toolNames(env.Tools)}, nil
+	return &Summary{LastRole: lastRole(last.Role, toolResultsOnly), ToolNames: toolNames(env.Tools)}, nil
 }
 
 // lastRole is the LastRole of a request whose last message has role and is,

@@ -11,7 +11,7 @@ func TestDecode(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want Request // TextChars is checked by TestDecodeTextChars
+		want Summary // TextChars is checked by TestDecodeTextChars
 	}{
 		{
 			name: "openai agent turn",
@@ -24,8 +24,8 @@ func TestDecode(t *testing.T) {
 				`{"role":"assistant","content":"it is sunny"},` +
 				`{"role":"user","content":[{"type":"text","text":"second"},{"type":"image_url","image_url":{"url":"data:,"}},{"type":"text","text":"question"}]}],` +
 				`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}},{"type":"function","function":{"name":"search"}}]}`,
-			want: Request{
-				Conversation: []Message{
+			want: Summary{
+				Conversation: []Utterance{
 					{Role: "user", Content: "first question"},
 					{Role: "assistant", Content: "it is sunny"},
 					{Role: "user", Content: "second\nquestion"},
@@ -42,8 +42,8 @@ func TestDecode(t *testing.T) {
 			body: `{"messages":[{"role":"user","content":"q"},` +
 				`{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},` +
 				`{"role":"tool","tool_call_id":"c1","content":"out"}]}`,
-			want: Request{
-				Conversation:  []Message{{Role: "user", Content: "q"}},
+			want: Summary{
+				Conversation:  []Utterance{{Role: "user", Content: "q"}},
 				LastRole:      "tool",
 				LastUserText:  "q",
 				FirstUserText: "q",
@@ -52,8 +52,8 @@ func TestDecode(t *testing.T) {
 		{
 			name: "openai last message is the assistant's",
 			body: `{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}`,
-			want: Request{
-				Conversation:  []Message{{Role: "user", Content: "q"}, {Role: "assistant", Content: "a"}},
+			want: Summary{
+				Conversation:  []Utterance{{Role: "user", Content: "q"}, {Role: "assistant", Content: "a"}},
 				LastRole:      "assistant",
 				LastUserText:  "q",
 				FirstUserText: "q",
@@ -62,7 +62,7 @@ func TestDecode(t *testing.T) {
 		{
 			name: "openai only a system message",
 			body: `{"messages":[{"role":"system","content":"sys"}]}`,
-			want: Request{LastRole: "system", System: "sys"},
+			want: Summary{LastRole: "system", System: "sys"},
 		},
 		{
 			name: "anthropic tool turn: user made only of tool_result blocks",
@@ -73,8 +73,8 @@ func TestDecode(t *testing.T) {
 				`{"role":"user","content":[{"type":"text","text":"first question"}]},` +
 				`{"role":"assistant","content":[{"type":"text","text":"let me check"},{"type":"tool_use","id":"t1","name":"get_weather","input":{}}]},` +
 				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"sunny"},{"type":"tool_result","tool_use_id":"t2","content":[{"type":"text","text":"warm"}]}]}]}`,
-			want: Request{
-				Conversation: []Message{
+			want: Summary{
+				Conversation: []Utterance{
 					{Role: "user", Content: "first question"},
 					{Role: "assistant", Content: "let me check"},
 				},
@@ -91,8 +91,8 @@ func TestDecode(t *testing.T) {
 				`{"role":"user","content":"first"},` +
 				`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},` +
 				`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"r"},{"type":"text","text":"now summarize"}]}]}`,
-			want: Request{
-				Conversation: []Message{
+			want: Summary{
+				Conversation: []Utterance{
 					{Role: "user", Content: "first"},
 					{Role: "user", Content: "now summarize"},
 				},
@@ -105,8 +105,8 @@ func TestDecode(t *testing.T) {
 		{
 			name: "anthropic empty system string",
 			body: `{"system":"","messages":[{"role":"user","content":"q"}]}`,
-			want: Request{
-				Conversation:  []Message{{Role: "user", Content: "q"}},
+			want: Summary{
+				Conversation:  []Utterance{{Role: "user", Content: "q"}},
 				LastRole:      "user",
 				LastUserText:  "q",
 				FirstUserText: "q",
@@ -116,8 +116,8 @@ func TestDecode(t *testing.T) {
 			name: "first user text skips a user message without text",
 			body: `{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]},` +
 				`{"role":"assistant","content":"what is it?"},{"role":"user","content":"a cat"},{"role":"user","content":"  "}]}`,
-			want: Request{
-				Conversation:  []Message{{Role: "assistant", Content: "what is it?"}, {Role: "user", Content: "a cat"}},
+			want: Summary{
+				Conversation:  []Utterance{{Role: "assistant", Content: "what is it?"}, {Role: "user", Content: "a cat"}},
 				LastRole:      "user",
 				LastUserText:  "a cat",
 				FirstUserText: "a cat",
@@ -131,8 +131,8 @@ func TestDecode(t *testing.T) {
 				`{"name":"anth"},` +
 				`{"type":"function","name":"outer","function":{"name":"inner"}},` +
 				`{"name":7}]}`,
-			want: Request{
-				Conversation:  []Message{{Role: "user", Content: "q"}},
+			want: Summary{
+				Conversation:  []Utterance{{Role: "user", Content: "q"}},
 				LastRole:      "user",
 				LastUserText:  "q",
 				FirstUserText: "q",
@@ -144,8 +144,8 @@ func TestDecode(t *testing.T) {
 			body: `{"messages":[{"role":"user","content":"q"}],"routing_preferences":[` +
 				`{"name":"code","description":"writing code","models":["big","small"]},` +
 				`{"name":"chat","models":["small"]}]}`,
-			want: Request{
-				Conversation:  []Message{{Role: "user", Content: "q"}},
+			want: Summary{
+				Conversation:  []Utterance{{Role: "user", Content: "q"}},
 				LastRole:      "user",
 				LastUserText:  "q",
 				FirstUserText: "q",
@@ -261,7 +261,7 @@ func TestDecodeToleratesForeignFieldShapes(t *testing.T) {
 
 // checkShallow checks that DecodeShallow reads what Decode read for the
 // fields it covers, LastRole and ToolNames, and leaves the rest empty.
-func checkShallow(t *testing.T, body string, full *Request) {
+func checkShallow(t *testing.T, body string, full *Summary) {
 	t.Helper()
 	env, err := ParseEnvelope([]byte(body))
 	if err != nil {
@@ -271,7 +271,7 @@ func checkShallow(t *testing.T, body string, full *Request) {
 	if err != nil {
 		t.Fatalf("DecodeShallow: %v", err)
 	}
-	want := Request{LastRole: full.LastRole, ToolNames: full.ToolNames}
+	want := Summary{LastRole: full.LastRole, ToolNames: full.ToolNames}
 	if !reflect.DeepEqual(*shallow, want) {
 		t.Errorf("DecodeShallow:\n got %+v\nwant %+v", *shallow, want)
 	}

@@ -43,10 +43,10 @@ const (
 )
 
 // Prompt builds the Arch-Router prompt for routes and a conversation (a
-// request's llmapi.Request.Conversation): each route as one JSON object a
+// request's llmapi.Summary.Conversation): each route as one JSON object a
 // line inside <routes>, the bounded conversation as a JSON array inside
 // <conversation>.
-func Prompt(routes []Route, conv []llmapi.Message) string {
+func Prompt(routes []Route, conv []llmapi.Utterance) string {
 	var b strings.Builder
 	b.WriteString(promptHead)
 	for i, r := range routes {
@@ -70,7 +70,7 @@ func Prompt(routes []Route, conv []llmapi.Message) string {
 // budget, then it is cut in the middle to what remains, so both its framing
 // and its final ask survive, then older history fills the rest up to the
 // first turn that no longer fits.
-func boundConversation(conv []llmapi.Message) []llmapi.Message {
+func boundConversation(conv []llmapi.Utterance) []llmapi.Utterance {
 	lastUser := -1
 	for i := len(conv) - 1; i >= 0; i-- {
 		if conv[i].Role == "user" {
@@ -110,7 +110,7 @@ func boundConversation(conv []llmapi.Message) []llmapi.Message {
 		kept++
 		budget -= n
 	}
-	out := make([]llmapi.Message, 0, kept)
+	out := make([]llmapi.Utterance, 0, kept)
 	for i, m := range conv {
 		if !keep[i] {
 			continue

@@ -37,7 +37,7 @@ func TestPrompt(t *testing.T) {
 		{Name: "summarize", Description: "Summaries of long text\nincluding </routes> and \"quotes\""},
 		{Name: "casual", Description: ""},
 	}
-	conv := []llmapi.Message{
+	conv := []llmapi.Utterance{
 		{Role: "user", Content: "fix my loop"},
 		{Role: "assistant", Content: "sure </conversation> <routes>"},
 		{Role: "user", Content: "now in \"Go\"\nplease"},
@@ -74,7 +74,7 @@ func TestPrompt(t *testing.T) {
 	if !strings.HasPrefix(convBlock, "[") || !strings.HasSuffix(convBlock, "]") {
 		t.Fatalf("conversation block is not a JSON array: %s", convBlock)
 	}
-	var got []llmapi.Message
+	var got []llmapi.Utterance
 	if err := json.Unmarshal([]byte(convBlock), &got); err != nil {
 		t.Fatalf("conversation block is not a JSON array of messages: %v\n%s", err, convBlock)
 	}
@@ -89,17 +89,17 @@ func TestPrompt(t *testing.T) {
 }
 
 func TestPromptBoundsConversation(t *testing.T) {
-	var conv []llmapi.Message
+	var conv []llmapi.Utterance
 	for i := range 20 {
 		role := "user"
 		if i%2 == 1 {
 			role = "assistant"
 		}
-		conv = append(conv, llmapi.Message{Role: role, Content: fmt.Sprintf("turn-%02d", i)})
+		conv = append(conv, llmapi.Utterance{Role: role, Content: fmt.Sprintf("turn-%02d", i)})
 	}
-	conv = append(conv, llmapi.Message{Role: "user", Content: "turn-20"})
+	conv = append(conv, llmapi.Utterance{Role: "user", Content: "turn-20"})
 	p := Prompt([]Route{{Name: "a", Description: "b"}}, conv)
-	var got []llmapi.Message
+	var got []llmapi.Utterance
 	block := strings.TrimSpace(section(t, p, "\n<conversation>\n", "\n</conversation>\n"))
 	if err := json.Unmarshal([]byte(block), &got); err != nil {
 		t.Fatalf("conversation block: %v", err)
@@ -122,8 +122,8 @@ func TestPromptEmpty(t *testing.T) {
 	}
 }
 
-func alternating(n int, content func(i int) string) []llmapi.Message {
-	conv := make([]llmapi.Message, n)
+func alternating(n int, content func(i int) string) []llmapi.Utterance {
+	conv := make([]llmapi.Utterance, n)
 	for i := range conv {
 		conv[i].Role = "user"
 		if (n-1-i)%2 == 1 { // the last message is a user message
@@ -134,7 +134,7 @@ func alternating(n int, content func(i int) string) []llmapi.Message {
 	return conv
 }
 
-func totalChars(conv []llmapi.Message) int {
+func totalChars(conv []llmapi.Utterance) int {
 	n := 0
 	for _, m := range conv {
 		n += len(m.Content)
@@ -147,13 +147,13 @@ func TestBoundConversation(t *testing.T) {
 	big := func(int) string { return strings.Repeat("x", 10000) }
 	tests := []struct {
 		name string
-		conv []llmapi.Message
-		want []llmapi.Message
+		conv []llmapi.Utterance
+		want []llmapi.Utterance
 	}{
 		{
 			name: "empty",
 			conv: nil,
-			want: []llmapi.Message{},
+			want: []llmapi.Utterance{},
 		},
 		{
 			name: "short conversation unchanged",
@@ -177,21 +177,21 @@ func TestBoundConversation(t *testing.T) {
 		},
 		{
 			name: "an old message over budget stops the walk",
-			conv: []llmapi.Message{
+			conv: []llmapi.Utterance{
 				{Role: "user", Content: "oldest, small"},
 				{Role: "assistant", Content: strings.Repeat("y", maxPromptChars)},
 				{Role: "user", Content: "newest"},
 			},
-			want: []llmapi.Message{{Role: "user", Content: "newest"}},
+			want: []llmapi.Utterance{{Role: "user", Content: "newest"}},
 		},
 		{
 			name: "exactly at budget is kept",
-			conv: []llmapi.Message{
+			conv: []llmapi.Utterance{
 				{Role: "user", Content: strings.Repeat("a", maxPromptChars-10)},
 				{Role: "assistant", Content: "0123456789"},
 				{Role: "user", Content: ""},
 			},
-			want: []llmapi.Message{
+			want: []llmapi.Utterance{
 				{Role: "user", Content: strings.Repeat("a", maxPromptChars-10)},
 				{Role: "assistant", Content: "0123456789"},
 				{Role: "user", Content: ""},
@@ -200,7 +200,7 @@ func TestBoundConversation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := append([]llmapi.Message(nil), tt.conv...)
+			in := append([]llmapi.Utterance(nil), tt.conv...)
 			got := boundConversation(tt.conv)
 			if len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
 				t.Errorf("boundConversation kept %d turns, want %d\n got %.300v\nwant %.300v", len(got), len(tt.want), got, tt.want)
@@ -232,15 +232,15 @@ func TestBoundConversationTrimsOversizedUserMessage(t *testing.T) {
 	huge := head + strings.Repeat("m", 100000) + tail
 	tests := []struct {
 		name string
-		conv []llmapi.Message
+		conv []llmapi.Utterance
 	}{
-		{"alone", []llmapi.Message{{Role: "user", Content: huge}}},
-		{"after history", []llmapi.Message{
+		{"alone", []llmapi.Utterance{{Role: "user", Content: huge}}},
+		{"after history", []llmapi.Utterance{
 			{Role: "user", Content: "earlier question"},
 			{Role: "assistant", Content: "earlier answer"},
 			{Role: "user", Content: huge},
 		}},
-		{"followed by a short assistant prefill", []llmapi.Message{
+		{"followed by a short assistant prefill", []llmapi.Utterance{
 			{Role: "user", Content: "earlier question"},
 			{Role: "assistant", Content: "earlier answer"},
 			{Role: "user", Content: huge},
@@ -253,7 +253,7 @@ func TestBoundConversationTrimsOversizedUserMessage(t *testing.T) {
 			if n := totalChars(got); n > maxPromptChars {
 				t.Errorf("kept %d chars, more than %d", n, maxPromptChars)
 			}
-			var user *llmapi.Message
+			var user *llmapi.Utterance
 			for i := range got {
 				if got[i].Role == "user" {
 					user = &got[i]
@@ -286,7 +286,7 @@ func TestBoundConversationKeepsUTF8Valid(t *testing.T) {
 		for shift := range 4 {
 			content := strings.Repeat("a", shift) + strings.Repeat(r, 100000/len(r)+7)
 			t.Run(fmt.Sprintf("%q/shift%d", r, shift), func(t *testing.T) {
-				got := boundConversation([]llmapi.Message{{Role: "user", Content: content}})
+				got := boundConversation([]llmapi.Utterance{{Role: "user", Content: content}})
 				if len(got) != 1 {
 					t.Fatalf("kept %d messages, want 1", len(got))
 				}
@@ -315,7 +315,7 @@ func TestBoundConversationKeepsUTF8Valid(t *testing.T) {
 // also when a newer assistant message (e.g. an Anthropic prefill or a long
 // assistant answer) does not fit the budget.
 func TestBoundConversationNewestUserSurvivesOversizedAssistant(t *testing.T) {
-	conv := []llmapi.Message{
+	conv := []llmapi.Utterance{
 		{Role: "user", Content: "please continue the report"},
 		{Role: "assistant", Content: strings.Repeat("r", maxPromptChars+8000)},
 	}
@@ -341,7 +341,7 @@ func TestBoundConversationInvariants(t *testing.T) {
 	sizes := []int{0, 1, 10, 500, 3000, 9000, 15000, 31000, 40000}
 	for iter := range 300 {
 		n := 1 + next(25)
-		conv := make([]llmapi.Message, n)
+		conv := make([]llmapi.Utterance, n)
 		for i := range conv {
 			conv[i].Role = []string{"user", "assistant"}[next(2)]
 			conv[i].Content = fmt.Sprintf("<%d.%d>", iter, i) + strings.Repeat("z", sizes[next(len(sizes))])
@@ -459,7 +459,7 @@ func FuzzParseRoute(f *testing.F) {
 }
 
 func TestBoundConversationWithoutUserMessageKeepsNewestTurns(t *testing.T) {
-	conv := []llmapi.Message{
+	conv := []llmapi.Utterance{
 		{Role: "assistant", Content: strings.Repeat("a", 40000)},
 		{Role: "assistant", Content: "first"},
 		{Role: "assistant", Content: "second"},

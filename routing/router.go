@@ -14,5 +14,5 @@ import (
 type Router interface {
 	// Route returns the name of the chosen route, or "" when none fits.
 	// An error means the router could not decide; callers fall back.
-	Route(ctx context.Context, routes []Route, conv []llmapi.Message) (string, error)
+	Route(ctx context.Context, routes []Route, conv []llmapi.Utterance) (string, error)
 }

@@ -80,7 +80,7 @@ func (c *Condition) Compile() error {
 }
 
 // Match reports whether the condition holds for a request and its headers.
-func (c *Condition) Match(req *llmapi.Request, header http.Header) bool {
+func (c *Condition) Match(req *llmapi.Summary, header http.Header) bool {
 	switch {
 	case c.Tools:
 		return len(req.ToolNames) > 0
@@ -102,7 +102,7 @@ func (c *Condition) Match(req *llmapi.Request, header http.Header) bool {
 func (c *Condition) NeedsMessages() bool { return c.Regex != "" || c.TokensOver != 0 }
 
 // MatchAll reports whether every condition holds; an empty list never matches.
-func MatchAll(conds []*Condition, req *llmapi.Request, header http.Header) bool {
+func MatchAll(conds []*Condition, req *llmapi.Summary, header http.Header) bool {
 	if len(conds) == 0 {
 		return false
 	}

@@ -73,31 +73,31 @@ func TestConditionMatch(t *testing.T) {
 	tests := []struct {
 		name   string
 		cond   Condition
-		req    llmapi.Request
+		req    llmapi.Summary
 		header http.Header
 		want   bool
 	}{
-		{name: "tools: offered", cond: Condition{Tools: true}, req: llmapi.Request{ToolNames: []string{"f"}}, want: true},
-		{name: "tools: none", cond: Condition{Tools: true}, req: llmapi.Request{}, want: false},
+		{name: "tools: offered", cond: Condition{Tools: true}, req: llmapi.Summary{ToolNames: []string{"f"}}, want: true},
+		{name: "tools: none", cond: Condition{Tools: true}, req: llmapi.Summary{}, want: false},
 
-		{name: "last_role: same", cond: Condition{LastRole: "tool"}, req: llmapi.Request{LastRole: "tool"}, want: true},
-		{name: "last_role: other", cond: Condition{LastRole: "tool"}, req: llmapi.Request{LastRole: "user"}, want: false},
-		{name: "last_role: empty request", cond: Condition{LastRole: "user"}, req: llmapi.Request{}, want: false},
+		{name: "last_role: same", cond: Condition{LastRole: "tool"}, req: llmapi.Summary{LastRole: "tool"}, want: true},
+		{name: "last_role: other", cond: Condition{LastRole: "tool"}, req: llmapi.Summary{LastRole: "user"}, want: false},
+		{name: "last_role: empty request", cond: Condition{LastRole: "user"}, req: llmapi.Summary{}, want: false},
 
 		{name: "regex: newest user text matches", cond: Condition{Regex: `(?i)\bfix\b`},
-			req: llmapi.Request{LastUserText: "please FIX the build", FirstUserText: "hello"}, want: true},
+			req: llmapi.Summary{LastUserText: "please FIX the build", FirstUserText: "hello"}, want: true},
 		{name: "regex: only older user text matches", cond: Condition{Regex: `(?i)\bfix\b`},
-			req: llmapi.Request{LastUserText: "thanks", FirstUserText: "fix it"}, want: false},
+			req: llmapi.Summary{LastUserText: "thanks", FirstUserText: "fix it"}, want: false},
 		{name: "regex: only system matches", cond: Condition{Regex: `fix`},
-			req: llmapi.Request{LastUserText: "thanks", System: "fix everything"}, want: false},
+			req: llmapi.Summary{LastUserText: "thanks", System: "fix everything"}, want: false},
 		{name: "regex: only assistant text matches", cond: Condition{Regex: `fix`},
-			req:  llmapi.Request{LastUserText: "ok", Conversation: []llmapi.Message{{Role: "assistant", Content: "I will fix it"}, {Role: "user", Content: "ok"}}},
+			req:  llmapi.Summary{LastUserText: "ok", Conversation: []llmapi.Utterance{{Role: "assistant", Content: "I will fix it"}, {Role: "user", Content: "ok"}}},
 			want: false},
-		{name: "regex: anchored", cond: Condition{Regex: `^/plan`}, req: llmapi.Request{LastUserText: "do /plan"}, want: false},
+		{name: "regex: anchored", cond: Condition{Regex: `^/plan`}, req: llmapi.Summary{LastUserText: "do /plan"}, want: false},
 
-		{name: "tokens_over: above", cond: Condition{TokensOver: 10}, req: llmapi.Request{TextChars: 44}, want: true},
-		{name: "tokens_over: equal is not over", cond: Condition{TokensOver: 10}, req: llmapi.Request{TextChars: 40}, want: false},
-		{name: "tokens_over: rounds down", cond: Condition{TokensOver: 10}, req: llmapi.Request{TextChars: 43}, want: false},
+		{name: "tokens_over: above", cond: Condition{TokensOver: 10}, req: llmapi.Summary{TextChars: 44}, want: true},
+		{name: "tokens_over: equal is not over", cond: Condition{TokensOver: 10}, req: llmapi.Summary{TextChars: 40}, want: false},
+		{name: "tokens_over: rounds down", cond: Condition{TokensOver: 10}, req: llmapi.Summary{TextChars: 43}, want: false},
 
 		{name: "header: exact value", cond: Condition{Header: &HeaderCondition{Name: "X-Tier", Value: "premium"}},
 			header: hdr("X-Tier", "premium"), want: true},
@@ -138,7 +138,7 @@ func TestMatchAll(t *testing.T) {
 		}
 		return out
 	}
-	req := &llmapi.Request{LastRole: "user", LastUserText: "fix the bug", ToolNames: []string{"edit"}, TextChars: 400}
+	req := &llmapi.Summary{LastRole: "user", LastUserText: "fix the bug", ToolNames: []string{"edit"}, TextChars: 400}
 	header := http.Header{"X-Tier": {"premium"}}
 	tests := []struct {
 		name  string

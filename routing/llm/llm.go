@@ -93,7 +93,7 @@ func (l *LLM) Validate() error {
 // wire format the router uses.
 type chatRequest struct {
 	Model       string           `json:"model"`
-	Messages    []llmapi.Message `json:"messages"`
+	Messages    []llmapi.Utterance `json:"messages"`
 	Temperature float64          `json:"temperature"`
 	MaxTokens   int              `json:"max_tokens"`
 	Stream      bool             `json:"stream"`
@@ -110,12 +110,12 @@ type chatResponse struct {
 // Route asks the routing model which route fits conv. It returns within the
 // configured timeout, with an error when the model cannot be reached or its
 // reply is not a chat completion.
-func (l *LLM) Route(ctx context.Context, routes []routing.Route, conv []llmapi.Message) (string, error) {
+func (l *LLM) Route(ctx context.Context, routes []routing.Route, conv []llmapi.Utterance) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(l.Timeout))
 	defer cancel()
 	payload, err := json.Marshal(chatRequest{
 		Model:    l.Model,
-		Messages: []llmapi.Message{{Role: "user", Content: routing.Prompt(routes, conv)}},
+		Messages: []llmapi.Utterance{{Role: "user", Content: routing.Prompt(routes, conv)}},
 		// an answer is {"route": "name"}: a few dozen tokens at most
 		MaxTokens: 64,
 	})

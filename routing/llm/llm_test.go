@@ -96,7 +96,7 @@ var (
 		{Name: "code_generation", Description: "writing code"},
 		{Name: "summarize", Description: "summaries"},
 	}
-	testConv = []llmapi.Message{
+	testConv = []llmapi.Utterance{
 		{Role: "user", Content: "hi"},
 		{Role: "assistant", Content: "hello"},
 		{Role: "user", Content: "write a quicksort in Go"},
