@@ -55,6 +55,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			upstream_model <id>              # id written into the body; default <name>
 //			api_key        <value>           # placeholders allowed: {env.OPENAI_API_KEY}
 //			provider       openai|anthropic  # how the key is sent; default openai
+//			api            chat|messages|responses  # the API it speaks; default by provider
+//			path           <path>            # upstream path; default the client's, or the API's
 //			weight         <n>               # share under a weighted policy; default 1
 //		}
 //

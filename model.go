@@ -5,12 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/llmaffinity/caddy-llm-affinity/internal/placeholder"
 	"github.com/llmaffinity/caddy-llm-affinity/internal/subdirective"
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
+
+// The APIs a model may speak (Model.API).
+const (
+	APIChat      = "chat"
+	APIMessages  = "messages"
+	APIResponses = "responses"
+)
+
+// modelAPIs maps Model.API to the wire format.
+var modelAPIs = map[string]llmapi.API{APIChat: llmapi.Chat, APIMessages: llmapi.Messages, APIResponses: llmapi.Responses}
 
 // Providers: how a model's API key is sent upstream.
 const (
@@ -47,6 +59,18 @@ type Model struct {
 	// only as a failover candidate. Default: 1.
 	Weight *int `json:"weight,omitempty"`
 
+	// The API the model speaks: "chat" (OpenAI Chat Completions), "messages"
+	// (Anthropic Messages) or "responses" (OpenAI Responses). A request in
+	// another API is translated, its response and stream translated back.
+	// Default: messages for provider anthropic, else chat.
+	API string `json:"api,omitempty"`
+
+	// The path requests to the model go to. Default: the client's path when
+	// the client speaks the model's API, else /v1/chat/completions,
+	// /v1/messages or /v1/responses.
+	Path string `json:"path,omitempty"`
+
+	api                 llmapi.API
 	quotedUpstreamModel []byte
 	apiKey              string
 	upstream            *upstreamTarget
@@ -71,6 +95,13 @@ func (m *Model) provision() error {
 	if m.UpstreamModel == "" {
 		m.UpstreamModel = m.Name
 	}
+	if m.API == "" {
+		m.API = APIChat
+		if m.Provider == ProviderAnthropic {
+			m.API = APIMessages
+		}
+	}
+	m.api = modelAPIs[m.API]
 	m.quotedUpstreamModel, _ = json.Marshal(m.UpstreamModel) // a string always marshals
 	key, err := placeholder.Resolve(m.APIKey)
 	if err != nil {
@@ -117,6 +148,12 @@ func (m *Model) validate(i int, seen map[string]*Model) error {
 	default:
 		return m.origin.errorf("model '%s': unknown provider '%s' (want openai or anthropic)", m.Name, m.Provider)
 	}
+	if _, known := modelAPIs[m.API]; m.API != "" && !known {
+		return m.origin.errorf("model '%s': unknown api '%s' (want chat, messages or responses)", m.Name, m.API)
+	}
+	if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
+		return m.origin.errorf("model '%s': path '%s' must start with /", m.Name, m.Path)
+	}
 	return nil
 }
 
@@ -136,6 +173,8 @@ func (m *Model) checkRanges() error {
 //		upstream_model <id>
 //		api_key        <value>
 //		provider       openai|anthropic
+//		api            chat|messages|responses
+//		path           <upstream path>
 //		weight         <n>
 //	}
 func parseModel(d *caddyfile.Dispenser) (*Model, error) {
@@ -152,6 +191,10 @@ func parseModel(d *caddyfile.Dispenser) (*Model, error) {
 			return subdirective.One(d, "", sub, m.APIKey != "", subdirective.String(&m.APIKey), "")
 		case "provider":
 			return subdirective.One(d, "", sub, m.Provider != "", subdirective.String(&m.Provider), "")
+		case "api":
+			return subdirective.One(d, "", sub, m.API != "", subdirective.String(&m.API), "")
+		case "path":
+			return subdirective.One(d, "", sub, m.Path != "", subdirective.String(&m.Path), "")
 		case "to":
 			return appendArgs(d, &m.To)
 		case "weight":

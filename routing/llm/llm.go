@@ -92,11 +92,11 @@ func (l *LLM) Validate() error {
 // chatRequest and chatResponse are the parts of the OpenAI chat completions
 // wire format the router uses.
 type chatRequest struct {
-	Model       string           `json:"model"`
+	Model       string             `json:"model"`
 	Messages    []llmapi.Utterance `json:"messages"`
-	Temperature float64          `json:"temperature"`
-	MaxTokens   int              `json:"max_tokens"`
-	Stream      bool             `json:"stream"`
+	Temperature float64            `json:"temperature"`
+	MaxTokens   int                `json:"max_tokens"`
+	Stream      bool               `json:"stream"`
 }
 
 type chatResponse struct {
