@@ -1,0 +1,142 @@
+package llmapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// UnsupportedError is a feature of a request that the serving model's API
+// cannot express; translating it would change what the request means.
+type UnsupportedError struct {
+	// Feature names what the request uses, never quoting its content.
+	Feature string
+}
+
+// Error names the feature.
+func (e *UnsupportedError) Error() string {
+	return e.Feature + " cannot be translated to another API"
+}
+
+func unsupported(feature string) error { return &UnsupportedError{Feature: feature} }
+
+// errUpstreamReply is the error for a response the upstream sent that is
+// not one of its API's.
+var errUpstreamReply = errors.New("the model's response is not one of its API's responses")
+
+// DecodeTurn reads a request of api into the neutral form. A failure is an
+// *InvalidRequestError, or an *UnsupportedError for a feature no other API
+// has.
+func DecodeTurn(api API, body []byte) (*Turn, error) {
+	switch api {
+	case Messages:
+		return decodeMessages(body)
+	case Responses:
+		return decodeResponses(body)
+	}
+	return decodeChat(body)
+}
+
+// EncodeTurn writes the neutral request as a request of api for model. It
+// fails with an *UnsupportedError when the turn uses what api cannot
+// express.
+func EncodeTurn(api API, t *Turn, model string) ([]byte, error) {
+	switch api {
+	case Messages:
+		return encodeMessages(t, model)
+	case Responses:
+		return encodeResponses(t, model)
+	}
+	return encodeChat(t, model)
+}
+
+// DecodeReply reads a complete (not streamed) response of api.
+func DecodeReply(api API, body []byte) (*Reply, error) {
+	switch api {
+	case Messages:
+		return decodeMessagesReply(body)
+	case Responses:
+		return decodeResponsesReply(body)
+	}
+	return decodeChatReply(body)
+}
+
+// EncodeReply writes a reply as a response of api, naming model (what the
+// client asked for).
+func EncodeReply(api API, r *Reply, model string) []byte {
+	switch api {
+	case Messages:
+		return encodeMessagesReply(r, model)
+	case Responses:
+		return encodeResponsesReply(r, model)
+	}
+	return encodeChatReply(r, model)
+}
+
+// UpstreamError reads the message and type of an error body of api; ok is
+// false when body is not one.
+func UpstreamError(api API, body []byte) (msg, errType string, ok bool) {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error.Message == "" {
+		return "", "", false
+	}
+	return e.Error.Message, e.Error.Type, true
+}
+
+// appendMessage adds parts to the conversation, as one message with the
+// message before when that has the same role (Messages requires the roles
+// to alternate; a run of Chat tool messages is one user turn).
+func (t *Turn) appendMessage(role Role, parts ...Part) {
+	if n := len(t.Messages); n > 0 && t.Messages[n-1].Role == role {
+		t.Messages[n-1].Parts = append(t.Messages[n-1].Parts, parts...)
+		return
+	}
+	t.Messages = append(t.Messages, Message{Role: role, Parts: parts})
+}
+
+// imageOfURL reads an image URL, taking a data: URL apart into its media
+// type and base64 data.
+func imageOfURL(url string) *Image {
+	if rest, ok := strings.CutPrefix(url, "data:"); ok {
+		if meta, data, ok := strings.Cut(rest, ","); ok {
+			if mediaType, ok := strings.CutSuffix(meta, ";base64"); ok {
+				return &Image{MediaType: mediaType, Data: data}
+			}
+		}
+	}
+	return &Image{URL: url}
+}
+
+// url is the image as a URL: its own, or a data: URL of its inline data.
+func (img *Image) url() string {
+	if img.URL != "" {
+		return img.URL
+	}
+	return fmt.Sprintf("data:%s;base64,%s", img.MediaType, img.Data)
+}
+
+// jsonString is s as a JSON string literal.
+func jsonString(s string) json.RawMessage {
+	raw, _ := json.Marshal(s) // a string always marshals
+	return raw
+}
+
+// clientID is an upstream's response id in the shape of the client's API:
+// prefix and the id, without the prefix of the upstream's API.
+func clientID(prefix, id string) string {
+	if strings.HasPrefix(id, prefix) {
+		return id
+	}
+	for _, other := range []string{"chatcmpl-", "msg_", "resp_"} {
+		if rest, ok := strings.CutPrefix(id, other); ok {
+			return prefix + rest
+		}
+	}
+	return prefix + id
+}
