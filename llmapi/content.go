@@ -55,7 +55,7 @@ func contentText(content json.RawMessage) (text string, toolResultsOnly bool) {
 		if p.Type != "tool_result" {
 			toolResultsOnly = false
 		}
-		if p.Type != "text" || p.Text == "" {
+		if (p.Type != "text" && p.Type != "input_text") || p.Text == "" {
 			continue
 		}
 		if b.Len() > 0 {

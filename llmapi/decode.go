@@ -67,15 +67,9 @@ func Decode(body []byte) (*Summary, error) {
 		return nil, invalid("request body does not match the chat request schema")
 	}
 	req := &Summary{}
-	if len(wire.Preferences) > 0 {
-		if err := json.Unmarshal(wire.Preferences, &req.Preferences); err != nil {
-			return nil, invalid("\"routing_preferences\" must be an array of {name, description, models}")
-		}
-		for i, p := range req.Preferences {
-			if p.Name == "" || len(p.Models) == 0 {
-				return nil, invalid("routing_preferences[%d] needs a name and at least one model", i)
-			}
-		}
+	var err error
+	if req.Preferences, err = decodePreferences(wire.Preferences); err != nil {
+		return nil, err
 	}
 	req.ToolNames = toolNames(wire.Tools)
 	var system []string
@@ -109,6 +103,76 @@ func Decode(body []byte) (*Summary, error) {
 	req.System = strings.Join(system, "\n")
 	req.TextChars += len(req.System)
 	return req, nil
+}
+
+// decodePreferences reads a raw "routing_preferences" value; nil for none.
+func decodePreferences(raw json.RawMessage) ([]Preference, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var prefs []Preference
+	if err := json.Unmarshal(raw, &prefs); err != nil {
+		return nil, invalid("\"routing_preferences\" must be an array of {name, description, models}")
+	}
+	for i, p := range prefs {
+		if p.Name == "" || len(p.Models) == 0 {
+			return nil, invalid("routing_preferences[%d] needs a name and at least one model", i)
+		}
+	}
+	return prefs, nil
+}
+
+// DecodeFor is Decode for a request of api. A Responses request is read
+// through its neutral form, leniently: what it holds that no other API has
+// is left out of the summary, not refused.
+func DecodeFor(api API, body []byte, env *Envelope) (*Summary, error) {
+	if api != Responses {
+		return Decode(body)
+	}
+	t, err := decodeResponsesTurn(body, false)
+	if err != nil {
+		return nil, err
+	}
+	sum := summarize(t)
+	if sum.Preferences, err = decodePreferences(env.Preferences); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// summarize is the routing view of a neutral turn.
+func summarize(t *Turn) *Summary {
+	sum := &Summary{System: t.System}
+	for _, tool := range t.Tools {
+		sum.ToolNames = append(sum.ToolNames, tool.Name)
+	}
+	for i, m := range t.Messages {
+		var texts []string
+		toolResultsOnly := len(m.Parts) > 0
+		for _, p := range m.Parts {
+			toolResultsOnly = toolResultsOnly && p.Kind == PartToolResult
+			if p.Kind == PartText && p.Text != "" {
+				texts = append(texts, p.Text)
+			}
+		}
+		text := strings.Join(texts, "\n")
+		sum.TextChars += len(text)
+		if i == len(t.Messages)-1 {
+			sum.LastRole = lastRole(string(m.Role), toolResultsOnly)
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		if m.Role == RoleUser {
+			if sum.FirstUserText == "" {
+				sum.FirstUserText = text
+			}
+			sum.LastUserText = text
+		}
+		sum.Conversation = append(sum.Conversation, Utterance{Role: string(m.Role), Content: text})
+	}
+	sum.TextChars += len(sum.System)
+	return sum
 }
 
 // DecodeShallow is the part of Decode that needs only what ParseEnvelope

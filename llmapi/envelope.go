@@ -3,6 +3,7 @@ package llmapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -36,6 +37,14 @@ type Envelope struct {
 // exactly: a case variant, which a decoder that folds case would read as the
 // field, is refused. A failure is an *InvalidRequestError.
 func ParseEnvelope(body []byte) (Envelope, error) {
+	return ParseEnvelopeFor(Chat, body)
+}
+
+// ParseEnvelopeFor is ParseEnvelope for a request of api. A Responses
+// request has "input" where the others have "messages": a string, or a
+// non-empty array of item objects; its LastMessage is the last item, or
+// for a string the user message it stands for.
+func ParseEnvelopeFor(api API, body []byte) (Envelope, error) {
 	env := Envelope{modelStart: -1}
 	s := scanner{b: body}
 	s.space()
@@ -67,7 +76,19 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 			}
 			env.Model = model
 		case "messages":
+			if api == Responses {
+				return s.value(1)
+			}
 			last, err := s.messages()
+			if err != nil {
+				return err
+			}
+			env.messages, env.LastMessage = s.b[start:s.i], last
+		case "input":
+			if api != Responses {
+				return s.value(1)
+			}
+			last, err := s.input()
 			if err != nil {
 				return err
 			}
@@ -96,9 +117,54 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return env, invalid("request body has data after the JSON object")
 	}
 	if env.messages == nil {
+		if api == Responses {
+			return env, invalid("\"input\" is required")
+		}
 		return env, invalid("\"messages\" is required")
 	}
 	return env, nil
+}
+
+// input validates a Responses "input": a string, or a non-empty array of
+// objects; it returns the last object, or for a string the user message
+// it stands for.
+func (s *scanner) input() (last []byte, err error) {
+	start := s.i
+	switch s.peek() {
+	case '"':
+		if err := s.str(); err != nil {
+			return nil, err
+		}
+		return fmt.Appendf(nil, `{"role":"user","content":%s}`, s.b[start:s.i]), nil
+	case '[':
+	default:
+		if err := s.value(1); err != nil {
+			return nil, err
+		}
+		return nil, invalid("\"input\" must be a string or an array")
+	}
+	n := 0
+	err = s.array(1, func(start int) error {
+		if s.peek() != '{' {
+			if err := s.value(2); err != nil {
+				return err
+			}
+			return invalid("input[%d] must be an object", n)
+		}
+		n++
+		if err := s.value(2); err != nil {
+			return err
+		}
+		last = s.b[start:s.i]
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, invalid("\"input\" must not be empty")
+	}
+	return last, nil
 }
 
 // maxSegments is the most slices Segments returns.
@@ -178,6 +244,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 var topLevelFields = fieldSet{
 	"model", "messages", "routing_preferences", "tools", "system",
 	"stream", "stream_options", "tool_choice", "max_tokens",
+	"input", "instructions",
 }
 
 // messageFields are the keys of a message that the gateway interprets.

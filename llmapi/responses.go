@@ -53,21 +53,38 @@ type responsesPart struct {
 	Annotations []string `json:"annotations,omitempty"`
 }
 
-// decodeResponses reads a Responses request into the neutral form. A
-// previous_response_id refers to state only a Responses upstream has.
-func decodeResponses(body []byte) (*Turn, error) {
+// decodeResponses reads a Responses request into the neutral form for
+// another API, refusing what it cannot express.
+func decodeResponses(body []byte) (*Turn, error) { return decodeResponsesTurn(body, true) }
+
+// decodeResponsesTurn reads a Responses request into the neutral form.
+// Strict, it refuses what no other API can express (a previous_response_id,
+// whose state only a Responses upstream has; built-in tools and their
+// items); lenient, it leaves them out.
+func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 	var req responsesRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, invalid("request body does not match the responses schema")
 	}
+	refuse := func(feature string) error {
+		if strict {
+			return unsupported(feature)
+		}
+		return nil
+	}
 	if req.PreviousResponseID != "" {
-		return nil, unsupported("\"previous_response_id\" (send the whole input each turn, with store false)")
+		if err := refuse("\"previous_response_id\" (send the whole input each turn, with store false)"); err != nil {
+			return nil, err
+		}
 	}
 	t := &Turn{Model: req.Model, System: req.Instructions, MaxTokens: req.MaxOutputTokens, Temperature: req.Temperature,
 		TopP: req.TopP, Stream: req.Stream, User: req.User}
 	for i, tool := range req.Tools {
 		if tool.Type != "function" {
-			return nil, unsupported(fmt.Sprintf("tools[%d], a built-in tool", i))
+			if err := refuse(fmt.Sprintf("tools[%d], a built-in tool", i)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		t.Tools = append(t.Tools, Tool{Name: tool.Name, Description: tool.Description, Parameters: tool.Parameters, Strict: tool.Strict})
 	}
@@ -118,7 +135,9 @@ func decodeResponses(body []byte) (*Turn, error) {
 		case "reasoning":
 			// a reasoning item is OpenAI's own: no other API can take it
 		default:
-			return nil, unsupported(fmt.Sprintf("input[%d], an item of a built-in tool", i))
+			if err := refuse(fmt.Sprintf("input[%d], an item of a built-in tool", i)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	t.System = strings.Join(system, "\n\n")
