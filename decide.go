@@ -29,6 +29,13 @@ type incoming struct {
 	preferences []*Route
 
 	req *llmapi.Summary // decoded on first use
+
+	// neutral is the request in the neutral form, decoded for the first
+	// candidate of another API; neutralErr why it could not be
+	neutral    *llmapi.Turn
+	neutralErr error
+	// path and query are the client's request path and query
+	path, query string
 }
 
 // decoded returns the decoded request, decoding it on first use.
@@ -36,7 +43,7 @@ func (in *incoming) decoded() (*llmapi.Summary, error) {
 	if in.req != nil {
 		return in.req, nil
 	}
-	req, err := llmapi.Decode(in.body.bytes)
+	req, err := llmapi.DecodeFor(in.api, in.body.bytes, in.env)
 	if err != nil {
 		return nil, err
 	}
@@ -44,12 +51,21 @@ func (in *incoming) decoded() (*llmapi.Summary, error) {
 	return req, nil
 }
 
+// turn returns the request in the neutral form, for a model of another
+// API, decoding it on first use.
+func (in *incoming) turn() (*llmapi.Turn, error) {
+	if in.neutral == nil && in.neutralErr == nil {
+		in.neutral, in.neutralErr = llmapi.DecodeTurn(in.api, in.body.bytes)
+	}
+	return in.neutral, in.neutralErr
+}
+
 // decodedForRouting returns what routing reads: the full decode when it
 // reads message text (a routing model, regex or tokens_over rules) or the
 // request was decoded already, else the shallow one rules on roles and
 // tools need, which skips the conversation.
 func (in *incoming) decodedForRouting(readsMessages bool) (*llmapi.Summary, error) {
-	if readsMessages || in.req != nil {
+	if readsMessages || in.req != nil || in.api == llmapi.Responses {
 		return in.decoded()
 	}
 	return llmapi.DecodeShallow(in.env)

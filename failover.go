@@ -23,24 +23,36 @@ import (
 func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next caddyhttp.Handler) error {
 	r := in.r
 	client := takeClientCredentials(r.Header)
+	saved := saveRequestHeaders(r.Header)
 	respHeader := w.Header()
 	initialHeader := respHeader.Clone()
-	for i, m := range d.candidates {
-		last := i == len(d.candidates)-1
+	attempts, err := in.attempts(d.candidates)
+	if err != nil {
+		// nothing went upstream: the client learns what the model cannot take
+		llmapi.WriteError(w, in.api, http.StatusBadRequest, unsupportedMessage(err, d.candidates[0]))
+		return nil
+	}
+	for i, a := range attempts {
+		m, last := a.model, i == len(attempts)-1
 		if i > 0 {
 			// drop what the failed attempt's upstream set
 			clear(respHeader)
 			maps.Copy(respHeader, initialHeader.Clone())
 		}
-		// fresh segments each attempt: a failed attempt's transport may still
-		// be reading the previous ones
-		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel))
+		tr := prepareAttempt(in, a, saved)
 		h.setCredential(r.Header, m, &client)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
 		setDecisionOutputs(w, r, m.Name, d.routeName, d.status, in.key)
 
-		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, mayFail: !last}
+		out := w
+		if tr != nil {
+			out = tr.wrap(w)
+		}
+		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: out}, mayFail: !last}
 		err := next.ServeHTTP(fw, r)
+		if tr != nil && fw.committed {
+			tr.finish()
+		}
 		switch {
 		case err == nil && !fw.committed && !fw.failed:
 			// nothing after this handler answered: no model was asked
@@ -56,7 +68,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 			return err
 		}
 		h.logger.Warn("model failed before responding; failing over",
-			zap.String("model", m.Name), zap.String("next_model", d.candidates[i+1].Name),
+			zap.String("model", m.Name), zap.String("next_model", attempts[i+1].model.Name),
 			zap.Int("status", fw.status), zap.Error(err))
 	}
 	return nil // not reached: the last candidate always returns

@@ -339,12 +339,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	defer body.release()
-	env, err := llmapi.ParseEnvelope(body.bytes)
+	env, err := llmapi.ParseEnvelopeFor(api, body.bytes)
 	if err != nil {
 		llmapi.WriteError(w, api, http.StatusBadRequest, err.Error())
 		return nil
 	}
-	in := &incoming{r: r, api: api, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r)}
+	in := &incoming{r: r, api: api, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r),
+		path: r.URL.Path, query: r.URL.RawQuery}
 	usePreferences := env.Preferences != nil && h.clientPrefs
 	if usePreferences || (h.Implicit && key == "" && !optOut) {
 		// decode now: per-request preferences can be a client error, and an

@@ -409,7 +409,7 @@ func TestBadInput(t *testing.T) {
 func TestAnthropicMessages(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.keyedSite())
+	startCaddy(t, f.keyedSite().speaking("claude", "messages"))
 
 	body := []byte(`{"model":"claude-3-haiku","max_tokens":64,"system":"be brief","messages":[{"role":"user","content":[{"type":"text","text":"write a function"}]}]}`)
 	for turn := 1; turn <= 3; turn++ {

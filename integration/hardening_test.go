@@ -98,8 +98,9 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 			lastSeen("GET /v1/models", f.small, wantDefault...)
 			send(http.MethodPost, "/v1/embeddings", []byte(`{"model":"text-embedding-3-small","input":"hi"}`))
 			lastSeen("POST /v1/embeddings", f.small, wantDefault...)
-			send(http.MethodPost, "/v1/responses", []byte(`{"model":"gpt-4o","input":"hi"}`))
-			lastSeen("POST /v1/responses", f.small, wantDefault...)
+			// (POST .../responses is routed, as the chat paths are)
+			send(http.MethodPost, "/v1/completions", []byte(`{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}`))
+			lastSeen("POST /v1/completions", f.small, wantDefault...)
 
 			// the chat paths with a trailing slash are routed like without one
 			resp := send(http.MethodPost, "/v1/chat/completions/", chat("o1-pro", "fix my code"))

@@ -192,6 +192,8 @@ type siteModel struct {
 	upstreamModel string
 	apiKey        string
 	provider      string
+	api           string // chat, messages or responses; "": the default for the provider
+	path          string
 	weight        int // 0: no weight line
 }
 
@@ -236,6 +238,8 @@ func (s testSite) String() string {
 		putIf(3, "upstream_model", m.upstreamModel)
 		putIf(3, "api_key", m.apiKey)
 		putIf(3, "provider", m.provider)
+		putIf(3, "api", m.api)
+		putIf(3, "path", m.path)
 		if m.weight != 0 {
 			put(3, "weight "+strconv.Itoa(m.weight))
 		}
@@ -347,7 +351,8 @@ func (f *fleet) plainSite() testSite {
 
 // keyedSite is the fleet's site as a gateway to providers: plainSite with
 // the models' keys (those setKeys sets) and upstream names (gpt-4o; claude,
-// provider anthropic, upstream_model claude-sonnet-4-20250514; small,
+// provider anthropic but api chat, as the fakes speak Chat Completions,
+// upstream_model claude-sonnet-4-20250514; small,
 // upstream_model gpt-4o-mini), ttl 10m, max_body 10MiB, and the decision
 // placeholders passed upstream in X-Routed-Model, X-Routed-Route and
 // X-Routed-Status.
@@ -357,7 +362,7 @@ func (f *fleet) keyedSite() testSite {
 	s.models = []siteModel{
 		{name: "gpt-4o", to: f.gpt.addr(), apiKey: "{env.LLMA_TEST_OPENAI_KEY}"},
 		{name: "claude", to: f.claude.addr(), upstreamModel: "claude-sonnet-4-20250514",
-			apiKey: "{env.LLMA_TEST_ANTHROPIC_KEY}", provider: "anthropic"},
+			apiKey: "{env.LLMA_TEST_ANTHROPIC_KEY}", provider: "anthropic", api: "chat"},
 		{name: "small", to: f.small.addr(), upstreamModel: "gpt-4o-mini"},
 	}
 	s.routes[0].description = "Generating, calling tools for, or fixing code and data"
@@ -366,6 +371,14 @@ func (f *fleet) keyedSite() testSite {
 		"header_up X-Routed-Route {http.llm_affinity.route}",
 		"header_up X-Routed-Status {http.llm_affinity.status}",
 	}
+	return s
+}
+
+// speaking is the site with model name speaking api, for a test whose
+// client speaks that API to it and expects no translation.
+func (s testSite) speaking(name, api string) testSite {
+	s.models = slices.Clone(s.models)
+	s.model(name).api = api
 	return s
 }
 

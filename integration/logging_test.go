@@ -52,7 +52,7 @@ func TestUpstreamAbortLogsNoCredential(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	logBlock := strings.Replace(exampleLogBlock(t), "\tlog {\n",
 		"\tlog {\n\t\toutput file "+logPath+"\n\t\tlevel DEBUG\n", 1)
-	startCaddyConfig(t, globalOptionsWith(logBlock)+f.keyedSite().String())
+	startCaddyConfig(t, globalOptionsWith(logBlock)+f.keyedSite().speaking("claude", "messages").String())
 	// back to the default log, closing the file before the temp dir goes away
 	t.Cleanup(func() { closeLogFiles(t) })
 

@@ -185,7 +185,7 @@ func TestOpenAISDKStreaming(t *testing.T) {
 func TestAnthropicSDKMessages(t *testing.T) {
 	setKeys(t)
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
-	startCaddy(t, f.keyedSite())
+	startCaddy(t, f.keyedSite().speaking("claude", "messages"))
 	client := anthropicClient(t)
 
 	params := anthropic.MessageNewParams{

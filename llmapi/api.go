@@ -41,6 +41,8 @@ func ForPath(path string) (API, bool) {
 		return Chat, true
 	case strings.HasSuffix(path, "/messages"):
 		return Messages, true
+	case strings.HasSuffix(path, "/responses"):
+		return Responses, true
 	}
 	return 0, false
 }

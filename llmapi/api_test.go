@@ -9,6 +9,9 @@ func TestAPIString(t *testing.T) {
 	if got := Messages.String(); got != "anthropic" {
 		t.Errorf("Messages.String() = %q, want %q", got, "anthropic")
 	}
+	if got := Responses.String(); got != "responses" {
+		t.Errorf("Responses.String() = %q, want %q", got, "responses")
+	}
 }
 
 func TestForPath(t *testing.T) {
@@ -25,6 +28,10 @@ func TestForPath(t *testing.T) {
 		{"/routing/v1/messages", Messages, true},
 		{"/v1/messages/count_tokens", 0, false},
 		{"/v1/chat/completions//", 0, false},
+		{"/v1/responses", Responses, true},
+		{"/v1/responses/", Responses, true},
+		{"/routing/v1/responses", Responses, true},
+		{"/v1/responses/resp_1", 0, false},
 		{"/v1/completions", 0, false},
 		{"/v1/embeddings", 0, false},
 		{"/", 0, false},

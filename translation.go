@@ -1,0 +1,236 @@
+package llmaffinity
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
+)
+
+// anthropicVersion is the Messages API version sent to a Messages model
+// when the client, speaking another API, sent none.
+const anthropicVersion = "2023-06-01"
+
+// standardPaths are where each API's requests go by default when the
+// client speaks another API.
+var standardPaths = map[llmapi.API]string{
+	llmapi.Chat:      "/v1/chat/completions",
+	llmapi.Messages:  "/v1/messages",
+	llmapi.Responses: "/v1/responses",
+}
+
+// requestHeaders are the client's request headers that an attempt may
+// change, kept so that each attempt starts from them.
+type requestHeaders struct {
+	anthropic      map[string][]string // every Anthropic-* header
+	acceptEncoding []string
+}
+
+// saveRequestHeaders takes note of the headers attempts change.
+func saveRequestHeaders(h http.Header) requestHeaders {
+	saved := requestHeaders{anthropic: map[string][]string{}, acceptEncoding: h["Accept-Encoding"]}
+	for name, values := range h {
+		if strings.HasPrefix(name, "Anthropic-") {
+			saved.anthropic[name] = values
+		}
+	}
+	return saved
+}
+
+// attempt is one candidate model with the request body it takes, when it
+// speaks another API than the client (nil when it speaks the client's).
+type attempt struct {
+	model *Model
+	body  []byte
+}
+
+// attempts lists the candidates that can take the request, with the
+// translated body of each that speaks another API. The first candidate
+// must: if it cannot, the error says why (an *llmapi.UnsupportedError, or
+// a client error in the request); a later one that cannot is left out.
+func (in *incoming) attempts(candidates []*Model) ([]attempt, error) {
+	out := make([]attempt, 0, len(candidates))
+	for i, m := range candidates {
+		if m.api == in.api {
+			out = append(out, attempt{model: m})
+			continue
+		}
+		body, err := in.translatedBody(m)
+		if err != nil && i == 0 {
+			return nil, err
+		}
+		if err == nil {
+			out = append(out, attempt{model: m, body: body})
+		}
+	}
+	return out, nil
+}
+
+// translatedBody is the request in m's API.
+func (in *incoming) translatedBody(m *Model) ([]byte, error) {
+	turn, err := in.turn()
+	if err != nil {
+		return nil, err
+	}
+	if turn.Stream {
+		return nil, &llmapi.UnsupportedError{Feature: "a streamed request"}
+	}
+	return llmapi.EncodeTurn(m.api, turn, m.UpstreamModel)
+}
+
+// prepareAttempt points r at a's model: the body in its API (spliced when
+// the client speaks it, else translated), its path and the headers its API
+// takes. It returns a translator for the response when the APIs differ.
+func prepareAttempt(in *incoming, a attempt, saved requestHeaders) *translator {
+	m := a.model
+	r := in.r
+	header := r.Header
+	for name := range header {
+		if strings.HasPrefix(name, "Anthropic-") {
+			delete(header, name)
+		}
+	}
+	for name, values := range saved.anthropic {
+		header[name] = values
+	}
+	if saved.acceptEncoding != nil {
+		header["Accept-Encoding"] = saved.acceptEncoding
+	}
+	if m.api == in.api {
+		// fresh segments each attempt: a failed attempt's transport may
+		// still be reading the previous ones
+		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel))
+		r.URL.Path, r.URL.RawQuery = cmp.Or(m.Path, in.path), in.query
+		return nil
+	}
+	setBody(r, in.body, [][]byte{a.body})
+	r.URL.Path, r.URL.RawQuery = cmp.Or(m.Path, standardPaths[m.api]), ""
+	// the translator reads the upstream's bytes: no compression it cannot read
+	delete(header, "Accept-Encoding")
+	if m.api == llmapi.Messages {
+		delete(header, "Anthropic-Beta") // its features are the client's API's
+		if header.Get("Anthropic-Version") == "" {
+			header.Set("Anthropic-Version", anthropicVersion)
+		}
+	} else {
+		for name := range header {
+			if strings.HasPrefix(name, "Anthropic-") {
+				delete(header, name)
+			}
+		}
+	}
+	return &translator{from: m.api, to: in.api, model: cmp.Or(in.env.Model, m.Name)}
+}
+
+// unsupportedMessage is the client's answer when the request cannot go to
+// model m.
+func unsupportedMessage(err error, m *Model) string {
+	var u *llmapi.UnsupportedError
+	if errors.As(err, &u) {
+		return fmt.Sprintf("the request has %s, which model '%s' (the %s API) cannot take", u.Feature, m.Name, m.API)
+	}
+	return err.Error()
+}
+
+// maxTranslatedBody bounds a complete upstream response read for
+// translation.
+const maxTranslatedBody = 64 << 20
+
+// translator turns a model's response in its API into the client's: a
+// complete JSON response (or error) once it has all of it. It sits between
+// reverse_proxy and the failover writer's client side.
+type translator struct {
+	*caddyhttp.ResponseWriterWrapper
+	from, to llmapi.API
+	model    string // the model the client is told answered, if the upstream does not say
+
+	status int
+	body   []byte
+	tooBig bool
+}
+
+// wrap makes t write to w.
+func (t *translator) wrap(w http.ResponseWriter) http.ResponseWriter {
+	t.ResponseWriterWrapper = &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	return t
+}
+
+// WriteHeader holds the status until the body is translated.
+func (t *translator) WriteHeader(status int) {
+	if status < 200 {
+		t.ResponseWriterWrapper.WriteHeader(status)
+		return
+	}
+	if t.status == 0 {
+		t.status = status
+	}
+}
+
+// Write collects the upstream's body.
+func (t *translator) Write(p []byte) (int, error) {
+	if t.status == 0 {
+		t.status = http.StatusOK
+	}
+	if len(t.body)+len(p) > maxTranslatedBody {
+		t.tooBig = true
+		return len(p), nil
+	}
+	t.body = append(t.body, p...)
+	return len(p), nil
+}
+
+// ReadFrom is Write for io.Copy.
+func (t *translator) ReadFrom(src io.Reader) (int64, error) {
+	return io.Copy(writerOnly{t}, src)
+}
+
+// FlushError holds what it has: a translated response goes out whole.
+func (t *translator) FlushError() error { return nil }
+
+// Flush is FlushError for http.Flusher.
+func (t *translator) Flush() {}
+
+// writerOnly hides everything of a writer but Write.
+type writerOnly struct{ io.Writer }
+
+// finish translates the response and writes it to the client: a success
+// as the client API's response, an error in its error shape with the
+// upstream's status kept, and what it cannot read as a 502.
+func (t *translator) finish() {
+	w := t.ResponseWriterWrapper.ResponseWriter
+	header := w.Header()
+	header.Del("Content-Length")
+	header.Del("Content-Encoding")
+	switch {
+	case t.status == 0:
+		return // nothing was written: the failover writer answers
+	case t.tooBig:
+		llmapi.WriteError(w, t.to, http.StatusBadGateway, "the model's response is too large to translate")
+		return
+	case t.status >= 400:
+		msg, _, ok := llmapi.UpstreamError(t.from, t.body)
+		if !ok {
+			msg = fmt.Sprintf("the model answered HTTP %d", t.status)
+		}
+		llmapi.WriteError(w, t.to, t.status, msg)
+		return
+	}
+	reply, err := llmapi.DecodeReply(t.from, t.body)
+	if err != nil {
+		llmapi.WriteError(w, t.to, http.StatusBadGateway, err.Error())
+		return
+	}
+	// the model as the upstream names it, as an untranslated response has it
+	out := llmapi.EncodeReply(t.to, reply, cmp.Or(reply.Model, t.model))
+	header.Set("Content-Type", "application/json")
+	header.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(t.status)
+	_, _ = w.Write(out)
+}
