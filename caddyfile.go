@@ -29,6 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		name        <name>           # default "default"; the pin store, kept across reloads
 //		header      <name>           # default X-Model-Affinity
 //		strip_header on|off          # default on; remove the affinity header before upstream
+//		session_headers <name>...|off  # harness session ids as keys; default X-Claude-Code-Session-Id Session_id
 //		scope       <placeholder>    # e.g. {http.auth.user.id}; tenants' pins stay apart
 //		ttl         <duration>       # default 10m; idle lifetime of a pin, each use refreshes it
 //		max_entries <n>              # default 10000
@@ -96,6 +97,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return subdirective.One(d, "", sub, h.Header != "", subdirective.String(&h.Header), "")
 		case "strip_header":
 			return onOffPtr(d, sub, &h.StripHeader)
+		case "session_headers":
+			h.origins.sessionHeaders = originOf(d)
+			return h.unmarshalSessionHeaders(d)
 		case "scope":
 			return subdirective.One(d, "", sub, h.Scope != "", subdirective.String(&h.Scope), "")
 		case "store":
@@ -147,6 +151,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := h.validate(); err != nil {
 		return positioned(err, h.origins.directive)
 	}
+	return nil
+}
+
+// unmarshalSessionHeaders reads "session_headers <name> ..." or
+// "session_headers off".
+func (h *Handler) unmarshalSessionHeaders(d *caddyfile.Dispenser) error {
+	if h.SessionHeaders != nil {
+		return d.Err("session_headers already specified")
+	}
+	names := d.RemainingArgs()
+	switch {
+	case len(names) == 0:
+		return d.ArgErr()
+	case len(names) == 1 && names[0] == "off":
+		names = []string{}
+	}
+	h.SessionHeaders = &names
 	return nil
 }
 

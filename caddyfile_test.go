@@ -345,6 +345,9 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 		{"strip_header two values", inHandler("strip_header on off"), 3, "strip_header takes on or off"},
 		{"duplicate strip_header", inHandler("strip_header on\nstrip_header off"), 4, "strip_header already specified"},
 		{"duplicate strip_header off then off", inHandler("strip_header off\nstrip_header off"), 4, "strip_header already specified"},
+		{"session_headers without value", inHandler("session_headers"), 3, "wrong argument count"},
+		{"duplicate session_headers", inHandler("session_headers X-A\nsession_headers off"), 4, "session_headers already specified"},
+		{"session_headers with an invalid name", inHandler("session_headers X-Ok X:Bad"), 3, `session_headers: "X:Bad" is not a valid HTTP header name`},
 
 		// store
 		{"store without type", inHandler("store {\naddress 127.0.0.1:6379\n}"), 3, "store takes a type: 'store redis { ... }'"},

@@ -85,6 +85,13 @@ func (h *Handler) validate() error {
 	if h.Header != "" && !httpguts.ValidHeaderFieldName(h.Header) {
 		return h.origins.header.errorf("header: %q is not a valid HTTP header name", h.Header)
 	}
+	if h.SessionHeaders != nil {
+		for _, name := range *h.SessionHeaders {
+			if !httpguts.ValidHeaderFieldName(name) {
+				return h.origins.sessionHeaders.errorf("session_headers: %q is not a valid HTTP header name", name)
+			}
+		}
+	}
 	maxBody := h.MaxBody
 	if maxBody == 0 {
 		maxBody = DefaultMaxBody

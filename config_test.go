@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -375,6 +376,30 @@ func cfgProvision(t testing.TB, h *Handler) error {
 	return err
 }
 
+// An anthropic model speaks Messages unless told otherwise; session
+// headers can be turned off.
+func TestProvisionAPIAndSessionHeaders(t *testing.T) {
+	none := []string{}
+	h := &Handler{
+		Default:        "a",
+		SessionHeaders: &none,
+		Models: []*Model{{Name: "a", To: []string{"127.0.0.1:9"}, Provider: ProviderAnthropic},
+			{Name: "b", To: []string{"127.0.0.1:9"}, Provider: ProviderAnthropic, API: APIChat},
+			{Name: "c", To: []string{"127.0.0.1:9"}, API: APIResponses}},
+	}
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	for name, want := range map[string]llmapi.API{"a": llmapi.Messages, "b": llmapi.Chat, "c": llmapi.Responses} {
+		if got := h.models[name].api; got != want {
+			t.Errorf("model %s speaks %v, want %v", name, got, want)
+		}
+	}
+	if len(h.sessionHeaders) != 0 {
+		t.Errorf("session headers %v, want none", h.sessionHeaders)
+	}
+}
+
 func TestProvisionDefaults(t *testing.T) {
 	h := &Handler{
 		Default: "a",
@@ -401,6 +426,12 @@ func TestProvisionDefaults(t *testing.T) {
 	}
 	if m.UpstreamModel != "a" {
 		t.Errorf("UpstreamModel = %q, want the model's name", m.UpstreamModel)
+	}
+	if m.API != APIChat || m.api != llmapi.Chat {
+		t.Errorf("API = %q (%v), want chat for provider openai", m.API, m.api)
+	}
+	if !slices.Equal(h.sessionHeaders, DefaultSessionHeaders) {
+		t.Errorf("session headers %v, want %v", h.sessionHeaders, DefaultSessionHeaders)
 	}
 	if m.apiKey != "" || m.APIKey != "" {
 		t.Errorf("API key = %q (config %q), want none", m.apiKey, m.APIKey)

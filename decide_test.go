@@ -51,10 +51,18 @@ func TestAffinityKey(t *testing.T) {
 			wantOptOut: true},
 		{name: "mode on keeps the key", values: map[string][]string{"X-Model-Affinity": {"session-1"}, HeaderMode: {"on"}},
 			wantKey: "session-1"},
+		{name: "Claude Code's session header", values: map[string][]string{"X-Claude-Code-Session-Id": {"cc-1"}}, wantKey: "cc-1"},
+		{name: "Codex's session header", values: map[string][]string{"Session_id": {"codex-1"}}, wantKey: "codex-1"},
+		{name: "the affinity header wins over a harness's", values: map[string][]string{"X-Model-Affinity": {"mine"}, "X-Claude-Code-Session-Id": {"cc-1"}},
+			wantKey: "mine"},
+		{name: "opting out wins over a harness's header", values: map[string][]string{HeaderMode: {"off"}, "X-Claude-Code-Session-Id": {"cc-1"}},
+			wantOptOut: true},
+		{name: "an invalid harness id is passed over", values: map[string][]string{"X-Claude-Code-Session-Id": {"caf\u00e9"}, "Session_id": {"codex-2"}},
+			wantKey: "codex-2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &Handler{Header: DefaultHeader}
+			h := &Handler{Header: DefaultHeader, sessionHeaders: DefaultSessionHeaders}
 			if tt.header != "" {
 				h.Header = tt.header
 			}

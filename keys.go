@@ -31,7 +31,7 @@ func (h *Handler) affinityKey(r *http.Request) (key string, optOut bool, err err
 	values := r.Header.Values(h.Header)
 	switch len(values) {
 	case 0:
-		return "", false, nil
+		return h.harnessKey(r.Header), false, nil
 	case 1:
 		if strings.EqualFold(values[0], optOutValue) {
 			return "", true, nil
@@ -43,6 +43,18 @@ func (h *Handler) affinityKey(r *http.Request) (key string, optOut bool, err err
 	default:
 		return "", false, fmt.Errorf("more than one %s header", h.Header)
 	}
+}
+
+// harnessKey is the session id an agent harness sent in one of the session
+// headers, the first that holds a valid key; "" for none. A value that is
+// not a valid key is passed over, not refused: the client did not choose it.
+func (h *Handler) harnessKey(header http.Header) string {
+	for _, name := range h.sessionHeaders {
+		if v := header.Get(name); v != "" && affinity.ValidateKey(v) == nil {
+			return v
+		}
+	}
+	return ""
 }
 
 // implicitKey derives a session key from what stays the same across an

@@ -39,6 +39,10 @@ const (
 	DefaultMaxBuffered = 256 << 20
 )
 
+// DefaultSessionHeaders are the harnesses' session headers used as
+// affinity keys by default (see Handler.SessionHeaders).
+var DefaultSessionHeaders = []string{"X-Claude-Code-Session-Id", "Session_id"}
+
 // Response headers that tell the client what the gateway decided.
 const (
 	HeaderModel  = "X-Model-Affinity-Model"
@@ -160,6 +164,13 @@ type Handler struct {
 	// reverse_proxy's "lb_policy header X-Model-Affinity". Default: true.
 	StripHeader *bool `json:"strip_header,omitempty"`
 
+	// Request headers in which agent harnesses send their own session id,
+	// used as the affinity key when a request has no affinity header, so
+	// these agents get affinity with no client change. An empty list turns
+	// this off. Default: X-Claude-Code-Session-Id (Claude Code) and
+	// Session_id (Codex CLI).
+	SessionHeaders *[]string `json:"session_headers,omitempty"`
+
 	// Where pins are shared between gateway instances. Default: this
 	// process only.
 	Store *StoreConfig `json:"store,omitempty"`
@@ -172,6 +183,7 @@ type Handler struct {
 
 	router            routing.Router
 	stripHeader       bool
+	sessionHeaders    []string
 	forwardClientAuth bool
 	clientModel       bool
 	clientPrefs       bool
@@ -194,7 +206,7 @@ type Handler struct {
 // handlerOrigins are where the handler's settings that a config error may
 // name were written in a Caddyfile (see origin).
 type handlerOrigins struct {
-	directive, header, defaultModel, router origin
+	directive, header, sessionHeaders, defaultModel, router origin
 }
 
 // CaddyModule returns the Caddy module information.
@@ -272,6 +284,10 @@ func (h *Handler) provisionSettings() {
 	h.MaxBuffered = cmp.Or(h.MaxBuffered, max(DefaultMaxBuffered, 2*h.MaxBody))
 	h.buffered = &bodyBudget{limit: h.MaxBuffered}
 	h.stripHeader = h.StripHeader == nil || *h.StripHeader
+	h.sessionHeaders = DefaultSessionHeaders
+	if h.SessionHeaders != nil {
+		h.sessionHeaders = *h.SessionHeaders
+	}
 	h.clientModel = h.ClientModel == nil || *h.ClientModel
 	h.clientPrefs = h.ClientPreferences == nil || *h.ClientPreferences
 }
