@@ -341,7 +341,12 @@ func (h *Handler) Cleanup() error {
 // stripped.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	api, ok := routedAPI(r)
-	if !ok {
+	switch {
+	case isModelList(r):
+		return h.writeModelList(w, r)
+	case isCountTokens(r):
+		return h.countTokens(w, r, next)
+	case !ok:
 		return h.passThrough(w, r, next)
 	}
 	key, optOut, err := h.affinityKey(r)
@@ -413,13 +418,20 @@ const errNoProxy = "no reverse_proxy handled the request after llm_affinity: " +
 // client's and the affinity headers stripped.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.stripAffinityHeaders(r.Header)
+	return h.forward(w, r, next, h.defaultModel, errorAPIOfPath(r))
+}
+
+// forward hands r to model m's upstreams through next, with m's credential
+// in place of the client's; when nothing after the handler answers, the
+// client gets a 502 in api's error shape.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, m *Model, api llmapi.API) error {
 	client := takeClientCredentials(r.Header)
-	h.setCredential(r.Header, h.defaultModel, &client)
-	caddyhttp.SetVar(r.Context(), upstreamVar, h.defaultModel.upstream)
+	h.setCredential(r.Header, m, &client)
+	caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
 	fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(fw, r)
 	if err == nil && !fw.committed {
-		llmapi.WriteError(w, errorAPIOfPath(r), http.StatusBadGateway, errNoProxy)
+		llmapi.WriteError(w, api, http.StatusBadGateway, errNoProxy)
 		return nil
 	}
 	return err

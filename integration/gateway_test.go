@@ -435,7 +435,8 @@ func TestPassThrough(t *testing.T) {
 	f := newFleet(t, alternating)
 	startCaddy(t, f.keyedSite())
 
-	req, _ := http.NewRequest(http.MethodGet, gateway+"/v1/models", nil)
+	// (GET .../models is the gateway's own answer: see TestModelList)
+	req, _ := http.NewRequest(http.MethodGet, gateway+"/v1/files", nil)
 	req.Header.Set("Authorization", "Bearer client-key")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -443,7 +444,7 @@ func TestPassThrough(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Upstream") != "small" {
-		t.Errorf("GET /v1/models: status %d upstream %q, want 200 from the default model's upstream",
+		t.Errorf("GET /v1/files: status %d upstream %q, want 200 from the default model's upstream",
 			resp.StatusCode, resp.Header.Get("X-Upstream"))
 	}
 	if resp.Header.Get("X-Model-Affinity-Status") != "" {

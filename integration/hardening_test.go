@@ -29,7 +29,7 @@ var credentialHeaderNames = []string{"Authorization", "X-Api-Key", "Api-Key", "C
 // a request takes through llm_affinity (routed, with a trailing slash, or
 // passed through to the default model), no client credential and no
 // affinity header reaches an upstream; a model's key replaces them. Before,
-// GET /v1/models, POST /v1/embeddings and the trailing-slash chat path
+// GET /v1/files, POST /v1/embeddings and the trailing-slash chat path
 // reached the default model with the gateway password and the affinity id.
 func TestEveryPathReplacesCredentials(t *testing.T) {
 	setKeys(t)
@@ -94,8 +94,8 @@ func TestEveryPathReplacesCredentials(t *testing.T) {
 			}
 			startCaddy(t, site)
 
-			send(http.MethodGet, "/v1/models", nil)
-			lastSeen("GET /v1/models", f.small, wantDefault...)
+			send(http.MethodGet, "/v1/files", nil)
+			lastSeen("GET /v1/files", f.small, wantDefault...)
 			send(http.MethodPost, "/v1/embeddings", []byte(`{"model":"text-embedding-3-small","input":"hi"}`))
 			lastSeen("POST /v1/embeddings", f.small, wantDefault...)
 			// (POST .../responses is routed, as the chat paths are)
@@ -364,7 +364,7 @@ func TestNoDynamicProxy(t *testing.T) {
 	}{
 		{http.MethodPost, "/v1/chat/completions", chat("m", "hi"), false},
 		{http.MethodPost, "/v1/messages", anthropicBody(`{"role":"user","content":"hi"}`), true},
-		{http.MethodGet, "/v1/models", nil, false},
+		{http.MethodGet, "/v1/files", nil, false},
 	} {
 		req, _ := http.NewRequest(tc.method, gateway+tc.path, bytes.NewReader(tc.body))
 		resp, err := http.DefaultClient.Do(req)
