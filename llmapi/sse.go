@@ -57,10 +57,10 @@ func (r *sseReader) feed(p []byte, dispatch func(event, data []byte) error) erro
 			return nil
 		}
 		line := p[:end]
+		if len(r.line)+len(r.data)+end > limit {
+			return r.fail()
+		}
 		if len(r.line) > 0 {
-			if len(r.line)+len(r.data)+end > limit {
-				return r.fail()
-			}
 			r.line = append(r.line, line...)
 			line = r.line
 		}
@@ -72,7 +72,7 @@ func (r *sseReader) feed(p []byte, dispatch func(event, data []byte) error) erro
 			}
 		}
 		p = p[end+1:]
-		err := r.lineDone(line, dispatch, limit)
+		err := r.lineDone(line, dispatch)
 		r.line = r.line[:0]
 		if err != nil {
 			return err
@@ -86,7 +86,7 @@ func (r *sseReader) feed(p []byte, dispatch func(event, data []byte) error) erro
 // clients do.
 func (r *sseReader) flush(dispatch func(event, data []byte) error) error {
 	if len(r.line) > 0 {
-		err := r.lineDone(r.line, dispatch, r.limit())
+		err := r.lineDone(r.line, dispatch)
 		r.line = r.line[:0]
 		if err != nil {
 			return err
@@ -115,8 +115,9 @@ func lineEnd(p []byte) int {
 	return lf
 }
 
-// lineDone reads one complete line.
-func (r *sseReader) lineDone(line []byte, dispatch func(event, data []byte) error, limit int) error {
+// lineDone reads one complete line. Its length and the data's are within
+// the bound, so the data stays within it too.
+func (r *sseReader) lineDone(line []byte, dispatch func(event, data []byte) error) error {
 	if !r.begun {
 		r.begun = true
 		line = bytes.TrimPrefix(line, utf8BOM)
@@ -135,9 +136,6 @@ func (r *sseReader) lineDone(line []byte, dispatch func(event, data []byte) erro
 	case "event":
 		r.event = append(r.event[:0], value...)
 	case "data":
-		if len(r.data)+len(value)+1 > limit {
-			return r.fail()
-		}
 		r.data = append(r.data, value...)
 		r.data = append(r.data, '\n')
 		r.hasData = true

@@ -20,10 +20,16 @@ var errJSONType = errors.New("llmapi: stream event field of the wrong JSON type"
 
 // jsonObject calls member with the key (its string literal, quotes
 // included) and raw value of each member of the object b, which it
-// validates; null counts as an empty object.
+// validates; null, and nil for a member that is absent, count as an empty
+// object.
 func jsonObject(b []byte, member func(key, value []byte) error) error {
 	s := scanner{b: b}
 	switch s.peek() {
+	case 0:
+		if b == nil {
+			return nil
+		}
+		return errJSONType
 	case 'n':
 		return s.whole(s.literal("null"))
 	case '{':
@@ -39,10 +45,15 @@ func jsonObject(b []byte, member func(key, value []byte) error) error {
 }
 
 // jsonArray calls elem with each element of the array b, which it
-// validates; null counts as an empty array.
+// validates; null and nil (absent) count as an empty array.
 func jsonArray(b []byte, elem func(value []byte) error) error {
 	s := scanner{b: b}
 	switch s.peek() {
+	case 0:
+		if b == nil {
+			return nil
+		}
+		return errJSONType
 	case 'n':
 		return s.whole(s.literal("null"))
 	case '[':
@@ -66,10 +77,10 @@ func (s *scanner) whole(err error) error {
 }
 
 // jsonString decodes the string value v, which a jsonObject or jsonArray
-// walk has validated; null is "".
+// walk has validated; null and nil (absent) are "".
 func jsonString(v []byte) (string, error) {
 	if len(v) == 0 || v[0] != '"' {
-		if string(v) == "null" {
+		if v == nil || string(v) == "null" {
 			return "", nil
 		}
 		return "", errJSONType
