@@ -39,10 +39,13 @@ const (
 // Event is one neutral stream event. Blocks are numbered from 0 in the
 // order they open, across text, thinking and tool calls.
 type Event struct {
-	Kind       EventKind
-	Index      int
-	Text       string
-	Signature  string
+	Kind      EventKind
+	Index     int
+	Text      string
+	Signature string
+	// Redacted marks the EventThinkingDelta of a redacted thinking block,
+	// whose data is Signature.
+	Redacted   bool
 	ToolCall   *ToolCall
 	StopReason StopReason
 	Usage      *Usage

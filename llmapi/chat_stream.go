@@ -1,0 +1,385 @@
+package llmapi
+
+import (
+	"bytes"
+	"cmp"
+	"io"
+	"slices"
+	"strconv"
+)
+
+// The Chat Completions stream: "data:" lines of chat.completion.chunk
+// objects, then "data: [DONE]". Only choice 0 is read and written (the
+// other APIs have no n > 1).
+
+// chatStreamDecoder reads a Chat Completions stream.
+type chatStreamDecoder struct {
+	calls   []int64 // the Chat indexes of the tool calls begun, in order
+	pending bool    // the newest call waits for its name to begin
+	call    ToolCall
+	block   int // the block of the newest call, once begun
+}
+
+// chatChunk is what a chunk holds that the decoder reads.
+type chatChunk struct {
+	id, model             string
+	choices, usage, error []byte
+}
+
+// event reads one chunk.
+func (c *chatStreamDecoder) event(d *decodeState, _, data []byte, emit func(Event)) error {
+	if string(bytes.TrimSpace(data)) == "[DONE]" {
+		c.begin(d, emit)
+		d.end(emit)
+		return nil
+	}
+	var ch chatChunk
+	err := jsonObject(data, func(key, v []byte) (err error) {
+		switch string(key) {
+		case `"id"`:
+			ch.id, err = jsonString(v)
+		case `"model"`:
+			ch.model, err = jsonString(v)
+		case `"choices"`:
+			ch.choices = v
+		case `"usage"`:
+			ch.usage = v
+		case `"error"`:
+			ch.error = v
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if ch.error != nil && string(ch.error) != "null" {
+		return chatStreamError(d, ch.error, emit)
+	}
+	d.begin(ch.id, ch.model, nil, emit)
+	if err := jsonArray(ch.choices, func(v []byte) error { return c.choice(d, v, emit) }); err != nil {
+		return err
+	}
+	if ch.usage == nil || string(ch.usage) == "null" {
+		return nil
+	}
+	u, err := chatUsage(ch.usage)
+	if err == nil {
+		d.usage(u, emit)
+	}
+	return err
+}
+
+// choice reads a choice of a chunk: its delta, then its finish_reason.
+func (c *chatStreamDecoder) choice(d *decodeState, v []byte, emit func(Event)) error {
+	var index int64
+	var delta, finish []byte
+	err := jsonObject(v, func(key, v []byte) (err error) {
+		switch string(key) {
+		case `"index"`:
+			index, err = strconv.ParseInt(string(v), 10, 64)
+		case `"delta"`:
+			delta = v
+		case `"finish_reason"`:
+			finish = v
+		}
+		return err
+	})
+	if err != nil || index != 0 {
+		return err
+	}
+	if err := jsonObject(delta, func(key, v []byte) error { return c.delta(d, key, v, emit) }); err != nil {
+		return err
+	}
+	reason, err := jsonString(finish)
+	if err != nil || reason == "" {
+		return err
+	}
+	c.begin(d, emit)
+	d.finish(chatStopReason(reason), emit)
+	return nil
+}
+
+// delta reads a member of a choice's delta.
+func (c *chatStreamDecoder) delta(d *decodeState, key, v []byte, emit func(Event)) error {
+	switch string(key) {
+	case `"content"`, `"refusal"`:
+		text, err := jsonString(v)
+		if err == nil && text != "" {
+			c.begin(d, emit)
+			d.text(text, emit)
+		}
+		return err
+	case `"tool_calls"`:
+		return jsonArray(v, func(v []byte) error { return c.toolCall(d, v, emit) })
+	}
+	return nil
+}
+
+// toolCall reads one tool call delta. Its first delta gives the call's id
+// and name, and may already carry arguments; the call's block begins once
+// its name is known.
+func (c *chatStreamDecoder) toolCall(d *decodeState, v []byte, emit func(Event)) error {
+	var index int64
+	var id, name, args string
+	err := jsonObject(v, func(key, v []byte) (err error) {
+		switch string(key) {
+		case `"index"`:
+			index, err = strconv.ParseInt(string(v), 10, 64)
+		case `"id"`:
+			id, err = jsonString(v)
+		case `"function"`:
+			err = jsonObject(v, func(key, v []byte) (err error) {
+				switch string(key) {
+				case `"name"`:
+					name, err = jsonString(v)
+				case `"arguments"`:
+					args, err = jsonString(v)
+				}
+				return err
+			})
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	newest := len(c.calls) > 0 && c.calls[len(c.calls)-1] == index
+	switch {
+	case newest && c.pending:
+		c.call.ID = cmp.Or(c.call.ID, id)
+		c.call.Name += name
+		c.call.Arguments += args
+	case newest && d.kind == toolBlock && d.open == c.block:
+		d.toolArgs(args, emit)
+		return nil
+	case slices.Contains(c.calls, index):
+		return outOfOrder("a tool call's delta after its block stopped")
+	default:
+		c.begin(d, emit)
+		c.calls = append(c.calls, index)
+		c.pending, c.call = true, ToolCall{ID: id, Name: name, Arguments: args}
+	}
+	if c.call.Name != "" {
+		c.begin(d, emit)
+	}
+	return nil
+}
+
+// begin begins the block of a call that waits for its name: before
+// anything else is emitted, with what it has.
+func (c *chatStreamDecoder) begin(d *decodeState, emit func(Event)) {
+	if !c.pending {
+		return
+	}
+	c.pending = false
+	d.toolCall(c.call, emit)
+	c.block = d.open
+}
+
+// chatUsage reads a Chat usage object.
+func chatUsage(v []byte) (u Usage, err error) {
+	err = jsonObject(v, func(key, v []byte) (err error) {
+		switch string(key) {
+		case `"prompt_tokens"`:
+			u.InputTokens, err = jsonCount(v)
+		case `"completion_tokens"`:
+			u.OutputTokens, err = jsonCount(v)
+		case `"prompt_tokens_details"`:
+			err = jsonObject(v, func(key, v []byte) (err error) {
+				switch string(key) {
+				case `"cached_tokens"`:
+					u.CacheReadTokens, err = jsonCount(v)
+				case `"cache_write_tokens"`:
+					u.CacheWriteTokens, err = jsonCount(v)
+				}
+				return err
+			})
+		}
+		return err
+	})
+	return u, err
+}
+
+// chatStreamError reads the error object of an OpenAI stream (a chunk's
+// "error", or a string in its place) and fails the stream with it.
+func chatStreamError(d *decodeState, v []byte, emit func(Event)) error {
+	var msg, typ, code string
+	if v[0] == '"' {
+		msg, _ = jsonString(v)
+	} else if err := jsonObject(v, func(key, v []byte) error {
+		switch string(key) {
+		case `"message"`:
+			msg, _ = jsonString(v)
+		case `"type"`:
+			typ, _ = jsonString(v)
+		case `"code"`:
+			code, _ = jsonString(v) // a code may be a number: not a type
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	d.fail(&StreamError{Type: neutralErrorType(code, typ), Message: streamErrorMessage(msg)}, emit)
+	return nil
+}
+
+// chatStopReason is the neutral stop reason of a Chat finish_reason.
+func chatStopReason(reason string) StopReason {
+	switch reason {
+	case "length":
+		return StopLength
+	case "tool_calls", "function_call":
+		return StopToolCalls
+	case "content_filter":
+		return StopContentFilter
+	}
+	return StopEnd
+}
+
+// chatStreamEncoder writes a Chat Completions stream.
+type chatStreamEncoder struct {
+	encodeState
+	head     []byte // every chunk's start: {"id":...,"model":...
+	chunkJS  []byte // the JSON of the chunk being written
+	calls    []int  // the block of each tool call written, by Chat index
+	finished bool   // the finish_reason chunk was written
+}
+
+// Encode writes the chunks ev means.
+func (e *chatStreamEncoder) Encode(w io.Writer, ev Event) error {
+	if e.over {
+		return nil
+	}
+	if !e.started && ev.Kind != EventError {
+		e.start(&ev)
+	}
+	switch ev.Kind {
+	case EventTextDelta:
+		if ev.Text != "" {
+			e.js = appendJSONMember(e.delta(), "content", ev.Text)
+			e.chunk("")
+		}
+	case EventToolCallStart:
+		e.calls = append(e.calls, ev.Index)
+		e.js = e.toolDelta(len(e.calls) - 1)
+		e.js = appendJSONMember(e.js, "id", ev.ToolCall.ID)
+		e.js = appendJSONMember(e.js, "type", "function")
+		e.js = appendJSONMember(append(appendJSONKey(e.js, "function"), '{'), "name", ev.ToolCall.Name)
+		e.js = append(appendJSONMember(e.js, "arguments", ""), "}}]"...)
+		e.chunk("")
+		e.arguments(len(e.calls)-1, ev.ToolCall.Arguments)
+	case EventToolCallDelta:
+		if k := slices.Index(e.calls, ev.Index); k >= 0 {
+			e.arguments(k, ev.Text)
+		}
+	case EventFinish:
+		e.note(&ev)
+		e.finish()
+	case EventUsage:
+		e.note(&ev)
+	case EventEnd:
+		e.finish()
+		if e.opts.IncludeUsage && e.usage != nil {
+			e.usageChunk()
+		}
+		e.out = append(e.out, "data: [DONE]\n\n"...)
+		e.over = true
+	case EventError:
+		e.js = chatErrorJSON(e.js[:0], ev.Error)
+		e.event("")
+		e.over = true
+	}
+	return e.flush(w)
+}
+
+// start settles the response's names and writes the first chunk, which
+// gives the role.
+func (e *chatStreamEncoder) start(ev *Event) {
+	var none Event
+	if ev.Kind != EventStart {
+		ev = &none
+	}
+	e.begin(Chat, ev)
+	e.head = appendJSONMember(append(e.head[:0], '{'), "id", e.id)
+	e.head = appendJSONMember(e.head, "object", "chat.completion.chunk")
+	e.head = appendJSONInt(e.head, "created", int(e.created))
+	e.head = appendJSONMember(e.head, "model", e.model)
+	e.js = appendJSONMember(appendJSONMember(e.delta(), "role", "assistant"), "content", "")
+	e.chunk("")
+}
+
+// delta starts the JSON of a choice's delta object in e.js.
+func (e *chatStreamEncoder) delta() []byte { return append(e.js[:0], '{') }
+
+// toolDelta starts a delta of tool call k in e.js.
+func (e *chatStreamEncoder) toolDelta(k int) []byte {
+	js := append(appendJSONKey(e.delta(), "tool_calls"), "[{"...)
+	return appendJSONInt(js, "index", k)
+}
+
+// arguments writes the next fragment of tool call k's arguments.
+func (e *chatStreamEncoder) arguments(k int, fragment string) {
+	if fragment == "" {
+		return
+	}
+	e.js = append(appendJSONKey(e.toolDelta(k), "function"), '{')
+	e.js = append(appendJSONMember(e.js, "arguments", fragment), "}}]"...)
+	e.chunk("")
+}
+
+// chunk writes a chunk of choice 0 whose delta is e.js (its closing brace
+// still to come), with finish as its finish_reason (null when empty).
+func (e *chatStreamEncoder) chunk(finish StopReason) {
+	c := append(e.chunkJS[:0], e.head...)
+	c = append(c, `,"choices":[{"index":0,"delta":`...)
+	c = append(append(c, e.js...), `},"logprobs":null,"finish_reason":`...)
+	if finish == "" {
+		c = append(c, "null"...)
+	} else {
+		c = appendJSONString(c, string(finish))
+	}
+	e.chunkJS = append(c, "}]}"...)
+	e.out = appendSSE(e.out, "", e.chunkJS)
+}
+
+// finish writes the chunk with the finish_reason, once.
+func (e *chatStreamEncoder) finish() {
+	if e.finished {
+		return
+	}
+	e.finished = true
+	e.js = e.delta()
+	e.chunk(e.stopReason())
+}
+
+// usageChunk writes the chunk with no choices and the usage.
+func (e *chatStreamEncoder) usageChunk() {
+	u := e.usage
+	e.js = append(append(e.js[:0], e.head...), `,"choices":[],"usage":{`...)
+	e.js = appendJSONInt(e.js, "prompt_tokens", u.InputTokens)
+	e.js = appendJSONInt(e.js, "completion_tokens", u.OutputTokens)
+	e.js = appendJSONInt(e.js, "total_tokens", u.InputTokens+u.OutputTokens)
+	e.js = append(appendJSONKey(e.js, "prompt_tokens_details"), '{')
+	e.js = appendJSONInt(e.js, "cached_tokens", u.CacheReadTokens)
+	if u.CacheWriteTokens > 0 {
+		e.js = appendJSONInt(e.js, "cache_write_tokens", u.CacheWriteTokens)
+	}
+	e.js = append(e.js, "}}}"...)
+	e.event("")
+}
+
+// chatErrorJSON appends the "data: {"error":...}" payload of a stream
+// error, as OpenAI's APIs send one mid-stream.
+func chatErrorJSON(js []byte, err *StreamError) []byte {
+	oe, msg := openAIError(err)
+	js = append(js, `{"error":{`...)
+	js = appendJSONMember(js, "message", msg)
+	js = appendJSONMember(js, "type", oe.typ)
+	js = append(js, `,"param":null,"code":`...)
+	if oe.code == "" {
+		js = append(js, "null"...)
+	} else {
+		js = appendJSONString(js, oe.code)
+	}
+	return append(js, "}}"...)
+}

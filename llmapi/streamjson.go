@@ -1,0 +1,239 @@
+package llmapi
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// JSON reading and writing for the stream decoders and encoders: an event
+// is walked member by member with the validating scanner, keeping only the
+// fields a decoder reads, and written by appending to a reused buffer.
+// Neither builds a map or uses reflection, so that a delta costs little
+// more than its text.
+
+// errJSONType fails a stream event whose field has the wrong JSON type.
+var errJSONType = errors.New("llmapi: stream event field of the wrong JSON type")
+
+// jsonObject calls member with the key (its string literal, quotes
+// included) and raw value of each member of the object b, which it
+// validates; null, and nil for a member that is absent, count as an empty
+// object.
+func jsonObject(b []byte, member func(key, value []byte) error) error {
+	s := scanner{b: b}
+	switch s.peek() {
+	case 0:
+		if b == nil {
+			return nil
+		}
+		return errJSONType
+	case 'n':
+		return s.whole(s.literal("null"))
+	case '{':
+	default:
+		return errJSONType
+	}
+	return s.whole(s.object(0, func(key []byte, _, start int) error {
+		if err := s.value(1); err != nil {
+			return err
+		}
+		return member(key, b[start:s.i])
+	}))
+}
+
+// jsonArray calls elem with each element of the array b, which it
+// validates; null and nil (absent) count as an empty array.
+func jsonArray(b []byte, elem func(value []byte) error) error {
+	s := scanner{b: b}
+	switch s.peek() {
+	case 0:
+		if b == nil {
+			return nil
+		}
+		return errJSONType
+	case 'n':
+		return s.whole(s.literal("null"))
+	case '[':
+	default:
+		return errJSONType
+	}
+	return s.whole(s.array(0, func(start int) error {
+		if err := s.value(1); err != nil {
+			return err
+		}
+		return elem(b[start:s.i])
+	}))
+}
+
+// whole returns err, or an error if anything but space follows the value.
+func (s *scanner) whole(err error) error {
+	if err == nil && s.peek() != 0 {
+		return s.malformed()
+	}
+	return err
+}
+
+// jsonString decodes the string value v, which a jsonObject or jsonArray
+// walk has validated; null and nil (absent) are "".
+func jsonString(v []byte) (string, error) {
+	if len(v) == 0 || v[0] != '"' {
+		if v == nil || string(v) == "null" {
+			return "", nil
+		}
+		return "", errJSONType
+	}
+	inner := v[1 : len(v)-1]
+	esc := bytes.IndexByte(inner, '\\')
+	if esc < 0 {
+		return string(inner), nil
+	}
+	var b strings.Builder
+	b.Grow(len(inner))
+	for esc >= 0 {
+		b.Write(inner[:esc])
+		c := inner[esc+1]
+		inner = inner[esc+2:]
+		switch c {
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r := hex4(inner)
+			inner = inner[4:]
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if len(inner) >= 6 && inner[0] == '\\' && inner[1] == 'u' {
+					r2 = hex4(inner[2:])
+				}
+				if r = utf16.DecodeRune(r, r2); r != utf8.RuneError {
+					inner = inner[6:]
+				}
+			}
+			b.WriteRune(r)
+		default: // '"', '\\', '/'
+			b.WriteByte(c)
+		}
+		esc = bytes.IndexByte(inner, '\\')
+	}
+	b.Write(inner)
+	return b.String(), nil
+}
+
+// hex4 decodes the four hex digits that start h (the scanner checked them).
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// maxTokenCount bounds a token count read from a stream, so that sums of
+// counts cannot overflow.
+const maxTokenCount = 1 << 40
+
+// jsonCount decodes a token count: a whole number from 0 to maxTokenCount;
+// null is 0.
+func jsonCount(v []byte) (int, error) {
+	if string(v) == "null" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n < 0 || n > maxTokenCount {
+		return 0, errJSONType
+	}
+	return int(n), nil
+}
+
+// jsonSafe marks the ASCII bytes a JSON string holds unescaped.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		safe[c] = c != '"' && c != '\\'
+	}
+	return safe
+}()
+
+// appendJSONString appends s as a JSON string literal. Quotes, backslashes
+// and control characters are escaped and invalid UTF-8 becomes U+FFFD;
+// everything else, <, > and & included, stays literal, as the APIs send it.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			start = i + 1
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONMember appends `"key":` and the string value, after a comma
+// unless it opens the object (dst ends with '{').
+func appendJSONMember(dst []byte, key, value string) []byte {
+	dst = appendJSONKey(dst, key)
+	return appendJSONString(dst, value)
+}
+
+// appendJSONKey appends `"key":`, after a comma unless dst ends with '{'.
+// key needs no escaping.
+func appendJSONKey(dst []byte, key string) []byte {
+	if len(dst) > 0 && dst[len(dst)-1] != '{' {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+// appendJSONInt appends `"key":n` as appendJSONKey places it.
+func appendJSONInt(dst []byte, key string, n int) []byte {
+	return strconv.AppendInt(appendJSONKey(dst, key), int64(n), 10)
+}
