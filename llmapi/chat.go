@@ -284,7 +284,7 @@ func encodeChat(t *Turn, model string) ([]byte, error) {
 		}
 	}
 	if t.System != "" {
-		req.Messages = append(req.Messages, chatMessage{Role: "system", Content: jsonString(t.System)})
+		req.Messages = append(req.Messages, chatMessage{Role: "system", Content: quoteJSON(t.System)})
 	}
 	for _, m := range t.Messages {
 		var content []chatPart
@@ -322,7 +322,7 @@ func chatContent(parts []chatPart) json.RawMessage {
 	case len(parts) == 0:
 		return json.RawMessage("null")
 	case len(parts) == 1 && parts[0].Type == "text":
-		return jsonString(parts[0].Text)
+		return quoteJSON(parts[0].Text)
 	}
 	raw, _ := json.Marshal(parts) // strings always marshal
 	return raw
@@ -345,12 +345,12 @@ func textOnly(parts []Part) []chatPart {
 
 // chatResponse is a Chat Completions response.
 type chatResponse struct {
-	ID      string       `json:"id"`
-	Object  string       `json:"object"`
-	Created int64        `json:"created"`
-	Model   string       `json:"model"`
-	Choices []chatChoice `json:"choices"`
-	Usage   *chatUsage   `json:"usage,omitempty"`
+	ID      string         `json:"id"`
+	Object  string         `json:"object"`
+	Created int64          `json:"created"`
+	Model   string         `json:"model"`
+	Choices []chatChoice   `json:"choices"`
+	Usage   *chatUsageJSON `json:"usage,omitempty"`
 }
 
 type chatChoice struct {
@@ -364,7 +364,7 @@ type chatChoice struct {
 	FinishReason string `json:"finish_reason"`
 }
 
-type chatUsage struct {
+type chatUsageJSON struct {
 	PromptTokens        int `json:"prompt_tokens"`
 	CompletionTokens    int `json:"completion_tokens"`
 	TotalTokens         int `json:"total_tokens"`
@@ -374,7 +374,7 @@ type chatUsage struct {
 }
 
 // neutral is the usage in the neutral form.
-func (u *chatUsage) neutral() *Usage {
+func (u *chatUsageJSON) neutral() *Usage {
 	if u == nil {
 		return nil
 	}
@@ -382,11 +382,11 @@ func (u *chatUsage) neutral() *Usage {
 }
 
 // chatUsageOf is neutral usage in Chat's terms.
-func chatUsageOf(u *Usage) *chatUsage {
+func chatUsageOf(u *Usage) *chatUsageJSON {
 	if u == nil {
 		return nil
 	}
-	out := &chatUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
+	out := &chatUsageJSON{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
 	out.PromptTokensDetails.CachedTokens = u.CacheReadTokens
 	return out
 }
@@ -440,17 +440,4 @@ func encodeChatReply(r *Reply, model string) []byte {
 	resp.Choices = []chatChoice{c}
 	body, _ := json.Marshal(resp) // strings and numbers always marshal
 	return body
-}
-
-// chatStopReason is a Chat finish_reason in the neutral form.
-func chatStopReason(reason string) StopReason {
-	switch reason {
-	case "length":
-		return StopLength
-	case "tool_calls", "function_call":
-		return StopToolCalls
-	case "content_filter":
-		return StopContentFilter
-	}
-	return StopEnd
 }

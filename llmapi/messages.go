@@ -234,7 +234,7 @@ func encodeMessages(t *Turn, model string) ([]byte, error) {
 	req := messagesRequest{Model: model, MaxTokens: cmp.Or(t.MaxTokens, DefaultMaxTokens), Temperature: t.Temperature,
 		TopP: t.TopP, StopSequences: t.Stop, Stream: t.Stream}
 	if t.System != "" {
-		req.System = jsonString(t.System)
+		req.System = quoteJSON(t.System)
 	}
 	if t.User != "" {
 		req.Metadata = &messagesMetadata{UserID: t.User}
@@ -303,7 +303,7 @@ func messagesBlockOf(p Part) messagesBlock {
 		}
 		content, _ := json.Marshal(inner)
 		if len(inner) == 0 {
-			content = jsonString("")
+			content = quoteJSON("")
 		}
 		return messagesBlock{Type: "tool_result", ToolUseID: p.ToolResult.CallID, Content: content, IsError: p.ToolResult.IsError}
 	case PartThinking:
@@ -317,17 +317,17 @@ func messagesBlockOf(p Part) messagesBlock {
 
 // messagesResponse is a Messages response.
 type messagesResponse struct {
-	ID           string          `json:"id"`
-	Type         string          `json:"type"`
-	Role         string          `json:"role"`
-	Model        string          `json:"model"`
-	Content      []messagesBlock `json:"content"`
-	StopReason   string          `json:"stop_reason"`
-	StopSequence *string         `json:"stop_sequence"`
-	Usage        *messagesUsage  `json:"usage"`
+	ID           string             `json:"id"`
+	Type         string             `json:"type"`
+	Role         string             `json:"role"`
+	Model        string             `json:"model"`
+	Content      []messagesBlock    `json:"content"`
+	StopReason   string             `json:"stop_reason"`
+	StopSequence *string            `json:"stop_sequence"`
+	Usage        *messagesUsageJSON `json:"usage"`
 }
 
-type messagesUsage struct {
+type messagesUsageJSON struct {
 	InputTokens              int `json:"input_tokens"`
 	OutputTokens             int `json:"output_tokens"`
 	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
@@ -335,7 +335,7 @@ type messagesUsage struct {
 }
 
 // neutral is the usage in the neutral form: input counts the cache too.
-func (u *messagesUsage) neutral() *Usage {
+func (u *messagesUsageJSON) neutral() *Usage {
 	if u == nil {
 		return nil
 	}
@@ -344,38 +344,12 @@ func (u *messagesUsage) neutral() *Usage {
 }
 
 // messagesUsageOf is neutral usage in Messages' terms.
-func messagesUsageOf(u *Usage) *messagesUsage {
+func messagesUsageOf(u *Usage) *messagesUsageJSON {
 	if u == nil {
-		return &messagesUsage{}
+		return &messagesUsageJSON{}
 	}
-	return &messagesUsage{InputTokens: max(u.InputTokens-u.CacheReadTokens-u.CacheWriteTokens, 0), OutputTokens: u.OutputTokens,
+	return &messagesUsageJSON{InputTokens: max(u.InputTokens-u.CacheReadTokens-u.CacheWriteTokens, 0), OutputTokens: u.OutputTokens,
 		CacheReadInputTokens: u.CacheReadTokens, CacheCreationInputTokens: u.CacheWriteTokens}
-}
-
-// messagesStopReason is a Messages stop_reason in the neutral form.
-func messagesStopReason(reason string) StopReason {
-	switch reason {
-	case "max_tokens", "model_context_window_exceeded":
-		return StopLength
-	case "tool_use":
-		return StopToolCalls
-	case "refusal":
-		return StopContentFilter
-	}
-	return StopEnd
-}
-
-// messagesStopReasonOf is a neutral stop reason in Messages' terms.
-func messagesStopReasonOf(reason StopReason) string {
-	switch reason {
-	case StopLength:
-		return "max_tokens"
-	case StopToolCalls:
-		return "tool_use"
-	case StopContentFilter:
-		return "refusal"
-	}
-	return "end_turn"
 }
 
 // decodeMessagesReply reads a Messages response.
@@ -397,7 +371,7 @@ func decodeMessagesReply(body []byte) (*Reply, error) {
 // that asked for model.
 func encodeMessagesReply(r *Reply, model string) []byte {
 	resp := messagesResponse{ID: clientID("msg_", r.ID), Type: "message", Role: "assistant", Model: model,
-		StopReason: messagesStopReasonOf(r.StopReason), Usage: messagesUsageOf(r.Usage), Content: []messagesBlock{}}
+		StopReason: cmp.Or(messagesStopReasons[r.StopReason], "end_turn"), Usage: messagesUsageOf(r.Usage), Content: []messagesBlock{}}
 	for _, p := range r.Parts {
 		resp.Content = append(resp.Content, messagesBlockOf(p))
 	}

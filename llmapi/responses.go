@@ -33,8 +33,8 @@ type responsesTool struct {
 	Strict      *bool           `json:"strict,omitempty"`
 }
 
-// responsesItem is an item of a Responses input or output.
-type responsesItem struct {
+// responsesItemJSON is an item of a Responses input or output.
+type responsesItemJSON struct {
 	Type      string          `json:"type,omitempty"`
 	ID        string          `json:"id,omitempty"`
 	Role      string          `json:"role,omitempty"`
@@ -97,7 +97,7 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 		t.appendMessage(RoleUser, Part{Kind: PartText, Text: text})
 		return t, nil
 	}
-	var items []responsesItem
+	var items []responsesItemJSON
 	if json.Unmarshal(req.Input, &items) != nil {
 		return nil, invalid("\"input\" must be a string or an array of items")
 	}
@@ -225,19 +225,19 @@ func encodeResponses(t *Turn, model string) ([]byte, error) {
 		if c.Mode == ToolNamed {
 			req.ToolChoice, _ = json.Marshal(map[string]string{"type": "function", "name": c.Name})
 		} else {
-			req.ToolChoice = jsonString(c.Mode)
+			req.ToolChoice = quoteJSON(c.Mode)
 		}
 		if c.NoParallel && len(t.Tools) > 0 {
 			req.ParallelToolCalls = &no
 		}
 	}
-	items := []responsesItem{}
+	items := []responsesItemJSON{}
 	for _, m := range t.Messages {
 		var parts []responsesPart
 		flush := func() {
 			if len(parts) > 0 {
 				content, _ := json.Marshal(parts) // strings always marshal
-				items = append(items, responsesItem{Type: "message", Role: string(m.Role), Content: content})
+				items = append(items, responsesItemJSON{Type: "message", Role: string(m.Role), Content: content})
 				parts = nil
 			}
 		}
@@ -253,12 +253,12 @@ func encodeResponses(t *Turn, model string) ([]byte, error) {
 				parts = append(parts, responsesPart{Type: "input_image", ImageURL: p.Image.url()})
 			case PartToolCall:
 				flush()
-				items = append(items, responsesItem{Type: "function_call", CallID: p.ToolCall.ID, Name: p.ToolCall.Name,
+				items = append(items, responsesItemJSON{Type: "function_call", CallID: p.ToolCall.ID, Name: p.ToolCall.Name,
 					Arguments: cmp.Or(p.ToolCall.Arguments, "{}")})
 			case PartToolResult:
 				flush()
-				items = append(items, responsesItem{Type: "function_call_output", CallID: p.ToolResult.CallID,
-					Output: jsonString(toolResultText(p.ToolResult))})
+				items = append(items, responsesItemJSON{Type: "function_call_output", CallID: p.ToolResult.CallID,
+					Output: quoteJSON(toolResultText(p.ToolResult))})
 			}
 		}
 		flush()
@@ -279,20 +279,20 @@ func toolResultText(r *ToolResult) string {
 
 // responsesResponse is a Responses response object.
 type responsesResponse struct {
-	ID                string          `json:"id"`
-	Object            string          `json:"object"`
-	CreatedAt         int64           `json:"created_at"`
-	Status            string          `json:"status"`
-	Model             string          `json:"model"`
-	Output            []responsesItem `json:"output"`
-	Usage             *responsesUsage `json:"usage,omitempty"`
+	ID                string              `json:"id"`
+	Object            string              `json:"object"`
+	CreatedAt         int64               `json:"created_at"`
+	Status            string              `json:"status"`
+	Model             string              `json:"model"`
+	Output            []responsesItemJSON `json:"output"`
+	Usage             *responsesUsageJSON `json:"usage,omitempty"`
 	IncompleteDetails *struct {
 		Reason string `json:"reason"`
 	} `json:"incomplete_details"`
 	Error json.RawMessage `json:"error"`
 }
 
-type responsesUsage struct {
+type responsesUsageJSON struct {
 	InputTokens        int `json:"input_tokens"`
 	InputTokensDetails struct {
 		CachedTokens int `json:"cached_tokens"`
@@ -305,7 +305,7 @@ type responsesUsage struct {
 }
 
 // neutral is the usage in the neutral form.
-func (u *responsesUsage) neutral() *Usage {
+func (u *responsesUsageJSON) neutral() *Usage {
 	if u == nil {
 		return nil
 	}
@@ -313,11 +313,11 @@ func (u *responsesUsage) neutral() *Usage {
 }
 
 // responsesUsageOf is neutral usage in Responses' terms.
-func responsesUsageOf(u *Usage) *responsesUsage {
+func responsesUsageOf(u *Usage) *responsesUsageJSON {
 	if u == nil {
 		return nil
 	}
-	out := &responsesUsage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
+	out := &responsesUsageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
 	out.InputTokensDetails.CachedTokens = u.CacheReadTokens
 	return out
 }
@@ -358,7 +358,7 @@ func decodeResponsesReply(body []byte) (*Reply, error) {
 func encodeResponsesReply(r *Reply, model string) []byte {
 	id := clientID("resp_", r.ID)
 	resp := responsesResponse{ID: id, Object: "response", CreatedAt: r.Created, Status: "completed", Model: model,
-		Usage: responsesUsageOf(r.Usage), Output: []responsesItem{}}
+		Usage: responsesUsageOf(r.Usage), Output: []responsesItemJSON{}}
 	switch r.StopReason {
 	case StopLength:
 		resp.Status = "incomplete"
@@ -379,12 +379,12 @@ func encodeResponsesReply(r *Reply, model string) []byte {
 	}
 	if len(text) > 0 {
 		content, _ := json.Marshal([]responsesPart{{Type: "output_text", Text: strings.Join(text, ""), Annotations: []string{}}})
-		resp.Output = append(resp.Output, responsesItem{Type: "message", ID: "msg_" + strings.TrimPrefix(id, "resp_"),
+		resp.Output = append(resp.Output, responsesItemJSON{Type: "message", ID: "msg_" + strings.TrimPrefix(id, "resp_"),
 			Role: "assistant", Status: "completed", Content: content})
 	}
 	for _, p := range r.Parts {
 		if p.Kind == PartToolCall {
-			resp.Output = append(resp.Output, responsesItem{Type: "function_call", ID: "fc_" + p.ToolCall.ID, CallID: p.ToolCall.ID,
+			resp.Output = append(resp.Output, responsesItemJSON{Type: "function_call", ID: "fc_" + p.ToolCall.ID, CallID: p.ToolCall.ID,
 				Name: p.ToolCall.Name, Arguments: p.ToolCall.Arguments, Status: "completed"})
 		}
 	}

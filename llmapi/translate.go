@@ -121,8 +121,8 @@ func (img *Image) url() string {
 	return fmt.Sprintf("data:%s;base64,%s", img.MediaType, img.Data)
 }
 
-// jsonString is s as a JSON string literal.
-func jsonString(s string) json.RawMessage {
+// quoteJSON is s as a JSON string literal.
+func quoteJSON(s string) json.RawMessage {
 	raw, _ := json.Marshal(s) // a string always marshals
 	return raw
 }
