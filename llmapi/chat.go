@@ -165,7 +165,7 @@ func stopSequences(raw json.RawMessage) ([]string, error) {
 		return nil, nil
 	}
 	var one string
-	if json.Unmarshal(raw, &one) == nil {
+	if isJSONString(raw) && json.Unmarshal(raw, &one) == nil {
 		return []string{one}, nil
 	}
 	var many []string
@@ -186,7 +186,7 @@ func chatToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, error) {
 		return nil, nil
 	}
 	var mode string
-	if json.Unmarshal(raw, &mode) == nil {
+	if isJSONString(raw) && json.Unmarshal(raw, &mode) == nil {
 		switch mode {
 		case ToolAuto, ToolNone, ToolRequired:
 			return &ToolChoice{Mode: mode, NoParallel: noParallel}, nil
@@ -228,7 +228,7 @@ func chatParts(content json.RawMessage, i int) ([]Part, error) {
 		return nil, nil
 	}
 	var text string
-	if json.Unmarshal(content, &text) == nil {
+	if isJSONString(content) && json.Unmarshal(content, &text) == nil {
 		return []Part{{Kind: PartText, Text: text}}, nil
 	}
 	var parts []chatPart

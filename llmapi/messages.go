@@ -177,7 +177,7 @@ func messagesBlocks(content json.RawMessage, where string) ([]Part, error) {
 		return nil, nil
 	}
 	var text string
-	if json.Unmarshal(content, &text) == nil {
+	if isJSONString(content) && json.Unmarshal(content, &text) == nil {
 		return []Part{{Kind: PartText, Text: text}}, nil
 	}
 	var blocks []messagesBlock

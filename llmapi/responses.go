@@ -93,7 +93,7 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 		return nil, err
 	}
 	var text string
-	if json.Unmarshal(req.Input, &text) == nil {
+	if isJSONString(req.Input) && json.Unmarshal(req.Input, &text) == nil {
 		t.appendMessage(RoleUser, Part{Kind: PartText, Text: text})
 		return t, nil
 	}
@@ -155,7 +155,7 @@ func responsesToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, erro
 		return nil, nil
 	}
 	var mode string
-	if json.Unmarshal(raw, &mode) == nil {
+	if isJSONString(raw) && json.Unmarshal(raw, &mode) == nil {
 		switch mode {
 		case ToolAuto, ToolNone, ToolRequired:
 			return &ToolChoice{Mode: mode, NoParallel: noParallel}, nil
@@ -175,7 +175,7 @@ func responsesToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, erro
 // responsesParts reads a message item's content: a string or parts.
 func responsesParts(content json.RawMessage, i int) ([]Part, error) {
 	var text string
-	if json.Unmarshal(content, &text) == nil {
+	if isJSONString(content) && json.Unmarshal(content, &text) == nil {
 		return []Part{{Kind: PartText, Text: text}}, nil
 	}
 	var parts []responsesPart
@@ -202,7 +202,7 @@ func responsesParts(content json.RawMessage, i int) ([]Part, error) {
 // responsesOutput reads a function_call_output's output: a string or parts.
 func responsesOutput(output json.RawMessage, i int) ([]Part, error) {
 	var text string
-	if json.Unmarshal(output, &text) == nil {
+	if isJSONString(output) && json.Unmarshal(output, &text) == nil {
 		return []Part{{Kind: PartText, Text: text}}, nil
 	}
 	return responsesParts(output, i)

@@ -140,3 +140,7 @@ func clientID(prefix, id string) string {
 	}
 	return prefix + id
 }
+
+// isJSONString reports whether raw, a JSON value, is a string: a cheap look
+// before decoding one, as a failed decode scans the whole value.
+func isJSONString(raw []byte) bool { return len(raw) > 0 && raw[0] == '"' }
