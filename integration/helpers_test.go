@@ -192,7 +192,8 @@ type siteModel struct {
 	upstreamModel string
 	apiKey        string
 	provider      string
-	weight        int // 0: no weight line
+	api           string // chat, messages or responses; "": the module's default by provider
+	weight        int    // 0: no weight line
 }
 
 // siteRoute is a route block of a testSite.
@@ -236,6 +237,7 @@ func (s testSite) String() string {
 		putIf(3, "upstream_model", m.upstreamModel)
 		putIf(3, "api_key", m.apiKey)
 		putIf(3, "provider", m.provider)
+		putIf(3, "api", m.api)
 		if m.weight != 0 {
 			put(3, "weight "+strconv.Itoa(m.weight))
 		}
