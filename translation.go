@@ -79,9 +79,6 @@ func (in *incoming) translatedBody(m *Model) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if turn.Stream {
-		return nil, &llmapi.UnsupportedError{Feature: "a streamed request"}
-	}
 	return llmapi.EncodeTurn(m.api, turn, m.UpstreamModel)
 }
 
@@ -126,7 +123,7 @@ func prepareAttempt(in *incoming, a attempt, saved requestHeaders) *translator {
 			}
 		}
 	}
-	return &translator{from: m.api, to: in.api, model: cmp.Or(in.env.Model, m.Name)}
+	return &translator{from: m.api, to: in.api, model: cmp.Or(in.env.Model, m.Name), streamUsage: in.neutral.StreamUsage}
 }
 
 // unsupportedMessage is the client's answer when the request cannot go to
@@ -144,16 +141,25 @@ func unsupportedMessage(err error, m *Model) string {
 const maxTranslatedBody = 64 << 20
 
 // translator turns a model's response in its API into the client's: a
-// complete JSON response (or error) once it has all of it. It sits between
-// reverse_proxy and the failover writer's client side.
+// stream event by event as the upstream's events arrive, a complete JSON
+// response (or error) once it has all of it. It sits between reverse_proxy
+// and the client, inside the failover writer.
 type translator struct {
 	*caddyhttp.ResponseWriterWrapper
-	from, to llmapi.API
-	model    string // the model the client is told answered, if the upstream does not say
+	from, to    llmapi.API
+	model       string // the model the client is told answered, if the upstream does not say
+	streamUsage bool   // a Chat client asked for the usage chunk
 
 	status int
 	body   []byte
 	tooBig bool
+
+	// a stream: decoded from the upstream's API, encoded in the client's
+	stream    bool
+	dec       llmapi.StreamDecoder
+	enc       llmapi.StreamEncoder
+	broken    bool  // the upstream's stream could not be read; the rest is ignored
+	clientErr error // writing to the client failed
 }
 
 // wrap makes t write to w.
@@ -162,21 +168,44 @@ func (t *translator) wrap(w http.ResponseWriter) http.ResponseWriter {
 	return t
 }
 
-// WriteHeader holds the status until the body is translated.
+// WriteHeader starts a translated stream at once; any other status waits
+// until the body is translated.
 func (t *translator) WriteHeader(status int) {
-	if status < 200 {
+	switch {
+	case status < 200:
 		t.ResponseWriterWrapper.WriteHeader(status)
 		return
+	case t.status != 0:
+		return
 	}
-	if t.status == 0 {
-		t.status = status
+	t.status = status
+	header := t.Header()
+	if status != http.StatusOK || !strings.HasPrefix(header.Get("Content-Type"), "text/event-stream") {
+		return
 	}
+	t.stream = true
+	header.Del("Content-Length")
+	header.Del("Content-Encoding")
+	t.dec = llmapi.NewStreamDecoder(t.from)
+	t.enc = llmapi.NewStreamEncoder(t.to, llmapi.StreamOptions{IncludeUsage: t.streamUsage})
+	t.ResponseWriterWrapper.WriteHeader(status)
 }
 
-// Write collects the upstream's body.
+// Write translates a stream's bytes as they come, or collects a body.
 func (t *translator) Write(p []byte) (int, error) {
 	if t.status == 0 {
-		t.status = http.StatusOK
+		t.WriteHeader(http.StatusOK)
+	}
+	if t.stream {
+		if !t.broken {
+			if err := t.dec.Decode(p, t.emit); err != nil {
+				t.broken = true
+				t.emit(llmapi.Event{Kind: llmapi.EventError, Error: &llmapi.StreamError{
+					Type: "api_error", Message: "the model's stream could not be read"}})
+			}
+			_ = t.FlushError()
+		}
+		return len(p), t.clientErr
 	}
 	if len(t.body)+len(p) > maxTranslatedBody {
 		t.tooBig = true
@@ -191,11 +220,24 @@ func (t *translator) ReadFrom(src io.Reader) (int64, error) {
 	return io.Copy(writerOnly{t}, src)
 }
 
-// FlushError holds what it has: a translated response goes out whole.
-func (t *translator) FlushError() error { return nil }
+// emit writes one neutral event to the client in its API.
+func (t *translator) emit(ev llmapi.Event) {
+	if t.clientErr == nil {
+		t.clientErr = t.enc.Encode(t.ResponseWriterWrapper, ev)
+	}
+}
+
+// FlushError flushes a stream to the client; a complete response goes out
+// whole, so it holds what it has.
+func (t *translator) FlushError() error {
+	if !t.stream {
+		return nil
+	}
+	return http.NewResponseController(t.ResponseWriterWrapper.ResponseWriter).Flush()
+}
 
 // Flush is FlushError for http.Flusher.
-func (t *translator) Flush() {}
+func (t *translator) Flush() { _ = t.FlushError() }
 
 // writerOnly hides everything of a writer but Write.
 type writerOnly struct{ io.Writer }
@@ -204,6 +246,13 @@ type writerOnly struct{ io.Writer }
 // as the client API's response, an error in its error shape with the
 // upstream's status kept, and what it cannot read as a 502.
 func (t *translator) finish() {
+	if t.stream {
+		if !t.broken {
+			_ = t.dec.Close(t.emit)
+		}
+		_ = t.FlushError()
+		return
+	}
 	w := t.ResponseWriterWrapper.ResponseWriter
 	header := w.Header()
 	header.Del("Content-Length")
