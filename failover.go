@@ -23,7 +23,6 @@ import (
 func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next caddyhttp.Handler) error {
 	r := in.r
 	client := takeClientCredentials(r.Header)
-	saved := saveRequestHeaders(r.Header)
 	respHeader := w.Header()
 	initialHeader := respHeader.Clone()
 	attempts, err := in.attempts(d.candidates)
@@ -32,6 +31,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		llmapi.WriteError(w, in.api, http.StatusBadRequest, unsupportedMessage(err, d.candidates[0]))
 		return nil
 	}
+	saved := saveRequestHeaders(r.Header, attempts)
 	for i, a := range attempts {
 		m, last := a.model, i == len(attempts)-1
 		if i > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,9 +34,13 @@ type requestHeaders struct {
 	acceptEncoding []string
 }
 
-// saveRequestHeaders takes note of the headers attempts change.
-func saveRequestHeaders(h http.Header) requestHeaders {
-	saved := requestHeaders{anthropic: map[string][]string{}, acceptEncoding: h["Accept-Encoding"]}
+// saveRequestHeaders takes note of the headers attempts change, when one
+// of them is translated (nil otherwise: the same API changes none).
+func saveRequestHeaders(h http.Header, attempts []attempt) *requestHeaders {
+	if !slices.ContainsFunc(attempts, func(a attempt) bool { return a.body != nil }) {
+		return nil
+	}
+	saved := &requestHeaders{anthropic: map[string][]string{}, acceptEncoding: h["Accept-Encoding"]}
 	for name, values := range h {
 		if strings.HasPrefix(name, "Anthropic-") {
 			saved.anthropic[name] = values
@@ -85,20 +90,22 @@ func (in *incoming) translatedBody(m *Model) ([]byte, error) {
 // prepareAttempt points r at a's model: the body in its API (spliced when
 // the client speaks it, else translated), its path and the headers its API
 // takes. It returns a translator for the response when the APIs differ.
-func prepareAttempt(in *incoming, a attempt, saved requestHeaders) *translator {
+func prepareAttempt(in *incoming, a attempt, saved *requestHeaders) *translator {
 	m := a.model
 	r := in.r
 	header := r.Header
-	for name := range header {
-		if strings.HasPrefix(name, "Anthropic-") {
-			delete(header, name)
+	if saved != nil {
+		for name := range header {
+			if strings.HasPrefix(name, "Anthropic-") {
+				delete(header, name)
+			}
 		}
-	}
-	for name, values := range saved.anthropic {
-		header[name] = values
-	}
-	if saved.acceptEncoding != nil {
-		header["Accept-Encoding"] = saved.acceptEncoding
+		for name, values := range saved.anthropic {
+			header[name] = values
+		}
+		if saved.acceptEncoding != nil {
+			header["Accept-Encoding"] = saved.acceptEncoding
+		}
 	}
 	if m.api == in.api {
 		// fresh segments each attempt: a failed attempt's transport may
