@@ -36,6 +36,7 @@ type incoming struct {
 	neutralErr error
 	// path and query are the client's request path and query
 	path, query string
+	attemptBuf  [4]attempt // backs attempts
 }
 
 // decoded returns the decoded request, decoding it on first use.

@@ -61,7 +61,7 @@ type attempt struct {
 // must: if it cannot, the error says why (an *llmapi.UnsupportedError, or
 // a client error in the request); a later one that cannot is left out.
 func (in *incoming) attempts(candidates []*Model) ([]attempt, error) {
-	out := make([]attempt, 0, len(candidates))
+	out := in.attemptBuf[:0] // no allocation for the usual few candidates
 	for i, m := range candidates {
 		if m.api == in.api {
 			out = append(out, attempt{model: m})
