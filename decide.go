@@ -34,6 +34,7 @@ type incoming struct {
 	// candidate of another API; neutralErr why it could not be
 	neutral    *llmapi.Turn
 	neutralErr error
+	states     *affinity.Store // where translated Responses conversations are kept
 	// path and query are the client's request path and query
 	path, query string
 	attemptBuf  [4]attempt // backs attempts
@@ -53,10 +54,14 @@ func (in *incoming) decoded() (*llmapi.Summary, error) {
 }
 
 // turn returns the request in the neutral form, for a model of another
-// API, decoding it on first use.
+// API, decoding it on first use; a conversation continued by
+// previous_response_id is put before its messages.
 func (in *incoming) turn() (*llmapi.Turn, error) {
 	if in.neutral == nil && in.neutralErr == nil {
 		in.neutral, in.neutralErr = llmapi.DecodeTurn(in.api, in.body.bytes)
+		if in.neutralErr == nil && in.neutral.PreviousResponseID != "" {
+			in.neutralErr = in.continueConversation(in.r.Context(), in.neutral)
+		}
 	}
 	return in.neutral, in.neutralErr
 }

@@ -366,7 +366,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	in := &incoming{r: r, api: api, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r),
-		path: r.URL.Path, query: r.URL.RawQuery}
+		path: r.URL.Path, query: r.URL.RawQuery, states: h.pinStore}
 	usePreferences := env.Preferences != nil && h.clientPrefs
 	if usePreferences || (h.Implicit && key == "" && !optOut) {
 		// decode now: per-request preferences can be a client error, and an

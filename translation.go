@@ -130,7 +130,9 @@ func prepareAttempt(in *incoming, a attempt, saved *requestHeaders) *translator 
 			}
 		}
 	}
-	return &translator{from: m.api, to: in.api, model: cmp.Or(in.env.Model, m.Name), streamUsage: in.neutral.StreamUsage}
+	tr := &translator{from: m.api, to: in.api, model: cmp.Or(in.env.Model, m.Name), streamUsage: in.neutral.StreamUsage}
+	tr.record, tr.responseID = newRecorder(in, in.neutral)
+	return tr
 }
 
 // unsupportedMessage is the client's answer when the request cannot go to
@@ -167,6 +169,11 @@ type translator struct {
 	enc       llmapi.StreamEncoder
 	broken    bool  // the upstream's stream could not be read; the rest is ignored
 	clientErr error // writing to the client failed
+
+	// a Responses client's response: the id it is given, and what keeps
+	// its conversation (nil when none is kept)
+	responseID string
+	record     *recorder
 }
 
 // wrap makes t write to w.
@@ -194,7 +201,7 @@ func (t *translator) WriteHeader(status int) {
 	header.Del("Content-Length")
 	header.Del("Content-Encoding")
 	t.dec = llmapi.NewStreamDecoder(t.from)
-	t.enc = llmapi.NewStreamEncoder(t.to, llmapi.StreamOptions{IncludeUsage: t.streamUsage})
+	t.enc = llmapi.NewStreamEncoder(t.to, llmapi.StreamOptions{IncludeUsage: t.streamUsage, ID: t.responseID})
 	t.ResponseWriterWrapper.WriteHeader(status)
 }
 
@@ -231,6 +238,9 @@ func (t *translator) ReadFrom(src io.Reader) (int64, error) {
 func (t *translator) emit(ev llmapi.Event) {
 	if t.clientErr == nil {
 		t.clientErr = t.enc.Encode(t.ResponseWriterWrapper, ev)
+	}
+	if t.record != nil {
+		t.record.event(ev)
 	}
 }
 
@@ -282,6 +292,10 @@ func (t *translator) finish() {
 	if err != nil {
 		llmapi.WriteError(w, t.to, http.StatusBadGateway, err.Error())
 		return
+	}
+	if t.record != nil {
+		reply.ID = t.responseID
+		t.record.keep(reply.Parts)
 	}
 	// the model as the upstream names it, as an untranslated response has it
 	out := llmapi.EncodeReply(t.to, reply, cmp.Or(reply.Model, t.model))

@@ -74,6 +74,7 @@ const maxConcurrentRefreshes = 64
 // shared store) converge on one model. It is safe for concurrent use.
 type Store struct {
 	cache   *otter.Cache[string, entry]
+	states  *otter.Cache[string, []byte] // conversation state (see SetState)
 	clock   otter.Clock
 	ttl     atomic.Int64 // nanoseconds
 	onError func(op string, err error)
@@ -111,6 +112,9 @@ func New(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("creating pin cache: %w", err)
 	}
 	s.cache = cache
+	if s.states, err = newStateCache(s, opts.Clock); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -263,6 +267,7 @@ func (s *Store) Delete(ctx context.Context, key string) {
 // Flush removes every pin, here and in the shared store.
 func (s *Store) Flush(ctx context.Context) error {
 	s.cache.InvalidateAll()
+	s.states.InvalidateAll()
 	if shared, timeout := s.sharedStore(); shared != nil {
 		ctx, cancel := context.WithTimeout(ctx, 10*timeout)
 		defer cancel()
@@ -356,6 +361,8 @@ func (s *Store) All() iter.Seq2[string, Pin] {
 func (s *Store) Close() {
 	s.cache.InvalidateAll()
 	s.cache.StopAllGoroutines()
+	s.states.InvalidateAll()
+	s.states.StopAllGoroutines()
 	s.Share(nil, 0)
 }
 

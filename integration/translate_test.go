@@ -858,3 +858,63 @@ func TestStrictFakeRules(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviousResponseID: a Responses client served by a Chat model
+// continues a conversation by previous_response_id; the gateway keeps what
+// it translated, across a config reload, and refuses an id it does not know.
+func TestPreviousResponseID(t *testing.T) {
+	f := newFleet(t, alternating)
+	site := testSite{defaultModel: "small", models: []siteModel{{name: "small", to: f.small.addr(), upstreamModel: "small-up"}}}
+	startCaddy(t, site)
+	ctx := context.Background()
+	client := openaiClient()
+
+	first, err := client.Responses.New(ctx, responses.ResponseNewParams{
+		Model:        "small",
+		Instructions: openai.String("Be brief."),
+		Input:        responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")},
+	}, option.WithHeader("X-Model-Affinity", "resp-session"))
+	if err != nil {
+		t.Fatalf("turn 1: %v", err)
+	}
+	if !strings.HasPrefix(first.ID, "resp_") || first.OutputText() != "hello from small" {
+		t.Fatalf("turn 1: id %q, text %q", first.ID, first.OutputText())
+	}
+	// the model is the upstream's own; the new turn carries only its new input
+	continued := func(previous, text string) *responses.Response {
+		t.Helper()
+		resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
+			Model:              "small",
+			PreviousResponseID: openai.String(previous),
+			Input:              responses.ResponseNewParamsInputUnion{OfString: openai.String(text)},
+		}, option.WithHeader("X-Model-Affinity", "resp-session"))
+		if err != nil {
+			t.Fatalf("continuing %s: %v", previous, err)
+		}
+		return resp
+	}
+	second := continued(first.ID, "again")
+	seen := f.small.requests()
+	want := `"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"},` +
+		`{"role":"assistant","content":"hello from small"},{"role":"user","content":"again"}]`
+	if len(seen) != 2 || !strings.Contains(string(seen[1].Body), want) {
+		t.Fatalf("the upstream's second request: %s\nwant it to hold %s", seen[len(seen)-1].Body, want)
+	}
+
+	// a reload keeps the conversations with the pins
+	reloadCaddy(t, globalOptions+site.with("ttl 20m").String())
+	continued(second.ID, "and once more")
+	seen = f.small.requests()
+	if body := string(seen[len(seen)-1].Body); !strings.Contains(body, `{"role":"user","content":"again"},{"role":"assistant","content":"hello from small"},{"role":"user","content":"and once more"}`) {
+		t.Errorf("after a reload the upstream saw %s; want the whole conversation", body)
+	}
+
+	resp, out := post(t, "/v1/responses", []byte(`{"model":"small","previous_response_id":"resp_unknown","input":"x"}`))
+	checkAPIError(t, "an unknown previous_response_id", false, http.StatusBadRequest, resp, out)
+	if !strings.Contains(string(out), "previous_response_id names no response") {
+		t.Errorf("unknown id: %s", out)
+	}
+	if n := len(f.small.requests()); n != 3 {
+		t.Errorf("the upstream got %d requests, want 3: an unknown id goes nowhere", n)
+	}
+}

@@ -47,10 +47,10 @@ type responsesItemJSON struct {
 }
 
 type responsesPart struct {
-	Type        string   `json:"type"`
-	Text        string   `json:"text,omitempty"`
-	ImageURL    string   `json:"image_url,omitempty"`
-	Annotations []string `json:"annotations,omitempty"`
+	Type        string          `json:"type"`
+	Text        string          `json:"text,omitempty"`
+	ImageURL    string          `json:"image_url,omitempty"`
+	Annotations json.RawMessage `json:"annotations,omitempty"` // [] on output text, as OpenAI sends it
 }
 
 // decodeResponses reads a Responses request into the neutral form for
@@ -58,9 +58,10 @@ type responsesPart struct {
 func decodeResponses(body []byte) (*Turn, error) { return decodeResponsesTurn(body, true) }
 
 // decodeResponsesTurn reads a Responses request into the neutral form.
-// Strict, it refuses what no other API can express (a previous_response_id,
-// whose state only a Responses upstream has; built-in tools and their
-// items); lenient, it leaves them out.
+// Strict, it refuses what no other API can express (built-in tools and
+// their items); lenient, it leaves them out. A previous_response_id is kept
+// in the turn: the gateway holds the conversations of the responses it
+// translated.
 func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 	var req responsesRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -72,13 +73,9 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 		}
 		return nil
 	}
-	if req.PreviousResponseID != "" {
-		if err := refuse("\"previous_response_id\" (send the whole input each turn, with store false)"); err != nil {
-			return nil, err
-		}
-	}
 	t := &Turn{Model: req.Model, System: req.Instructions, MaxTokens: req.MaxOutputTokens, Temperature: req.Temperature,
-		TopP: req.TopP, Stream: req.Stream, User: req.User}
+		TopP: req.TopP, Stream: req.Stream, User: req.User, PreviousResponseID: req.PreviousResponseID,
+		NoStore: req.Store != nil && !*req.Store}
 	for i, tool := range req.Tools {
 		if tool.Type != "function" {
 			if err := refuse(fmt.Sprintf("tools[%d], a built-in tool", i)); err != nil {
@@ -378,7 +375,7 @@ func encodeResponsesReply(r *Reply, model string) []byte {
 		}
 	}
 	if len(text) > 0 {
-		content, _ := json.Marshal([]responsesPart{{Type: "output_text", Text: strings.Join(text, ""), Annotations: []string{}}})
+		content, _ := json.Marshal([]responsesPart{{Type: "output_text", Text: strings.Join(text, ""), Annotations: json.RawMessage("[]")}})
 		resp.Output = append(resp.Output, responsesItemJSON{Type: "message", ID: "msg_" + strings.TrimPrefix(id, "resp_"),
 			Role: "assistant", Status: "completed", Content: content})
 	}

@@ -74,7 +74,11 @@ func TestDecodeForResponses(t *testing.T) {
 		strings.Join(sum.ToolNames, ",") != "grep" || len(sum.Preferences) != 1 || len(sum.Conversation) != 1 {
 		t.Errorf("summary %+v", sum)
 	}
-	if _, err := DecodeTurn(Responses, body); !isUnsupported(err, "previous_response_id") {
-		t.Errorf("translating it: %v, want previous_response_id refused", err)
+	if _, err := DecodeTurn(Responses, body); !isUnsupported(err, "tools[0], a built-in tool") {
+		t.Errorf("translating it: %v, want the built-in tool refused", err)
+	}
+	turn, err := DecodeTurn(Responses, []byte(`{"model":"m","previous_response_id":"resp_1","store":false,"input":"x"}`))
+	if err != nil || turn.PreviousResponseID != "resp_1" || !turn.NoStore {
+		t.Errorf("a continued turn: %+v, %v; want its previous_response_id and store false kept", turn, err)
 	}
 }

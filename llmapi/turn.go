@@ -34,6 +34,12 @@ type Turn struct {
 	StreamUsage bool
 	// User is the end user's id, where the client sent one.
 	User string
+	// PreviousResponseID is the Responses response this turn continues:
+	// its conversation comes before Messages.
+	PreviousResponseID string
+	// NoStore is set when a Responses client asked that the response not be
+	// kept (store false).
+	NoStore bool
 }
 
 // Role is who speaks a message.
