@@ -5,7 +5,12 @@
 // routing model on loopback, and needs no API keys.
 //
 //	go run ./cmd/llm-affinity-demo
+//	go run ./cmd/llm-affinity-demo --client messages
 //	go run ./cmd/llm-affinity-demo --gateway http://localhost:8080/v1
+//
+// --client picks the API the agent speaks: chat (Chat Completions), messages
+// (Anthropic Messages) or responses (OpenAI Responses). The stand-in models
+// speak Chat Completions, so with the other two the gateway translates.
 //
 // It exits 0 only if the run with affinity stayed on one model.
 package main
@@ -16,69 +21,114 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 
 	"github.com/llmaffinity/caddy-llm-affinity/internal/demo"
 )
 
-func main() {
-	gateway := flag.String("gateway", "", "OpenAI base URL of a running gateway, e.g. http://localhost:8080/v1 (default: start a local one)")
-	model := flag.String("model", "gpt-4o-mini", "model the agent asks for; the gateway decides which one serves")
-	apiKey := flag.String("api-key", "unused", "API key the client sends; the gateway replaces it with each model's own key")
-	timeout := flag.Duration("timeout", 5*time.Minute, "time limit for both runs")
-	flag.Parse()
+// config is what the flags set.
+type config struct {
+	gateway, model, apiKey string
+	client                 demo.ClientAPI
+	timeout                time.Duration
+}
 
-	if err := run(os.Stdout, *gateway, *model, *apiKey, *timeout); err != nil {
+// result is what the two runs saw.
+type result struct {
+	without, with []demo.Turn
+	// routerCalls counts the routing model's calls in each run; -1 when
+	// the gateway is not the demo's own, whose router it cannot count.
+	routerCalls [2]int64
+}
+
+func main() {
+	var cfg config
+	var client string
+	flag.StringVar(&cfg.gateway, "gateway", "", "OpenAI base URL of a running gateway, e.g. http://localhost:8080/v1 (default: start a local one)")
+	flag.StringVar(&client, "client", string(demo.ClientChat), "API the agent speaks: chat (POST /v1/chat/completions), "+
+		"messages (Anthropic, POST /v1/messages) or responses (POST /v1/responses); the gateway translates for models that speak another")
+	flag.StringVar(&cfg.model, "model", "gpt-4o-mini", "model the agent asks for; the gateway decides which one serves")
+	flag.StringVar(&cfg.apiKey, "api-key", "unused", "API key the client sends; the gateway replaces it with each model's own key")
+	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "time limit for both runs")
+	flag.Parse()
+	cfg.client = demo.ClientAPI(client)
+
+	if _, err := run(os.Stdout, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "llm-affinity-demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, gateway, model, apiKey string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+func run(out io.Writer, cfg config) (result, error) {
+	res := result{routerCalls: [2]int64{-1, -1}}
+	if !slices.Contains(demo.ClientAPIs, cfg.client) {
+		return res, fmt.Errorf("--client %q: want chat, messages or responses", cfg.client)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 
+	gateway := cfg.gateway
+	var router *demo.Router
 	if gateway == "" {
 		stack, err := demo.Start()
 		if err != nil {
-			return err
+			return res, err
 		}
 		defer stack.Close()
-		gateway = stack.GatewayURL
+		gateway, router = stack.GatewayURL, stack.Router
 		fmt.Fprintf(out, "\n  Gateway: Caddy + llm_affinity on %s (local stand-in providers and router)\n", gateway)
 	} else {
 		fmt.Fprintf(out, "\n  Gateway: %s\n", gateway)
 	}
-	client := openai.NewClient(option.WithBaseURL(gateway), option.WithAPIKey(apiKey), option.WithMaxRetries(0))
-
-	without, err := demo.RunAgent(ctx, client, model)
-	if err != nil {
-		return fmt.Errorf("run without affinity: %w", err)
+	fmt.Fprintf(out, "  Client:  %s\n", cfg.client.Describe())
+	if router != nil && cfg.client != demo.ClientChat {
+		fmt.Fprintf(out, "           the stand-in models speak Chat Completions: the gateway translates every turn\n")
 	}
-	printRun(out, "Run 1: WITHOUT Model Affinity", without)
-	if n := demo.Switches(without); n > 0 {
+
+	// agent runs the agent once, as a client sending header, and counts
+	// the routing model's calls of the run
+	agent := func(i int, header map[string]string) ([]demo.Turn, error) {
+		conv, err := demo.NewConversation(cfg.client, gateway, cfg.apiKey, cfg.model, header)
+		if err != nil {
+			return nil, err
+		}
+		var before int64
+		if router != nil {
+			before = router.Calls.Load()
+		}
+		turns, err := demo.RunAgent(ctx, conv)
+		if router != nil {
+			res.routerCalls[i] = router.Calls.Load() - before
+		}
+		return turns, err
+	}
+
+	var err error
+	if res.without, err = agent(0, nil); err != nil {
+		return res, fmt.Errorf("run without affinity: %w", err)
+	}
+	printRun(out, "Run 1: WITHOUT Model Affinity", res.without)
+	if n := demo.Switches(res.without); n > 0 {
 		fmt.Fprintf(out, "\n  ✗  Without affinity: model switched %d time(s)\n", n)
 	} else {
 		fmt.Fprintf(out, "\n  •  Without affinity: the router happened to pick one model every turn\n")
 	}
 
 	session := uuid.NewString()
-	with, err := demo.RunAgent(ctx, client, model, option.WithHeader("X-Model-Affinity", session))
-	if err != nil {
-		return fmt.Errorf("run with affinity: %w", err)
+	if res.with, err = agent(1, map[string]string{"X-Model-Affinity": session}); err != nil {
+		return res, fmt.Errorf("run with affinity: %w", err)
 	}
-	printRun(out, fmt.Sprintf("Run 2: WITH Model Affinity  (X-Model-Affinity: %s…)", session[:8]), with)
-	if n := demo.Switches(with); n > 0 {
+	printRun(out, fmt.Sprintf("Run 2: WITH Model Affinity  (X-Model-Affinity: %s…)", session[:8]), res.with)
+	if n := demo.Switches(res.with); n > 0 {
 		fmt.Fprintf(out, "\n  ✗  With affinity: model switched %d time(s)\n\n", n)
-		return fmt.Errorf("the run with affinity used more than one model")
+		return res, fmt.Errorf("the run with affinity used more than one model")
 	}
-	fmt.Fprintf(out, "\n  ✓  With affinity: %s for all %d turns\n\n", with[0].Model, len(with))
-	return nil
+	fmt.Fprintf(out, "\n  ✓  With affinity: %s for all %d turns\n\n", res.with[0].Model, len(res.with))
+	return res, nil
 }
 
 // printRun prints one run as a table: turn, model, tools called, and a

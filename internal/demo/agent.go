@@ -1,7 +1,8 @@
 // Package demo is the model-affinity demo: a database-selection agent that
-// runs a real tool-calling loop with the official OpenAI Go SDK, and local
-// stand-ins (two OpenAI-compatible providers and an Arch-Router compatible
-// routing model) so it runs with no API keys.
+// runs a real tool-calling loop with an official SDK (OpenAI's for Chat
+// Completions and Responses, Anthropic's for Messages), and local stand-ins
+// (two OpenAI-compatible providers and an Arch-Router compatible routing
+// model) so it runs with no API keys.
 package demo
 
 import (
@@ -9,10 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/shared"
 )
 
 // MaxTurns bounds the agent loop.
@@ -26,34 +23,34 @@ const (
 		"consistency for orders and payments, flexible product catalogs, and room to grow to millions of users."
 )
 
-// Tools are the agent's tools, as sent to the model.
-var Tools = []openai.ChatCompletionToolUnionParam{
-	functionTool("get_db_benchmarks", "Fetch performance benchmarks for a database under a workload type",
+// tool is one of the agent's function tools in no API's shape: each client
+// writes it the way its API takes it.
+type tool struct {
+	name, description string
+	// properties and required make the JSON Schema object of the arguments.
+	properties map[string]any
+	required   []string
+}
+
+// schema is the tool's parameters as a JSON Schema object.
+func (t tool) schema() map[string]any {
+	return map[string]any{"type": "object", "properties": t.properties, "required": t.required}
+}
+
+// tools are the agent's tools, as every client offers them to the model.
+var tools = []tool{
+	{"get_db_benchmarks", "Fetch performance benchmarks for a database under a workload type",
 		map[string]any{
 			"database": map[string]any{"type": "string", "enum": []string{"postgresql", "mongodb"}},
 			"workload": map[string]any{"type": "string", "description": "e.g. transactional, catalog_reads"},
-		}, "database", "workload"),
-	functionTool("get_case_studies", "Retrieve real-world e-commerce case studies for a database",
-		map[string]any{"database": map[string]any{"type": "string"}}, "database"),
-	functionTool("check_feature_support", "Check whether a database supports a specific feature",
+		}, []string{"database", "workload"}},
+	{"get_case_studies", "Retrieve real-world e-commerce case studies for a database",
+		map[string]any{"database": map[string]any{"type": "string"}}, []string{"database"}},
+	{"check_feature_support", "Check whether a database supports a specific feature",
 		map[string]any{
 			"database": map[string]any{"type": "string"},
 			"feature":  map[string]any{"type": "string"},
-		}, "database", "feature"),
-}
-
-// functionTool is a function tool whose parameters are an object of
-// properties, the required ones named.
-func functionTool(name, description string, properties map[string]any, required ...string) openai.ChatCompletionToolUnionParam {
-	return openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
-		Name:        name,
-		Description: openai.String(description),
-		Parameters: shared.FunctionParameters{
-			"type":       "object",
-			"properties": properties,
-			"required":   required,
-		},
-	})
+		}, []string{"database", "feature"}},
 }
 
 // RunTool returns the simulated result of a tool call.
@@ -85,6 +82,47 @@ func RunTool(name, arguments string) string {
 	return string(out)
 }
 
+// Conversation is the agent's conversation as a client of one API holds it:
+// the system prompt, the question, the tools and every turn so far, all sent
+// with each request (no state on the server). Its implementations differ
+// only in how a turn is sent and read; RunAgent is the one loop for all.
+type Conversation interface {
+	// Send sends the conversation as one request, appends the model's reply
+	// to it and returns the reply.
+	Send(ctx context.Context) (Reply, error)
+	// AddToolResults appends the results of the last reply's tool calls.
+	AddToolResults(results []ToolResult)
+}
+
+// Reply is the model's answer to one request, read from any API's response.
+type Reply struct {
+	// Model is the response's "model" field: the model that answered.
+	Model string
+	// Text is the reply's text.
+	Text string
+	// Calls are the tool calls the model made, in order.
+	Calls []ToolCall
+}
+
+// ToolCall is a call of one of the agent's tools.
+type ToolCall struct {
+	// ID pairs the call with its result; empty in the stand-ins' script,
+	// which numbers the calls as it answers.
+	ID string
+	// Name is the tool's name.
+	Name string
+	// Arguments is the JSON text of the arguments object.
+	Arguments string
+}
+
+// ToolResult is what a tool call returned, for the next request.
+type ToolResult struct {
+	// CallID is the ID of the ToolCall it answers.
+	CallID string
+	// Content is the tool's output, JSON text.
+	Content string
+}
+
 // Turn is what one request of the agent loop produced.
 type Turn struct {
 	// Model is the response's "model" field: the model that answered.
@@ -95,36 +133,27 @@ type Turn struct {
 	Answer string
 }
 
-// RunAgent runs the tool-calling loop until the model answers without tool
-// calls, at most MaxTurns requests. Each turn is a separate chat completions
-// request made with client; opts apply to every request (e.g. the affinity
-// header).
-func RunAgent(ctx context.Context, client openai.Client, model string, opts ...option.RequestOption) ([]Turn, error) {
-	params := openai.ChatCompletionNewParams{
-		Model:    model,
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(SystemPrompt), openai.UserMessage(UserQuestion)},
-		Tools:    Tools,
-	}
+// RunAgent runs the tool-calling loop on conv until the model answers
+// without tool calls, at most MaxTurns requests, each a separate request of
+// conv's API with the whole conversation so far.
+func RunAgent(ctx context.Context, conv Conversation) ([]Turn, error) {
 	var turns []Turn
 	for range MaxTurns {
-		completion, err := client.Chat.Completions.New(ctx, params, opts...)
+		reply, err := conv.Send(ctx)
 		if err != nil {
 			return turns, fmt.Errorf("turn %d: %w", len(turns)+1, err)
 		}
-		if len(completion.Choices) == 0 {
-			return turns, fmt.Errorf("turn %d: the response has no choices", len(turns)+1)
-		}
-		msg := completion.Choices[0].Message
-		turn := Turn{Model: completion.Model}
-		params.Messages = append(params.Messages, msg.ToParam())
-		for _, call := range msg.ToolCalls {
-			turn.Tools = append(turn.Tools, call.Function.Name)
-			params.Messages = append(params.Messages, openai.ToolMessage(RunTool(call.Function.Name, call.Function.Arguments), call.ID))
-		}
-		if len(msg.ToolCalls) == 0 {
-			turn.Answer = msg.Content
+		turn := Turn{Model: reply.Model}
+		if len(reply.Calls) == 0 {
+			turn.Answer = reply.Text
 			return append(turns, turn), nil
 		}
+		results := make([]ToolResult, len(reply.Calls))
+		for i, call := range reply.Calls {
+			turn.Tools = append(turn.Tools, call.Name)
+			results[i] = ToolResult{CallID: call.ID, Content: RunTool(call.Name, call.Arguments)}
+		}
+		conv.AddToolResults(results)
 		turns = append(turns, turn)
 	}
 	return turns, errors.New("the agent did not answer within the turn limit")

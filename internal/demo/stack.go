@@ -28,11 +28,15 @@ func Site(address, gptAddr, claudeAddr, routerEndpoint string) string {
 	return fmt.Sprintf(`%s {
 	llm_affinity {
 		default %s
+		# the stand-ins speak Chat Completions: a Messages or Responses
+		# client's requests and responses are translated
 		model %s {
 			to %s
+			api chat
 		}
 		model %s {
 			to %s
+			api chat
 		}
 		route %s {
 			description Selecting and calling tools to gather data: benchmarks, case studies, feature checks

@@ -14,35 +14,33 @@ import (
 // router reads to decide the next turn's route.
 var script = []struct {
 	text  string
-	calls []toolCall
+	calls []ToolCall
 }{
 	{
 		text: "Fetching benchmarks for both databases; next I will reason about the throughput numbers.",
-		calls: []toolCall{
-			{"get_db_benchmarks", `{"database":"postgresql","workload":"transactional"}`},
-			{"get_db_benchmarks", `{"database":"mongodb","workload":"transactional"}`},
+		calls: []ToolCall{
+			{Name: "get_db_benchmarks", Arguments: `{"database":"postgresql","workload":"transactional"}`},
+			{Name: "get_db_benchmarks", Arguments: `{"database":"mongodb","workload":"transactional"}`},
 		},
 	},
 	{
 		text: "PostgreSQL leads on transactions. Looking up case studies; then I will call a tool to check feature support.",
-		calls: []toolCall{
-			{"get_case_studies", `{"database":"postgresql"}`},
-			{"get_case_studies", `{"database":"mongodb"}`},
+		calls: []ToolCall{
+			{Name: "get_case_studies", Arguments: `{"database":"postgresql"}`},
+			{Name: "get_case_studies", Arguments: `{"database":"mongodb"}`},
 		},
 	},
 	{
 		text: "Checking multi-document ACID support; next I will weigh everything and recommend one.",
-		calls: []toolCall{
-			{"check_feature_support", `{"database":"mongodb","feature":"multi-document ACID transactions"}`},
+		calls: []ToolCall{
+			{Name: "check_feature_support", Arguments: `{"database":"mongodb","feature":"multi-document ACID transactions"}`},
 		},
 	},
 }
 
-// finalAnswer is the stand-in providers' answer once the script is done.
-const finalAnswer = "Recommendation: PostgreSQL. It leads the transactional benchmarks, runs orders and " +
+// FinalAnswer is the stand-in providers' answer once the script is done.
+const FinalAnswer = "Recommendation: PostgreSQL. It leads the transactional benchmarks, runs orders and " +
 	"payments at marketplace scale, and JSONB covers flexible product catalogs."
-
-type toolCall struct{ name, arguments string }
 
 // Provider is an OpenAI-compatible chat completions server that plays the
 // agent deterministically: tool calls for three turns, then an answer. It
@@ -72,13 +70,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			step++
 		}
 	}
-	message := map[string]any{"role": "assistant", "content": finalAnswer}
+	message := map[string]any{"role": "assistant", "content": FinalAnswer}
 	finish := "stop"
 	if step < len(script) {
 		calls := make([]map[string]any, len(script[step].calls))
 		for i, c := range script[step].calls {
 			calls[i] = map[string]any{"id": fmt.Sprintf("call_%d_%d", step, i), "type": "function",
-				"function": map[string]any{"name": c.name, "arguments": c.arguments}}
+				"function": map[string]any{"name": c.Name, "arguments": c.Arguments}}
 		}
 		message = map[string]any{"role": "assistant", "content": script[step].text, "tool_calls": calls}
 		finish = "tool_calls"
