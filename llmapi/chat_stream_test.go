@@ -198,6 +198,12 @@ var chatDecoderCases = []decoderCase{
 		wantErr: errAny,
 	},
 	{
+		name:    "a call that never gets its name",
+		stream:  chatChunkOf(`"delta":{"tool_calls":[{"index":0,"id":"c","function":{"arguments":"{}"}}]},"finish_reason":"tool_calls"`),
+		want:    []Event{evStart("chatcmpl-T", "m", nil), evFail("api_error", "llmapi: upstream tool call without a name")},
+		wantErr: errAny,
+	},
+	{
 		name:    "malformed JSON",
 		stream:  chatChunkOf(`"delta":{"content":"a"}`) + "data: {\"choices\":[\n\n",
 		want:    []Event{evStart("chatcmpl-T", "m", nil), evText(0, "a"), evFail("api_error", "malformed JSON: unexpected end of body")},
