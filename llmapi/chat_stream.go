@@ -159,15 +159,18 @@ func (c *chatStreamDecoder) toolCall(d *decodeState, v []byte, emit func(Event))
 		return err
 	}
 	newest := len(c.calls) > 0 && c.calls[len(c.calls)-1] == index
+	// Some providers number every call 0 (or leave index out): another id
+	// at the newest index is another call.
+	another := newest && id != "" && c.call.ID != "" && id != c.call.ID
 	switch {
-	case newest && c.pending:
+	case newest && !another && c.pending:
 		c.call.ID = cmp.Or(c.call.ID, id)
 		c.call.Name += name
 		c.call.Arguments += args
-	case newest && d.kind == toolBlock && d.open == c.block:
+	case newest && !another && d.kind == toolBlock && d.open == c.block:
 		d.toolArgs(args, emit)
 		return nil
-	case slices.Contains(c.calls, index):
+	case !another && slices.Contains(c.calls, index):
 		return outOfOrder("a tool call's delta after its block stopped")
 	default:
 		if err := c.begin(d, emit); err != nil {
