@@ -22,14 +22,15 @@ type chatStreamDecoder struct {
 
 // chatChunk is what a chunk holds that the decoder reads.
 type chatChunk struct {
-	id, model             string
-	choices, usage, error []byte
+	id, model, choices, usage, error []byte // raw values
 }
 
 // event reads one chunk.
 func (c *chatStreamDecoder) event(d *decodeState, _, data []byte, emit func(Event)) error {
 	if string(bytes.TrimSpace(data)) == "[DONE]" {
-		c.begin(d, emit)
+		if err := c.begin(d, emit); err != nil {
+			return err
+		}
 		d.end(emit)
 		return nil
 	}
@@ -37,9 +38,9 @@ func (c *chatStreamDecoder) event(d *decodeState, _, data []byte, emit func(Even
 	err := jsonObject(data, func(key, v []byte) (err error) {
 		switch string(key) {
 		case `"id"`:
-			ch.id, err = jsonString(v)
+			ch.id = v
 		case `"model"`:
-			ch.model, err = jsonString(v)
+			ch.model = v
 		case `"choices"`:
 			ch.choices = v
 		case `"usage"`:
@@ -55,7 +56,17 @@ func (c *chatStreamDecoder) event(d *decodeState, _, data []byte, emit func(Even
 	if ch.error != nil && string(ch.error) != "null" {
 		return chatStreamError(d, ch.error, emit)
 	}
-	d.begin(ch.id, ch.model, nil, emit)
+	if !d.started {
+		id, err := jsonString(ch.id)
+		if err != nil {
+			return err
+		}
+		model, err := jsonString(ch.model)
+		if err != nil {
+			return err
+		}
+		d.begin(id, model, nil, emit)
+	}
 	if err := jsonArray(ch.choices, func(v []byte) error { return c.choice(d, v, emit) }); err != nil {
 		return err
 	}
@@ -94,7 +105,9 @@ func (c *chatStreamDecoder) choice(d *decodeState, v []byte, emit func(Event)) e
 	if err != nil || reason == "" {
 		return err
 	}
-	c.begin(d, emit)
+	if err := c.begin(d, emit); err != nil {
+		return err
+	}
 	d.finish(chatStopReason(reason), emit)
 	return nil
 }
@@ -104,11 +117,13 @@ func (c *chatStreamDecoder) delta(d *decodeState, key, v []byte, emit func(Event
 	switch string(key) {
 	case `"content"`, `"refusal"`:
 		text, err := jsonString(v)
-		if err == nil && text != "" {
-			c.begin(d, emit)
-			d.text(text, emit)
+		if err != nil || text == "" {
+			return err
 		}
-		return err
+		if err := c.begin(d, emit); err != nil {
+			return err
+		}
+		d.text(text, emit)
 	case `"tool_calls"`:
 		return jsonArray(v, func(v []byte) error { return c.toolCall(d, v, emit) })
 	}
@@ -144,36 +159,42 @@ func (c *chatStreamDecoder) toolCall(d *decodeState, v []byte, emit func(Event))
 		return err
 	}
 	newest := len(c.calls) > 0 && c.calls[len(c.calls)-1] == index
+	// Some providers number every call 0 (or leave index out): another id
+	// at the newest index is another call.
+	another := newest && id != "" && c.call.ID != "" && id != c.call.ID
 	switch {
-	case newest && c.pending:
+	case newest && !another && c.pending:
 		c.call.ID = cmp.Or(c.call.ID, id)
 		c.call.Name += name
 		c.call.Arguments += args
-	case newest && d.kind == toolBlock && d.open == c.block:
+	case newest && !another && d.kind == toolBlock && d.open == c.block:
 		d.toolArgs(args, emit)
 		return nil
-	case slices.Contains(c.calls, index):
+	case !another && slices.Contains(c.calls, index):
 		return outOfOrder("a tool call's delta after its block stopped")
 	default:
-		c.begin(d, emit)
+		if err := c.begin(d, emit); err != nil {
+			return err
+		}
 		c.calls = append(c.calls, index)
 		c.pending, c.call = true, ToolCall{ID: id, Name: name, Arguments: args}
 	}
 	if c.call.Name != "" {
-		c.begin(d, emit)
+		return c.begin(d, emit)
 	}
 	return nil
 }
 
-// begin begins the block of a call that waits for its name: before
-// anything else is emitted, with what it has.
-func (c *chatStreamDecoder) begin(d *decodeState, emit func(Event)) {
+// begin begins the block of a call that waits for its name, before
+// anything else is emitted: a call whose name has not come by then fails
+// the stream.
+func (c *chatStreamDecoder) begin(d *decodeState, emit func(Event)) error {
 	if !c.pending {
-		return
+		return nil
 	}
 	c.pending = false
-	d.toolCall(c.call, emit)
-	c.block = d.open
+	c.block = d.blocks
+	return d.toolCall(c.call, emit)
 }
 
 // chatUsage reads a Chat usage object.

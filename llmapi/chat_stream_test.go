@@ -198,6 +198,36 @@ var chatDecoderCases = []decoderCase{
 		wantErr: errAny,
 	},
 	{
+		name: "every call numbered 0, told apart by id",
+		stream: chatChunkOf(`"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"n\":"}}]}`) +
+			chatChunkOf(`"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}`) +
+			chatChunkOf(`"delta":{"tool_calls":[{"id":"call_b","type":"function","function":{"name":"g","arguments":"{}"}}]}`) +
+			chatChunkOf(`"delta":{},"finish_reason":"tool_calls"`) + "data: [DONE]\n\n",
+		want: []Event{
+			evStart("chatcmpl-T", "m", nil),
+			evCall(0, "call_a", "f", `{"n":`), evArgs(0, "1}"), evStop(0),
+			evCall(1, "call_b", "g", "{}"), evStop(1),
+			evFinish(StopToolCalls), evEnd,
+		},
+	},
+	{
+		name: "a call's arguments after text closed it",
+		stream: chatChunkOf(`"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{"}}]}`) +
+			chatChunkOf(`"delta":{"content":"x"}`) +
+			chatChunkOf(`"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]}`),
+		want: []Event{
+			evStart("chatcmpl-T", "m", nil), evCall(0, "a", "f", "{"), evStop(0), evText(1, "x"),
+			evFail("api_error", "llmapi: upstream stream out of order: a tool call's delta after its block stopped"),
+		},
+		wantErr: errAny,
+	},
+	{
+		name:    "a call that never gets its name",
+		stream:  chatChunkOf(`"delta":{"tool_calls":[{"index":0,"id":"c","function":{"arguments":"{}"}}]},"finish_reason":"tool_calls"`),
+		want:    []Event{evStart("chatcmpl-T", "m", nil), evFail("api_error", "llmapi: upstream tool call without a name")},
+		wantErr: errAny,
+	},
+	{
 		name:    "malformed JSON",
 		stream:  chatChunkOf(`"delta":{"content":"a"}`) + "data: {\"choices\":[\n\n",
 		want:    []Event{evStart("chatcmpl-T", "m", nil), evText(0, "a"), evFail("api_error", "malformed JSON: unexpected end of body")},

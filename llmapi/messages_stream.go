@@ -54,9 +54,8 @@ func (u *messagesUsage) read(v []byte) error {
 
 // messagesEvent is what a Messages event holds that the decoder reads.
 type messagesEvent struct {
-	typ                                 string
-	index                               int
-	message, block, delta, usage, error []byte
+	typ, message, block, delta, usage, error []byte
+	index                                    int
 }
 
 // event reads one event; its data's type says what it is.
@@ -65,7 +64,7 @@ func (m *messagesStreamDecoder) event(d *decodeState, name, data []byte, emit fu
 	err := jsonObject(data, func(key, v []byte) (err error) {
 		switch string(key) {
 		case `"type"`:
-			ev.typ, err = jsonString(v)
+			ev.typ, err = jsonWord(v)
 		case `"index"`:
 			ev.index, err = jsonCount(v)
 		case `"message"`:
@@ -84,10 +83,10 @@ func (m *messagesStreamDecoder) event(d *decodeState, name, data []byte, emit fu
 	if err != nil {
 		return err
 	}
-	if ev.typ == "" {
-		ev.typ = string(name)
+	if len(ev.typ) == 0 {
+		ev.typ = name
 	}
-	switch ev.typ {
+	switch string(ev.typ) {
 	case "message_start":
 		return m.start(d, ev.message, emit)
 	case "content_block_start":
@@ -177,7 +176,9 @@ func (m *messagesStreamDecoder) blockStart(d *decodeState, index int, v []byte, 
 		if input = bytes.TrimSpace(input); len(input) > 0 && string(input) != "{}" && string(input) != "null" {
 			call.Arguments = string(input) // a tool_use given whole, not streamed
 		}
-		d.toolCall(call, emit)
+		if err := d.toolCall(call, emit); err != nil {
+			return err
+		}
 	}
 	m.blocks = append(m.blocks, kind)
 	m.cur = index
@@ -202,30 +203,43 @@ func (m *messagesStreamDecoder) blockDelta(d *decodeState, index int, v []byte, 
 	if known, err := m.current(index); !known || err != nil {
 		return err
 	}
-	var typ, text string
+	var typ []byte
+	var text, signature string
 	err := jsonObject(v, func(key, v []byte) (err error) {
 		switch string(key) {
 		case `"type"`:
-			typ, err = jsonString(v)
-		case `"text"`, `"partial_json"`, `"thinking"`, `"signature"`:
+			typ, err = jsonWord(v)
+		case `"text"`, `"partial_json"`, `"thinking"`:
 			text, err = jsonString(v)
+		case `"signature"`:
+			signature, err = jsonString(v)
 		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	switch typ {
+	kind := m.blocks[index]
+	switch string(typ) {
 	case "text_delta":
-		d.text(text, emit)
+		if kind == textBlock {
+			d.text(text, emit)
+			return nil
+		}
 	case "input_json_delta":
-		d.toolArgs(text, emit)
-	case "thinking_delta":
-		d.thinking(text, "", false, emit)
-	case "signature_delta":
-		d.thinking("", text, false, emit)
+		if kind == toolBlock {
+			d.toolArgs(text, emit)
+			return nil
+		}
+	case "thinking_delta", "signature_delta":
+		if kind == thinkingBlock {
+			d.thinking(text, signature, false, emit)
+			return nil
+		}
+	default:
+		return nil // citations_delta and later kinds
 	}
-	return nil // citations_delta and later kinds
+	return outOfOrder("a delta of another kind than its block")
 }
 
 // messageDelta reads message_delta: the stop reason and the usage so far.

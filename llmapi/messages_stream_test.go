@@ -112,6 +112,16 @@ var messagesDecoderCases = []decoderCase{
 		wantErr: errAny,
 	},
 	{
+		name: "a delta of another kind than its block",
+		stream: messagesEvents(
+			"message_start", messagesStartEvent,
+			"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}`,
+			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}`,
+		),
+		want:    []Event{evStart("msg_T", "claude", usage(5, 1, 0, 0)), evCall(0, "t", "f", ""), evFail("api_error", "llmapi: upstream stream out of order: a delta of another kind than its block")},
+		wantErr: errAny,
+	},
+	{
 		name: "a block started out of index order",
 		stream: messagesEvents(
 			"message_start", messagesStartEvent,

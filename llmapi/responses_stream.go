@@ -25,10 +25,9 @@ type responsesStreamDecoder struct {
 
 // responsesEvent is what a Responses event holds that the decoder reads.
 type responsesEvent struct {
-	typ                         string
-	outputIndex, contentIndex   int64
-	delta, text, code, message  string
-	response, item, part, error []byte
+	typ, response, item, part  []byte
+	outputIndex, contentIndex  int64
+	delta, text, code, message string
 }
 
 // event reads one event; its data's type says what it is.
@@ -37,7 +36,7 @@ func (r *responsesStreamDecoder) event(d *decodeState, _, data []byte, emit func
 	err := jsonObject(data, func(key, v []byte) (err error) {
 		switch string(key) {
 		case `"type"`:
-			ev.typ, err = jsonString(v)
+			ev.typ, err = jsonWord(v)
 		case `"output_index"`:
 			ev.outputIndex, err = strconv.ParseInt(string(v), 10, 64)
 		case `"content_index"`:
@@ -62,7 +61,7 @@ func (r *responsesStreamDecoder) event(d *decodeState, _, data []byte, emit func
 	if err != nil {
 		return err
 	}
-	switch ev.typ {
+	switch string(ev.typ) {
 	case "response.created":
 		var head responsesHead
 		if err := head.read(ev.response); err != nil {
@@ -112,7 +111,7 @@ func (r *responsesStreamDecoder) event(d *decodeState, _, data []byte, emit func
 		if err := head.read(ev.response); err != nil {
 			return err
 		}
-		d.finish(head.stopReason(ev.typ, d.tools > 0), emit)
+		d.finish(head.stopReason(string(ev.typ), d.tools > 0), emit)
 		if head.usage != nil {
 			d.usage(*head.usage, emit)
 		}
@@ -190,7 +189,7 @@ func (r *responsesStreamDecoder) itemAdded(d *decodeState, index int64, v []byte
 		return err
 	}
 	if it.typ == "function_call" {
-		d.toolCall(it.call(), emit)
+		return d.toolCall(it.call(), emit)
 	}
 	return nil
 }
@@ -233,7 +232,7 @@ func (r *responsesStreamDecoder) partDone(d *decodeState, text string, emit func
 // inCall checks that item is the newest, a function call whose block is
 // open.
 func (r *responsesStreamDecoder) inCall(d *decodeState, item int64) error {
-	if item != r.item || r.itemType != "function_call" {
+	if item != r.item || r.itemType != "function_call" || d.kind != toolBlock {
 		return outOfOrder("function call arguments for an item that is not the open call")
 	}
 	return nil
@@ -262,7 +261,9 @@ func (r *responsesStreamDecoder) itemDone(d *decodeState, index int64, v []byte,
 	switch it.typ {
 	case "function_call":
 		if isNew {
-			d.toolCall(it.call(), emit)
+			if err := d.toolCall(it.call(), emit); err != nil {
+				return err
+			}
 		}
 		r.callDone(d, it.arguments, emit)
 	case "message":

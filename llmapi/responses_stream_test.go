@@ -107,6 +107,20 @@ var responsesDecoderCases = []decoderCase{
 		wantErr: errTruncated,
 	},
 	{
+		name: "arguments after their done event",
+		stream: responsesEvents(
+			responsesCreatedEvent,
+			`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"id":"fc_a","type":"function_call","status":"in_progress","arguments":"","call_id":"call_a","name":"f"}}`,
+			`{"type":"response.function_call_arguments.done","sequence_number":2,"item_id":"fc_a","output_index":0,"arguments":"{}"}`,
+			`{"type":"response.function_call_arguments.delta","sequence_number":3,"item_id":"fc_a","output_index":0,"delta":"{}"}`,
+		),
+		want: []Event{
+			evStart("resp_T", "gpt-5", nil), evCall(0, "call_a", "f", ""), evArgs(0, "{}"), evStop(0),
+			evFail("api_error", "llmapi: upstream stream out of order: function call arguments for an item that is not the open call"),
+		},
+		wantErr: errAny,
+	},
+	{
 		name: "arguments for an earlier item",
 		stream: responsesEvents(
 			responsesCreatedEvent,

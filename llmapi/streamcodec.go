@@ -25,8 +25,8 @@ type StreamOptions struct {
 	// Model is the model name the client sees; empty shows the upstream's.
 	Model string
 	// IncludeUsage is set when a Chat client asked for the usage chunk
-	// (stream_options.include_usage). Messages and Responses always report
-	// usage.
+	// (stream_options.include_usage); it comes when the upstream reported
+	// usage. Messages and Responses always report usage.
 	IncludeUsage bool
 	// ID is the response id the client sees. When empty, the upstream's id
 	// is shown if it has the client API's shape (chatcmpl-..., msg_...,
@@ -203,8 +203,11 @@ func (d *decodeState) thinking(text, signature string, redacted bool, emit func(
 
 // toolCall opens a tool call block; its arguments may begin in call. An
 // upstream that gave the call no id gets a random one, so that its result
-// can be paired with it.
-func (d *decodeState) toolCall(call ToolCall, emit func(Event)) {
+// can be paired with it; one that gave it no name breaks the stream.
+func (d *decodeState) toolCall(call ToolCall, emit func(Event)) error {
+	if call.Name == "" {
+		return errors.New("llmapi: upstream tool call without a name")
+	}
 	d.openBlock(toolBlock, emit)
 	d.tools++
 	d.args = call.Arguments != ""
@@ -212,11 +215,13 @@ func (d *decodeState) toolCall(call ToolCall, emit func(Event)) {
 		call.ID = "call_" + randomID()
 	}
 	emit(Event{Kind: EventToolCallStart, Index: d.open, ToolCall: &call})
+	return nil
 }
 
-// toolArgs emits the next fragment of the open tool call's arguments.
+// toolArgs emits the next fragment of the arguments of the open block, a
+// tool call.
 func (d *decodeState) toolArgs(fragment string, emit func(Event)) {
-	if fragment == "" || d.kind != toolBlock {
+	if fragment == "" {
 		return
 	}
 	d.args = true

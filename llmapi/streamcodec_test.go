@@ -661,7 +661,8 @@ func messagesView(b []byte) (clientView, error) {
 }
 
 // responsesView reads a Responses stream with openai-go's ssestream into
-// its ResponseStreamEventUnion events, checking what openai-python's
+// its ResponseStreamEventUnion events, and with its ResponseAccumulator,
+// checking what openai-python's
 // stream helper and Codex need: response.created first, sequence numbers
 // from 0, each item added, its content, then done, the ids and indexes
 // consistent, the done texts the deltas', and a last event that ends the
@@ -669,6 +670,7 @@ func messagesView(b []byte) (clientView, error) {
 func responsesView(b []byte) (clientView, error) {
 	var v clientView
 	stream := oaissestream.NewStream[responses.ResponseStreamEventUnion](oaissestream.NewDecoder(sseResponse(b)), nil)
+	var acc responses.ResponseAccumulator // openai-go's own projection of the events
 	var (
 		seq      int64
 		id       string
@@ -681,6 +683,13 @@ func responsesView(b []byte) (clientView, error) {
 	)
 	for stream.Next() {
 		ev := stream.Current()
+		var sev responses.ResponsesServerEventUnion
+		if err := json.Unmarshal([]byte(ev.RawJSON()), &sev); err != nil {
+			return v, err
+		}
+		if err := acc.AddEvent(sev); err != nil {
+			return v, fmt.Errorf("ResponseAccumulator: %s: %w", ev.Type, err)
+		}
 		if ev.SequenceNumber != seq {
 			return v, fmt.Errorf("%s has sequence_number %d, want %d", ev.Type, ev.SequenceNumber, seq)
 		}
@@ -782,6 +791,27 @@ func responsesView(b []byte) (clientView, error) {
 	}
 	if final == nil {
 		return v, errors.New("the stream ended before the response did")
+	}
+	// The accumulator's view after the end is the final output: the items
+	// done.
+	snap := acc.Snapshot()
+	var calls []ToolCall
+	for _, item := range snap.Output {
+		if item.Type == "function_call" {
+			calls = append(calls, ToolCall{ID: item.CallID, Name: item.Name, Arguments: item.Arguments})
+		}
+	}
+	doneText := ""
+	for _, item := range done {
+		for _, part := range item.Content {
+			doneText += part.Text
+		}
+	}
+	if snap.OutputText() != doneText || !reflect.DeepEqual(calls, v.ToolCalls) || snap.ResponseID != final.ID {
+		return v, fmt.Errorf("ResponseAccumulator saw %+v", snap)
+	}
+	if _, err := acc.ReconstructedResponse(); err != nil {
+		return v, fmt.Errorf("ResponseAccumulator: %w", err)
 	}
 	switch final.Status {
 	case "completed":

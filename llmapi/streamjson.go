@@ -129,6 +129,20 @@ func jsonString(v []byte) (string, error) {
 	return b.String(), nil
 }
 
+// jsonWord is the string value v as bytes, for a switch on the words an
+// API uses (a type, a reason): undecoded, and so not allocated, when it has
+// no escapes; null and nil (absent) are nil.
+func jsonWord(v []byte) ([]byte, error) {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], nil
+	}
+	s, err := jsonString(v)
+	if s == "" {
+		return nil, err
+	}
+	return []byte(s), err
+}
+
 // hex4 decodes the four hex digits that start h (the scanner checked them).
 func hex4(h []byte) rune {
 	var r rune
