@@ -20,10 +20,8 @@ type chatStreamDecoder struct {
 	block   int // the block of the newest call, once begun
 }
 
-// chatChunk is what a chunk holds that the decoder reads.
-type chatChunk struct {
-	id, model, choices, usage, error []byte // raw values
-}
+// chatChunkFields are the members of a chunk the decoder reads.
+var chatChunkFields = []string{`"id"`, `"model"`, `"choices"`, `"usage"`, `"error"`}
 
 // event reads one chunk.
 func (c *chatStreamDecoder) event(d *decodeState, _, data []byte, emit func(Event)) error {
@@ -34,46 +32,32 @@ func (c *chatStreamDecoder) event(d *decodeState, _, data []byte, emit func(Even
 		d.end(emit)
 		return nil
 	}
-	var ch chatChunk
-	err := jsonObject(data, func(key, v []byte) (err error) {
-		switch string(key) {
-		case `"id"`:
-			ch.id = v
-		case `"model"`:
-			ch.model = v
-		case `"choices"`:
-			ch.choices = v
-		case `"usage"`:
-			ch.usage = v
-		case `"error"`:
-			ch.error = v
-		}
-		return err
-	})
-	if err != nil {
+	var f [5][]byte
+	if err := jsonFields(data, chatChunkFields, f[:]); err != nil {
 		return err
 	}
-	if ch.error != nil && string(ch.error) != "null" {
-		return chatStreamError(d, ch.error, emit)
+	rawID, rawModel, choices, usage, fail := f[0], f[1], f[2], f[3], f[4]
+	if fail != nil && string(fail) != "null" {
+		return chatStreamError(d, fail, emit)
 	}
 	if !d.started {
-		id, err := jsonString(ch.id)
+		id, err := jsonString(rawID)
 		if err != nil {
 			return err
 		}
-		model, err := jsonString(ch.model)
+		model, err := jsonString(rawModel)
 		if err != nil {
 			return err
 		}
 		d.begin(id, model, nil, emit)
 	}
-	if err := jsonArray(ch.choices, func(v []byte) error { return c.choice(d, v, emit) }); err != nil {
+	if err := jsonArray(choices, func(v []byte) error { return c.choice(d, v, emit) }); err != nil {
 		return err
 	}
-	if ch.usage == nil || string(ch.usage) == "null" {
+	if usage == nil || string(usage) == "null" {
 		return nil
 	}
-	u, err := chatUsage(ch.usage)
+	u, err := openAIUsage(usage, chatUsageKeys)
 	if err == nil {
 		d.usage(u, emit)
 	}
@@ -197,30 +181,6 @@ func (c *chatStreamDecoder) begin(d *decodeState, emit func(Event)) error {
 	return d.toolCall(c.call, emit)
 }
 
-// chatUsage reads a Chat usage object.
-func chatUsage(v []byte) (u Usage, err error) {
-	err = jsonObject(v, func(key, v []byte) (err error) {
-		switch string(key) {
-		case `"prompt_tokens"`:
-			u.InputTokens, err = jsonCount(v)
-		case `"completion_tokens"`:
-			u.OutputTokens, err = jsonCount(v)
-		case `"prompt_tokens_details"`:
-			err = jsonObject(v, func(key, v []byte) (err error) {
-				switch string(key) {
-				case `"cached_tokens"`:
-					u.CacheReadTokens, err = jsonCount(v)
-				case `"cache_write_tokens"`:
-					u.CacheWriteTokens, err = jsonCount(v)
-				}
-				return err
-			})
-		}
-		return err
-	})
-	return u, err
-}
-
 // chatStreamError reads the error object of an OpenAI stream (a chunk's
 // "error", or a string in its place) and fails the stream with it.
 func chatStreamError(d *decodeState, v []byte, emit func(Event)) error {
@@ -268,12 +228,11 @@ type chatStreamEncoder struct {
 
 // Encode writes the chunks ev means.
 func (e *chatStreamEncoder) Encode(w io.Writer, ev Event) error {
-	if e.over {
-		return nil
-	}
-	if !e.started && ev.Kind != EventError {
-		e.start(&ev)
-	}
+	return e.encode(w, ev, e.start, e.write)
+}
+
+// write writes what ev means.
+func (e *chatStreamEncoder) write(ev Event) {
 	switch ev.Kind {
 	case EventTextDelta:
 		if ev.Text != "" {
@@ -310,17 +269,12 @@ func (e *chatStreamEncoder) Encode(w io.Writer, ev Event) error {
 		e.event("")
 		e.over = true
 	}
-	return e.flush(w)
 }
 
 // start settles the response's names and writes the first chunk, which
 // gives the role.
-func (e *chatStreamEncoder) start(ev *Event) {
-	var none Event
-	if ev.Kind != EventStart {
-		ev = &none
-	}
-	e.begin(Chat, ev)
+func (e *chatStreamEncoder) start(ev Event) {
+	e.begin(Chat, &ev)
 	e.head = appendJSONMember(append(e.head[:0], '{'), "id", e.id)
 	e.head = appendJSONMember(e.head, "object", "chat.completion.chunk")
 	e.head = appendJSONInt(e.head, "created", int(e.created))

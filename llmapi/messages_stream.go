@@ -52,59 +52,47 @@ func (u *messagesUsage) read(v []byte) error {
 	})
 }
 
-// messagesEvent is what a Messages event holds that the decoder reads.
-type messagesEvent struct {
-	typ, message, block, delta, usage, error []byte
-	index                                    int
-}
+// messagesEventFields are the members of a Messages event the decoder
+// reads.
+var messagesEventFields = []string{`"type"`, `"index"`, `"message"`, `"content_block"`, `"delta"`, `"usage"`, `"error"`}
 
-// event reads one event; its data's type says what it is.
+// event reads one event; its data's type (else its name) says what it is.
 func (m *messagesStreamDecoder) event(d *decodeState, name, data []byte, emit func(Event)) error {
-	var ev messagesEvent
-	err := jsonObject(data, func(key, v []byte) (err error) {
-		switch string(key) {
-		case `"type"`:
-			ev.typ, err = jsonWord(v)
-		case `"index"`:
-			ev.index, err = jsonCount(v)
-		case `"message"`:
-			ev.message = v
-		case `"content_block"`:
-			ev.block = v
-		case `"delta"`:
-			ev.delta = v
-		case `"usage"`:
-			ev.usage = v
-		case `"error"`:
-			ev.error = v
-		}
+	var f [7][]byte
+	if err := jsonFields(data, messagesEventFields, f[:]); err != nil {
 		return err
-	})
+	}
+	typ, err := jsonWord(f[0])
 	if err != nil {
 		return err
 	}
-	if len(ev.typ) == 0 {
-		ev.typ = name
+	if len(typ) == 0 {
+		typ = name
 	}
-	switch string(ev.typ) {
+	index, err := jsonCount(f[1])
+	if err != nil {
+		return err
+	}
+	message, block, delta, usage, fail := f[2], f[3], f[4], f[5], f[6]
+	switch string(typ) {
 	case "message_start":
-		return m.start(d, ev.message, emit)
+		return m.start(d, message, emit)
 	case "content_block_start":
-		return m.blockStart(d, ev.index, ev.block, emit)
+		return m.blockStart(d, index, block, emit)
 	case "content_block_delta":
-		return m.blockDelta(d, ev.index, ev.delta, emit)
+		return m.blockDelta(d, index, delta, emit)
 	case "content_block_stop":
-		if known, err := m.current(ev.index); !known || err != nil {
+		if known, err := m.current(index); !known || err != nil {
 			return err
 		}
 		d.stop(emit)
 		m.cur = -1
 	case "message_delta":
-		return m.messageDelta(d, ev.delta, ev.usage, emit)
+		return m.messageDelta(d, delta, usage, emit)
 	case "message_stop":
 		d.end(emit)
 	case "error":
-		return messagesStreamError(d, ev.error, emit)
+		return messagesStreamError(d, fail, emit)
 	}
 	return nil // ping, and types added after this was written
 }
@@ -317,12 +305,11 @@ type messagesStreamEncoder struct {
 // before the next starts. message_delta waits for the end of the stream,
 // as a Chat upstream gives its usage after its finish_reason.
 func (e *messagesStreamEncoder) Encode(w io.Writer, ev Event) error {
-	if e.over {
-		return nil
-	}
-	if !e.started && ev.Kind != EventError {
-		e.start(&ev)
-	}
+	return e.encode(w, ev, e.start, e.write)
+}
+
+// write writes what ev means.
+func (e *messagesStreamEncoder) write(ev Event) {
 	switch ev.Kind {
 	case EventTextDelta:
 		if ev.Text != "" {
@@ -374,17 +361,12 @@ func (e *messagesStreamEncoder) Encode(w io.Writer, ev Event) error {
 		e.event("error")
 		e.over = true
 	}
-	return e.flush(w)
 }
 
 // start writes message_start, with the input usage when the upstream
 // already counted it (else zeros, and message_delta gives the counts).
-func (e *messagesStreamEncoder) start(ev *Event) {
-	var none Event
-	if ev.Kind != EventStart {
-		ev = &none
-	}
-	e.begin(Messages, ev)
+func (e *messagesStreamEncoder) start(ev Event) {
+	e.begin(Messages, &ev)
 	e.js = append(e.js[:0], `{"type":"message_start","message":{`...)
 	e.js = appendJSONMember(e.js, "id", e.id)
 	e.js = appendJSONMember(e.js, "type", "message")

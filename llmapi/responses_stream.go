@@ -326,7 +326,7 @@ func (h *responsesHead) read(v []byte) error {
 		case `"usage"`:
 			if string(v) != "null" {
 				var u Usage
-				err = responsesUsage(v, &u)
+				u, err = openAIUsage(v, responsesUsageKeys)
 				h.usage = &u
 			}
 		}
@@ -348,29 +348,6 @@ func (h *responsesHead) stopReason(typ string, calls bool) StopReason {
 	return StopEnd
 }
 
-// responsesUsage reads a Responses usage object into u.
-func responsesUsage(v []byte, u *Usage) error {
-	return jsonObject(v, func(key, v []byte) (err error) {
-		switch string(key) {
-		case `"input_tokens"`:
-			u.InputTokens, err = jsonCount(v)
-		case `"output_tokens"`:
-			u.OutputTokens, err = jsonCount(v)
-		case `"input_tokens_details"`:
-			err = jsonObject(v, func(key, v []byte) (err error) {
-				switch string(key) {
-				case `"cached_tokens"`:
-					u.CacheReadTokens, err = jsonCount(v)
-				case `"cache_write_tokens"`:
-					u.CacheWriteTokens, err = jsonCount(v)
-				}
-				return err
-			})
-		}
-		return err
-	})
-}
-
 // responsesStreamEncoder writes a Responses stream.
 type responsesStreamEncoder struct {
 	encodeState
@@ -389,12 +366,11 @@ type responsesStreamEncoder struct {
 // one output_text part, a tool call a function_call item; thinking has no
 // Responses form and is dropped.
 func (e *responsesStreamEncoder) Encode(w io.Writer, ev Event) error {
-	if e.over {
-		return nil
-	}
-	if !e.started {
-		e.start(&ev)
-	}
+	return e.encode(w, ev, e.start, e.write)
+}
+
+// write writes what ev means.
+func (e *responsesStreamEncoder) write(ev Event) {
 	switch ev.Kind {
 	case EventTextDelta:
 		if ev.Text == "" {
@@ -434,16 +410,11 @@ func (e *responsesStreamEncoder) Encode(w io.Writer, ev Event) error {
 		e.terminal("response.failed", "failed", "", ev.Error)
 		e.over = true
 	}
-	return e.flush(w)
 }
 
 // start writes response.created and response.in_progress.
-func (e *responsesStreamEncoder) start(ev *Event) {
-	var none Event
-	if ev.Kind != EventStart {
-		ev = &none
-	}
-	e.begin(Responses, ev)
+func (e *responsesStreamEncoder) start(ev Event) {
+	e.begin(Responses, &ev)
 	e.base = idSuffix(e.id)
 	for _, typ := range [...]string{"response.created", "response.in_progress"} {
 		e.js = e.response(e.head(typ), "in_progress", "", nil)

@@ -310,9 +310,12 @@ type encodeState struct {
 }
 
 // begin settles the response's id, model and creation time from the
-// options and the upstream's EventStart (ev is zero when the stream did
-// not start with one).
+// options and the upstream's EventStart, if the stream starts with one
+// (ev is its first event).
 func (e *encodeState) begin(api API, ev *Event) {
+	if ev.Kind != EventStart {
+		ev = &Event{}
+	}
 	e.started = true
 	e.id = responseID(api, e.opts.ID, ev.ID)
 	e.model = e.opts.Model
@@ -327,6 +330,20 @@ func (e *encodeState) begin(api API, ev *Event) {
 		u := *ev.Usage
 		e.usage = &u
 	}
+}
+
+// encode is every encoder's Encode: unless the stream is over, start
+// writes its opening (before whatever comes first, an error too) and write
+// what ev means, into e.out, which is then written to w.
+func (e *encodeState) encode(w io.Writer, ev Event, start, write func(Event)) error {
+	if e.over {
+		return nil
+	}
+	if !e.started {
+		start(ev)
+	}
+	write(ev)
+	return e.flush(w)
 }
 
 // note keeps what EventFinish and EventUsage say for the stream's end.
@@ -440,6 +457,40 @@ func streamErrorMessage(msg string) string {
 		return "the upstream failed"
 	}
 	return msg
+}
+
+// openAIUsageKeys name the counts of an OpenAI API's usage object (as
+// string literals, quotes included).
+type openAIUsageKeys struct{ input, output, details string }
+
+var (
+	chatUsageKeys      = openAIUsageKeys{`"prompt_tokens"`, `"completion_tokens"`, `"prompt_tokens_details"`}
+	responsesUsageKeys = openAIUsageKeys{`"input_tokens"`, `"output_tokens"`, `"input_tokens_details"`}
+)
+
+// openAIUsage reads a Chat or Responses usage object, whose input counts
+// the cached tokens as the neutral form does.
+func openAIUsage(v []byte, keys openAIUsageKeys) (u Usage, err error) {
+	err = jsonObject(v, func(key, v []byte) (err error) {
+		switch string(key) {
+		case keys.input:
+			u.InputTokens, err = jsonCount(v)
+		case keys.output:
+			u.OutputTokens, err = jsonCount(v)
+		case keys.details:
+			err = jsonObject(v, func(key, v []byte) (err error) {
+				switch string(key) {
+				case `"cached_tokens"`:
+					u.CacheReadTokens, err = jsonCount(v)
+				case `"cache_write_tokens"`:
+					u.CacheWriteTokens, err = jsonCount(v)
+				}
+				return err
+			})
+		}
+		return err
+	})
+	return u, err
 }
 
 // openAIErrorOf is how the OpenAI APIs report an error of a Messages type.

@@ -24,17 +24,8 @@ var errJSONType = errors.New("llmapi: stream event field of the wrong JSON type"
 // object.
 func jsonObject(b []byte, member func(key, value []byte) error) error {
 	s := scanner{b: b}
-	switch s.peek() {
-	case 0:
-		if b == nil {
-			return nil
-		}
-		return errJSONType
-	case 'n':
-		return s.whole(s.literal("null"))
-	case '{':
-	default:
-		return errJSONType
+	if ok, err := s.container('{'); !ok {
+		return err
 	}
 	return s.whole(s.object(0, func(key []byte, _, start int) error {
 		if err := s.value(1); err != nil {
@@ -48,17 +39,8 @@ func jsonObject(b []byte, member func(key, value []byte) error) error {
 // validates; null and nil (absent) count as an empty array.
 func jsonArray(b []byte, elem func(value []byte) error) error {
 	s := scanner{b: b}
-	switch s.peek() {
-	case 0:
-		if b == nil {
-			return nil
-		}
-		return errJSONType
-	case 'n':
-		return s.whole(s.literal("null"))
-	case '[':
-	default:
-		return errJSONType
+	if ok, err := s.container('['); !ok {
+		return err
 	}
 	return s.whole(s.array(0, func(start int) error {
 		if err := s.value(1); err != nil {
@@ -66,6 +48,37 @@ func jsonArray(b []byte, elem func(value []byte) error) error {
 		}
 		return elem(b[start:s.i])
 	}))
+}
+
+// jsonFields sets vals[i] to the raw value of the member of the object b
+// named keys[i] (a string literal, quotes included); nil for one absent.
+func jsonFields(b []byte, keys []string, vals [][]byte) error {
+	return jsonObject(b, func(key, v []byte) error {
+		for i, k := range keys {
+			if string(key) == k {
+				vals[i] = v
+				break
+			}
+		}
+		return nil
+	})
+}
+
+// container reports whether the value is a container that opens with
+// open; null, and nothing at all for an absent value, are none, without
+// an error.
+func (s *scanner) container(open byte) (bool, error) {
+	switch s.peek() {
+	case open:
+		return true, nil
+	case 'n':
+		return false, s.whole(s.literal("null"))
+	case 0:
+		if s.b == nil {
+			return false, nil
+		}
+	}
+	return false, errJSONType
 }
 
 // whole returns err, or an error if anything but space follows the value.
@@ -164,10 +177,10 @@ func hex4(h []byte) rune {
 // counts cannot overflow.
 const maxTokenCount = 1 << 40
 
-// jsonCount decodes a token count: a whole number from 0 to maxTokenCount;
-// null is 0.
+// jsonCount decodes a count or an index: a whole number from 0 to
+// maxTokenCount; null and nil (absent) are 0.
 func jsonCount(v []byte) (int, error) {
-	if string(v) == "null" {
+	if v == nil || string(v) == "null" {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
