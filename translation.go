@@ -212,11 +212,9 @@ func (t *translator) Write(p []byte) (int, error) {
 	}
 	if t.stream {
 		if !t.broken {
-			if err := t.dec.Decode(p, t.emit); err != nil {
-				t.broken = true
-				t.emit(llmapi.Event{Kind: llmapi.EventError, Error: &llmapi.StreamError{
-					Type: "api_error", Message: "the model's stream could not be read"}})
-			}
+			// a stream it cannot read ends there, the decoder having told
+			// the client with an error event
+			t.broken = t.dec.Decode(p, t.emit) != nil
 			_ = t.FlushError()
 		}
 		return len(p), t.clientErr

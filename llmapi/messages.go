@@ -2,6 +2,8 @@ package llmapi
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -295,7 +297,7 @@ func messagesBlockOf(p Part) messagesBlock {
 		if !json.Valid(input) {
 			input = json.RawMessage("{}")
 		}
-		return messagesBlock{Type: "tool_use", ID: p.ToolCall.ID, Name: p.ToolCall.Name, Input: input}
+		return messagesBlock{Type: "tool_use", ID: messagesToolID(p.ToolCall.ID), Name: p.ToolCall.Name, Input: input}
 	case PartToolResult:
 		inner := make([]messagesBlock, 0, len(p.ToolResult.Content))
 		for _, c := range p.ToolResult.Content {
@@ -305,7 +307,7 @@ func messagesBlockOf(p Part) messagesBlock {
 		if len(inner) == 0 {
 			content = quoteJSON("")
 		}
-		return messagesBlock{Type: "tool_result", ToolUseID: p.ToolResult.CallID, Content: content, IsError: p.ToolResult.IsError}
+		return messagesBlock{Type: "tool_result", ToolUseID: messagesToolID(p.ToolResult.CallID), Content: content, IsError: p.ToolResult.IsError}
 	case PartThinking:
 		if p.Redacted {
 			return messagesBlock{Type: "redacted_thinking", Data: p.Signature}
@@ -313,6 +315,26 @@ func messagesBlockOf(p Part) messagesBlock {
 		return messagesBlock{Type: "thinking", Thinking: p.Text, Signature: p.Signature}
 	}
 	return messagesBlock{Type: "text", Text: p.Text}
+}
+
+// messagesToolID is a tool call id as Messages takes it: letters, digits,
+// _ and - only. Another id (some Chat providers use . or :) gets those
+// replaced and a short hash of itself appended, the same for the call and
+// its result, so they still pair up and two ids stay apart.
+func messagesToolID(id string) string {
+	valid := func(r rune) bool {
+		return r == '_' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+	}
+	if id != "" && !strings.ContainsFunc(id, func(r rune) bool { return !valid(r) }) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return strings.Map(func(r rune) rune {
+		if valid(r) {
+			return r
+		}
+		return '_'
+	}, id) + "_" + hex.EncodeToString(sum[:4])
 }
 
 // messagesResponse is a Messages response.

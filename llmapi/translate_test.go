@@ -172,6 +172,41 @@ func TestEncodeTurnDetails(t *testing.T) {
 	}
 }
 
+// A Chat provider's tool call ids may hold characters Messages refuses:
+// both the call and its result get the same valid id.
+func TestMessagesToolIDs(t *testing.T) {
+	chat := `{"model":"m","messages":[{"role":"user","content":"go"},
+		{"role":"assistant","tool_calls":[{"id":"functions.get:0","type":"function","function":{"name":"get","arguments":"{}"}},{"id":"functions.get:1","type":"function","function":{"name":"get","arguments":"{}"}}]},
+		{"role":"tool","tool_call_id":"functions.get:0","content":"a"},{"role":"tool","tool_call_id":"functions.get:1","content":"b"}]}`
+	turn, err := DecodeTurn(Chat, []byte(chat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := EncodeTurn(Messages, turn, "claude")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeTurn(Messages, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, results := back.Messages[1].Parts, back.Messages[2].Parts
+	ids := map[string]bool{}
+	for i := range 2 {
+		id := calls[i].ToolCall.ID
+		if strings.ContainsAny(id, ".:") || id != results[i].ToolResult.CallID {
+			t.Errorf("call %d: id %q, its result answers %q", i, id, results[i].ToolResult.CallID)
+		}
+		ids[id] = true
+	}
+	if len(ids) != 2 {
+		t.Errorf("the two calls share an id: %v", ids)
+	}
+	if got := messagesToolID("toolu_01A-b"); got != "toolu_01A-b" {
+		t.Errorf("a valid id changed: %q", got)
+	}
+}
+
 func isUnsupported(err error, feature string) bool {
 	var u *UnsupportedError
 	return errors.As(err, &u) && strings.Contains(u.Feature, feature)
