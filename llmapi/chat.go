@@ -117,7 +117,7 @@ func decodeChat(body []byte) (*Turn, error) {
 		t.Tools = append(t.Tools, Tool{Name: tool.Function.Name, Description: tool.Function.Description,
 			Parameters: tool.Function.Parameters, Strict: tool.Function.Strict})
 	}
-	if t.ToolChoice, err = chatToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
+	if t.ToolChoice, err = openAIToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
 		return nil, err
 	}
 	var system []string
@@ -173,36 +173,6 @@ func stopSequences(raw json.RawMessage) ([]string, error) {
 		return nil, invalid("\"stop\" must be a string or an array of strings")
 	}
 	return many, nil
-}
-
-// chatToolChoice reads Chat's "tool_choice": "auto", "none", "required" or
-// {"type":"function","function":{"name":...}}.
-func chatToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, error) {
-	noParallel := parallel != nil && !*parallel
-	if len(raw) == 0 || string(raw) == "null" {
-		if noParallel {
-			return &ToolChoice{Mode: ToolAuto, NoParallel: true}, nil
-		}
-		return nil, nil
-	}
-	var mode string
-	if isJSONString(raw) && json.Unmarshal(raw, &mode) == nil {
-		switch mode {
-		case ToolAuto, ToolNone, ToolRequired:
-			return &ToolChoice{Mode: mode, NoParallel: noParallel}, nil
-		}
-		return nil, invalid("\"tool_choice\" %q is not auto, none or required", mode)
-	}
-	var named struct {
-		Type     string `json:"type"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if json.Unmarshal(raw, &named) != nil || named.Type != "function" || named.Function.Name == "" {
-		return nil, invalid("\"tool_choice\" must be auto, none, required or a function by name")
-	}
-	return &ToolChoice{Mode: ToolNamed, Name: named.Function.Name, NoParallel: noParallel}, nil
 }
 
 // chatText is the text of a system message's content.
@@ -345,12 +315,12 @@ func textOnly(parts []Part) []chatPart {
 
 // chatResponse is a Chat Completions response.
 type chatResponse struct {
-	ID      string         `json:"id"`
-	Object  string         `json:"object"`
-	Created int64          `json:"created"`
-	Model   string         `json:"model"`
-	Choices []chatChoice   `json:"choices"`
-	Usage   *chatUsageJSON `json:"usage,omitempty"`
+	ID      string          `json:"id"`
+	Object  string          `json:"object"`
+	Created int64           `json:"created"`
+	Model   string          `json:"model"`
+	Choices []chatChoice    `json:"choices"`
+	Usage   json.RawMessage `json:"usage,omitempty"`
 }
 
 type chatChoice struct {
@@ -373,22 +343,15 @@ type chatUsageJSON struct {
 	} `json:"prompt_tokens_details"`
 }
 
-// neutral is the usage in the neutral form.
-func (u *chatUsageJSON) neutral() *Usage {
+// chatUsageOf is neutral usage as Chat's usage object; nil for none.
+func chatUsageOf(u *Usage) json.RawMessage {
 	if u == nil {
 		return nil
 	}
-	return &Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, CacheReadTokens: u.PromptTokensDetails.CachedTokens}
-}
-
-// chatUsageOf is neutral usage in Chat's terms.
-func chatUsageOf(u *Usage) *chatUsageJSON {
-	if u == nil {
-		return nil
-	}
-	out := &chatUsageJSON{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
+	out := chatUsageJSON{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
 	out.PromptTokensDetails.CachedTokens = u.CacheReadTokens
-	return out
+	raw, _ := json.Marshal(out) // numbers always marshal
+	return raw
 }
 
 // decodeChatReply reads a Chat Completions response.
@@ -398,7 +361,11 @@ func decodeChatReply(body []byte) (*Reply, error) {
 		return nil, errUpstreamReply
 	}
 	c := resp.Choices[0]
-	r := &Reply{ID: resp.ID, Model: resp.Model, Created: resp.Created, Usage: resp.Usage.neutral(),
+	usage, err := replyUsage(resp.Usage, chatUsageKeys)
+	if err != nil {
+		return nil, errUpstreamReply
+	}
+	r := &Reply{ID: resp.ID, Model: resp.Model, Created: resp.Created, Usage: usage,
 		StopReason: chatStopReason(c.FinishReason)}
 	if c.Message.Content != nil && *c.Message.Content != "" {
 		r.Parts = append(r.Parts, Part{Kind: PartText, Text: *c.Message.Content})

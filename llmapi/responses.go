@@ -86,7 +86,7 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 		t.Tools = append(t.Tools, Tool{Name: tool.Name, Description: tool.Description, Parameters: tool.Parameters, Strict: tool.Strict})
 	}
 	var err error
-	if t.ToolChoice, err = responsesToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
+	if t.ToolChoice, err = openAIToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
 		return nil, err
 	}
 	var text string
@@ -139,34 +139,6 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 	}
 	t.System = strings.Join(system, "\n\n")
 	return t, nil
-}
-
-// responsesToolChoice reads Responses' "tool_choice": "auto", "none",
-// "required" or {"type":"function","name":...}.
-func responsesToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, error) {
-	noParallel := parallel != nil && !*parallel
-	if len(raw) == 0 || string(raw) == "null" {
-		if noParallel {
-			return &ToolChoice{Mode: ToolAuto, NoParallel: true}, nil
-		}
-		return nil, nil
-	}
-	var mode string
-	if isJSONString(raw) && json.Unmarshal(raw, &mode) == nil {
-		switch mode {
-		case ToolAuto, ToolNone, ToolRequired:
-			return &ToolChoice{Mode: mode, NoParallel: noParallel}, nil
-		}
-		return nil, invalid("\"tool_choice\" is not auto, none or required")
-	}
-	var named struct {
-		Type string `json:"type"`
-		Name string `json:"name"`
-	}
-	if json.Unmarshal(raw, &named) != nil || named.Type != "function" || named.Name == "" {
-		return nil, unsupported("\"tool_choice\" other than auto, none, required or a function by name")
-	}
-	return &ToolChoice{Mode: ToolNamed, Name: named.Name, NoParallel: noParallel}, nil
 }
 
 // responsesParts reads a message item's content: a string or parts.
@@ -282,7 +254,7 @@ type responsesResponse struct {
 	Status            string              `json:"status"`
 	Model             string              `json:"model"`
 	Output            []responsesItemJSON `json:"output"`
-	Usage             *responsesUsageJSON `json:"usage,omitempty"`
+	Usage             json.RawMessage     `json:"usage,omitempty"`
 	IncompleteDetails *struct {
 		Reason string `json:"reason"`
 	} `json:"incomplete_details"`
@@ -301,22 +273,15 @@ type responsesUsageJSON struct {
 	TotalTokens int `json:"total_tokens"`
 }
 
-// neutral is the usage in the neutral form.
-func (u *responsesUsageJSON) neutral() *Usage {
+// responsesUsageOf is neutral usage as Responses' usage object; nil for none.
+func responsesUsageOf(u *Usage) json.RawMessage {
 	if u == nil {
 		return nil
 	}
-	return &Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CacheReadTokens: u.InputTokensDetails.CachedTokens}
-}
-
-// responsesUsageOf is neutral usage in Responses' terms.
-func responsesUsageOf(u *Usage) *responsesUsageJSON {
-	if u == nil {
-		return nil
-	}
-	out := &responsesUsageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
+	out := responsesUsageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
 	out.InputTokensDetails.CachedTokens = u.CacheReadTokens
-	return out
+	raw, _ := json.Marshal(out) // numbers always marshal
+	return raw
 }
 
 // decodeResponsesReply reads a Responses response object.
@@ -325,7 +290,11 @@ func decodeResponsesReply(body []byte) (*Reply, error) {
 	if err := json.Unmarshal(body, &resp); err != nil || resp.Object != "response" {
 		return nil, errUpstreamReply
 	}
-	r := &Reply{ID: resp.ID, Model: resp.Model, Created: resp.CreatedAt, Usage: resp.Usage.neutral(), StopReason: StopEnd}
+	usage, err := replyUsage(resp.Usage, responsesUsageKeys)
+	if err != nil {
+		return nil, errUpstreamReply
+	}
+	r := &Reply{ID: resp.ID, Model: resp.Model, Created: resp.CreatedAt, Usage: usage, StopReason: StopEnd}
 	if resp.Status == "incomplete" {
 		r.StopReason = StopLength
 		if d := resp.IncompleteDetails; d != nil && d.Reason == "content_filter" {

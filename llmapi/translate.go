@@ -1,6 +1,7 @@
 package llmapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,54 @@ func UpstreamError(api API, body []byte) (msg, errType string, ok bool) {
 		return "", "", false
 	}
 	return e.Error.Message, e.Error.Type, true
+}
+
+// openAIToolChoice reads the "tool_choice" of Chat or Responses: "auto",
+// "none", "required", or a function by name ({"type":"function",
+// "function":{"name":...}} in Chat, {"type":"function","name":...} in
+// Responses), with parallel_tool_calls.
+func openAIToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, error) {
+	noParallel := parallel != nil && !*parallel
+	if len(raw) == 0 || string(raw) == "null" {
+		if noParallel {
+			return &ToolChoice{Mode: ToolAuto, NoParallel: true}, nil
+		}
+		return nil, nil
+	}
+	var mode string
+	if isJSONString(raw) && json.Unmarshal(raw, &mode) == nil {
+		switch mode {
+		case ToolAuto, ToolNone, ToolRequired:
+			return &ToolChoice{Mode: mode, NoParallel: noParallel}, nil
+		}
+		return nil, invalid("\"tool_choice\" is not auto, none or required")
+	}
+	var named struct {
+		Type     string `json:"type"`
+		Name     string `json:"name"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	switch {
+	case json.Unmarshal(raw, &named) != nil:
+		return nil, invalid("\"tool_choice\" must be auto, none, required or a function by name")
+	case named.Type != "function":
+		return nil, unsupported("\"tool_choice\" of a tool that is not a function")
+	case cmp.Or(named.Function.Name, named.Name) == "":
+		return nil, invalid("\"tool_choice\" names no function")
+	}
+	return &ToolChoice{Mode: ToolNamed, Name: cmp.Or(named.Function.Name, named.Name), NoParallel: noParallel}, nil
+}
+
+// replyUsage reads the usage object of a Chat or Responses response; nil
+// when there is none.
+func replyUsage(raw json.RawMessage, keys openAIUsageKeys) (*Usage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	u, err := openAIUsage(raw, keys)
+	return &u, err
 }
 
 // appendMessage adds parts to the conversation, as one message with the
