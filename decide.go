@@ -37,7 +37,6 @@ type incoming struct {
 	states     *affinity.Store // where translated Responses conversations are kept
 	// path and query are the client's request path and query
 	path, query string
-	attemptBuf  [4]attempt // backs attempts
 }
 
 // decoded returns the decoded request, decoding it on first use.

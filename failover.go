@@ -1,6 +1,7 @@
 package llmaffinity
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"maps"
@@ -25,15 +26,24 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 	client := takeClientCredentials(r.Header)
 	respHeader := w.Header()
 	initialHeader := respHeader.Clone()
-	attempts, err := in.attempts(d.candidates)
-	if err != nil {
-		// nothing went upstream: the client learns what the model cannot take
-		llmapi.WriteError(w, in.api, http.StatusBadRequest, unsupportedMessage(err, d.candidates[0]))
-		return nil
-	}
-	saved := saveRequestHeaders(r.Header, attempts)
-	for i, a := range attempts {
-		m, last := a.model, i == len(attempts)-1
+	var saved *requestHeaders // the headers translated attempts change, once one does
+	failed := 0               // the status of the failed attempt before, if any
+	for i, m := range d.candidates {
+		// a candidate of another API is translated when its turn comes, so
+		// a request the first candidate serves pays nothing for the others
+		a, err := in.attempt(m)
+		switch {
+		case err != nil && i == 0:
+			// nothing went upstream: the client learns what the model cannot take
+			llmapi.WriteError(w, in.api, http.StatusBadRequest, unsupportedMessage(err, m))
+			return nil
+		case err != nil:
+			h.logger.Debug("failover candidate cannot take the request; skipping it", zap.String("model", m.Name))
+			continue
+		case a.body != nil && saved == nil:
+			saved = saveRequestHeaders(r.Header)
+		}
+		last := i == len(d.candidates)-1
 		if i > 0 {
 			// drop what the failed attempt's upstream set
 			clear(respHeader)
@@ -49,7 +59,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 			out = tr.wrap(w)
 		}
 		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: out}, mayFail: !last}
-		err := next.ServeHTTP(fw, r)
+		err = next.ServeHTTP(fw, r)
 		if tr != nil && fw.committed {
 			tr.finish()
 		}
@@ -68,10 +78,14 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 			return err
 		}
 		h.logger.Warn("model failed before responding; failing over",
-			zap.String("model", m.Name), zap.String("next_model", attempts[i+1].model.Name),
+			zap.String("model", m.Name), zap.String("next_model", d.candidates[i+1].Name),
 			zap.Int("status", fw.status), zap.Error(err))
+		failed = cmp.Or(fw.status, http.StatusBadGateway)
 	}
-	return nil // not reached: the last candidate always returns
+	// the candidates after a failed one could not take the request
+	h.settlePin(r.Context(), d, d.candidates[0], false)
+	llmapi.WriteError(w, in.api, failed, "the model failed, and no other candidate can take this request")
+	return nil
 }
 
 // settlePin makes the session's pin follow the model that served, or drops

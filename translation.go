@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -34,12 +33,9 @@ type requestHeaders struct {
 	acceptEncoding []string
 }
 
-// saveRequestHeaders takes note of the headers attempts change, when one
-// of them is translated (nil otherwise: the same API changes none).
-func saveRequestHeaders(h http.Header, attempts []attempt) *requestHeaders {
-	if !slices.ContainsFunc(attempts, func(a attempt) bool { return a.body != nil }) {
-		return nil
-	}
+// saveRequestHeaders takes note of the headers translated attempts change
+// (attempts in the client's API change none).
+func saveRequestHeaders(h http.Header) *requestHeaders {
 	saved := &requestHeaders{anthropic: map[string][]string{}, acceptEncoding: h["Accept-Encoding"]}
 	for name, values := range h {
 		if strings.HasPrefix(name, "Anthropic-") {
@@ -56,26 +52,15 @@ type attempt struct {
 	body  []byte
 }
 
-// attempts lists the candidates that can take the request, with the
-// translated body of each that speaks another API. The first candidate
-// must: if it cannot, the error says why (an *llmapi.UnsupportedError, or
-// a client error in the request); a later one that cannot is left out.
-func (in *incoming) attempts(candidates []*Model) ([]attempt, error) {
-	out := in.attemptBuf[:0] // no allocation for the usual few candidates
-	for i, m := range candidates {
-		if m.api == in.api {
-			out = append(out, attempt{model: m})
-			continue
-		}
-		body, err := in.translatedBody(m)
-		if err != nil && i == 0 {
-			return nil, err
-		}
-		if err == nil {
-			out = append(out, attempt{model: m, body: body})
-		}
+// attempt is the attempt of candidate m: the request as it is, or
+// translated for m's API; an error (an *llmapi.UnsupportedError, or a
+// client error in the request) when m cannot take it.
+func (in *incoming) attempt(m *Model) (attempt, error) {
+	if m.api == in.api {
+		return attempt{model: m}, nil
 	}
-	return out, nil
+	body, err := in.translatedBody(m)
+	return attempt{model: m, body: body}, err
 }
 
 // translatedBody is the request in m's API.

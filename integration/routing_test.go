@@ -844,3 +844,38 @@ func TestRoutingPreferences(t *testing.T) {
 		t.Errorf("bad preferences reached an upstream: a %d b %d default %d", a.count(), b.count(), dflt.count())
 	}
 }
+
+// TestFailoverSkipsCandidatesThatCannotTakeTheRequest: a failover candidate
+// of another API that cannot express the request is skipped; when none
+// after a failed model can take it, the client gets the failure's status
+// in its API's error shape, and the skipped model is never asked.
+func TestFailoverSkipsCandidatesThatCannotTakeTheRequest(t *testing.T) {
+	failing := newFakeUpstreamFunc(t, "failing", fixedResponse(http.StatusServiceUnavailable, `{"error":{"message":"overloaded","type":"server_error"}}`))
+	codex := newFakeUpstreamFunc(t, "codex", fixedResponse(http.StatusOK, `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"codex",`+
+		`"output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"hi","annotations":[]}]}]}`))
+	startCaddy(t, testSite{
+		defaultModel: "failing",
+		models: []siteModel{
+			{name: "failing", to: failing.addr()},
+			{name: "codex", to: codex.addr(), api: "responses"},
+		},
+		routes: []siteRoute{{name: "r", when: "last_role user", models: "failing codex"}},
+	})
+	// stop sequences: a Responses model cannot take them
+	body := []byte(`{"model":"m","stop":["END"],"messages":[{"role":"user","content":"hello"}]}`)
+	resp, out := post(t, "/v1/chat/completions", body, "X-Model-Affinity", "s-skip")
+	checkAPIError(t, "every candidate after the failed one skipped", false, http.StatusServiceUnavailable, resp, out)
+	if !strings.Contains(string(out), "no other candidate can take this request") {
+		t.Errorf("body %s", out)
+	}
+	if n := codex.count(); n != 0 {
+		t.Errorf("the Responses model got %d requests it cannot take", n)
+	}
+
+	// without stop sequences the Responses model takes the failover
+	body = []byte(`{"model":"m","messages":[{"role":"user","content":"hello"}]}`)
+	resp, out = post(t, "/v1/chat/completions", body, "X-Model-Affinity", "s-skip-2")
+	if resp.StatusCode != http.StatusOK || codex.count() != 1 || resp.Header.Get("X-Model-Affinity-Model") != "codex" {
+		t.Errorf("status %d, codex got %d requests, served by %q: %s", resp.StatusCode, codex.count(), resp.Header.Get("X-Model-Affinity-Model"), out)
+	}
+}
