@@ -334,26 +334,6 @@ type chatChoice struct {
 	FinishReason string `json:"finish_reason"`
 }
 
-type chatUsageJSON struct {
-	PromptTokens        int `json:"prompt_tokens"`
-	CompletionTokens    int `json:"completion_tokens"`
-	TotalTokens         int `json:"total_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-}
-
-// chatUsageOf is neutral usage as Chat's usage object; nil for none.
-func chatUsageOf(u *Usage) json.RawMessage {
-	if u == nil {
-		return nil
-	}
-	out := chatUsageJSON{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
-	out.PromptTokensDetails.CachedTokens = u.CacheReadTokens
-	raw, _ := json.Marshal(out) // numbers always marshal
-	return raw
-}
-
 // decodeChatReply reads a Chat Completions response.
 func decodeChatReply(body []byte) (*Reply, error) {
 	var resp chatResponse
@@ -384,7 +364,7 @@ func decodeChatReply(body []byte) (*Reply, error) {
 // client that asked for model.
 func encodeChatReply(r *Reply, model string) []byte {
 	resp := chatResponse{ID: clientID("chatcmpl-", r.ID), Object: "chat.completion", Created: r.Created, Model: model,
-		Usage: chatUsageOf(r.Usage)}
+		Usage: openAIUsageJSON(r.Usage, chatUsageKeys)}
 	var c chatChoice
 	c.Message.Role = "assistant"
 	var text []string

@@ -34,22 +34,27 @@ func (u *messagesUsage) neutral() Usage {
 	}
 }
 
+// messagesUsageFields are the counts of a Messages usage object.
+var messagesUsageFields = []string{`"input_tokens"`, `"output_tokens"`, `"cache_read_input_tokens"`, `"cache_creation_input_tokens"`}
+
 // read takes the counts a usage object gives; the others keep their
 // values (message_delta may give only output_tokens).
 func (u *messagesUsage) read(v []byte) error {
-	return jsonObject(v, func(key, v []byte) (err error) {
-		switch string(key) {
-		case `"input_tokens"`:
-			u.input, err = jsonCount(v)
-		case `"output_tokens"`:
-			u.output, err = jsonCount(v)
-		case `"cache_read_input_tokens"`:
-			u.cacheRead, err = jsonCount(v)
-		case `"cache_creation_input_tokens"`:
-			u.cacheWrite, err = jsonCount(v)
-		}
+	var f [4][]byte
+	if err := jsonFields(v, messagesUsageFields, f[:]); err != nil {
 		return err
-	})
+	}
+	for i, count := range []*int{&u.input, &u.output, &u.cacheRead, &u.cacheWrite} {
+		if f[i] == nil {
+			continue
+		}
+		n, err := jsonCount(f[i])
+		if err != nil {
+			return err
+		}
+		*count = n
+	}
+	return nil
 }
 
 // messagesEventFields are the members of a Messages event the decoder

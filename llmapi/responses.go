@@ -261,29 +261,6 @@ type responsesResponse struct {
 	Error json.RawMessage `json:"error"`
 }
 
-type responsesUsageJSON struct {
-	InputTokens        int `json:"input_tokens"`
-	InputTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokens        int `json:"output_tokens"`
-	OutputTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
-	TotalTokens int `json:"total_tokens"`
-}
-
-// responsesUsageOf is neutral usage as Responses' usage object; nil for none.
-func responsesUsageOf(u *Usage) json.RawMessage {
-	if u == nil {
-		return nil
-	}
-	out := responsesUsageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.InputTokens + u.OutputTokens}
-	out.InputTokensDetails.CachedTokens = u.CacheReadTokens
-	raw, _ := json.Marshal(out) // numbers always marshal
-	return raw
-}
-
 // decodeResponsesReply reads a Responses response object.
 func decodeResponsesReply(body []byte) (*Reply, error) {
 	var resp responsesResponse
@@ -324,7 +301,7 @@ func decodeResponsesReply(body []byte) (*Reply, error) {
 func encodeResponsesReply(r *Reply, model string) []byte {
 	id := clientID("resp_", r.ID)
 	resp := responsesResponse{ID: id, Object: "response", CreatedAt: r.Created, Status: "completed", Model: model,
-		Usage: responsesUsageOf(r.Usage), Output: []responsesItemJSON{}}
+		Usage: openAIUsageJSON(r.Usage, responsesUsageKeys), Output: []responsesItemJSON{}}
 	switch r.StopReason {
 	case StopLength:
 		resp.Status = "incomplete"

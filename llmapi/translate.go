@@ -138,6 +138,16 @@ func replyUsage(raw json.RawMessage, keys openAIUsageKeys) (*Usage, error) {
 	return &u, err
 }
 
+// openAIUsageJSON writes neutral usage as the usage object of a Chat or
+// Responses response; nil for none.
+func openAIUsageJSON(u *Usage, keys openAIUsageKeys) json.RawMessage {
+	if u == nil {
+		return nil
+	}
+	return fmt.Appendf(nil, `{%s:%d,%s:%d,"total_tokens":%d,%s:{"cached_tokens":%d}}`,
+		keys.input, u.InputTokens, keys.output, u.OutputTokens, u.InputTokens+u.OutputTokens, keys.details, u.CacheReadTokens)
+}
+
 // appendMessage adds parts to the conversation, as one message with the
 // message before when that has the same role (Messages requires the roles
 // to alternate; a run of Chat tool messages is one user turn).

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
 
 // MaxTurns bounds the agent loop.
@@ -104,16 +106,10 @@ type Reply struct {
 	Calls []ToolCall
 }
 
-// ToolCall is a call of one of the agent's tools.
-type ToolCall struct {
-	// ID pairs the call with its result; empty in the stand-ins' script,
-	// which numbers the calls as it answers.
-	ID string
-	// Name is the tool's name.
-	Name string
-	// Arguments is the JSON text of the arguments object.
-	Arguments string
-}
+// ToolCall is a call of one of the agent's tools: the neutral form's (its
+// ID is empty in the stand-ins' script, which numbers the calls as it
+// answers).
+type ToolCall = llmapi.ToolCall
 
 // ToolResult is what a tool call returned, for the next request.
 type ToolResult struct {
