@@ -264,7 +264,7 @@ func (t *translator) finish() {
 		llmapi.WriteError(w, t.to, http.StatusBadGateway, "the model's response is too large to translate")
 		return
 	case t.status >= 400:
-		msg, _, ok := llmapi.UpstreamError(t.from, t.body)
+		msg, ok := llmapi.UpstreamErrorMessage(t.body)
 		if !ok {
 			msg = fmt.Sprintf("the model answered HTTP %d", t.status)
 		}

@@ -75,19 +75,18 @@ func EncodeReply(api API, r *Reply, model string) []byte {
 	return encodeChatReply(r, model)
 }
 
-// UpstreamError reads the message and type of an error body of api; ok is
-// false when body is not one.
-func UpstreamError(api API, body []byte) (msg, errType string, ok bool) {
+// UpstreamErrorMessage reads the message of an upstream's error body, which
+// all three APIs put at error.message; ok is false when body is not one.
+func UpstreamErrorMessage(body []byte) (msg string, ok bool) {
 	var e struct {
 		Error struct {
 			Message string `json:"message"`
-			Type    string `json:"type"`
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &e) != nil || e.Error.Message == "" {
-		return "", "", false
+		return "", false
 	}
-	return e.Error.Message, e.Error.Type, true
+	return e.Error.Message, true
 }
 
 // openAIToolChoice reads the "tool_choice" of Chat or Responses: "auto",
