@@ -335,19 +335,38 @@ func lineDiff(a, b string) string {
 			}
 		}
 	}
-	var out strings.Builder
+	var lines []string
 	i, j := 0, 0
 	for i < len(x) || j < len(y) {
 		switch {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
-			out.WriteString("  " + x[i] + "\n")
+			lines = append(lines, "  "+x[i])
 			i, j = i+1, j+1
 		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			out.WriteString("- " + x[i] + "\n")
+			lines = append(lines, "- "+x[i])
 			i++
 		default:
-			out.WriteString("+ " + y[j] + "\n")
+			lines = append(lines, "+ "+y[j])
 			j++
+		}
+	}
+	// common lines more than diffContext away from a change are elided
+	const diffContext = 6
+	near := make([]bool, len(lines))
+	for k, l := range lines {
+		if l[0] != ' ' {
+			for c := max(k-diffContext, 0); c <= min(k+diffContext, len(lines)-1); c++ {
+				near[c] = true
+			}
+		}
+	}
+	var out strings.Builder
+	for k, l := range lines {
+		switch {
+		case near[k]:
+			out.WriteString(l + "\n")
+		case k == 0 || near[k-1]:
+			out.WriteString("  ...\n")
 		}
 	}
 	return out.String()
@@ -370,5 +389,9 @@ func TestGoldenHarness(t *testing.T) {
 	}
 	if d := lineDiff("a\nb\nc", "a\nx\nc"); d != "  a\n- b\n+ x\n  c\n" {
 		t.Errorf("diff %q", d)
+	}
+	long := strings.Repeat("s\n", 20)
+	if d := lineDiff(long+"a\n"+long, long+"b\n"+long); d != "  ...\n"+strings.Repeat("  s\n", 6)+"- a\n+ b\n"+strings.Repeat("  s\n", 6)+"  ...\n" {
+		t.Errorf("diff with context %q", d)
 	}
 }
