@@ -56,6 +56,35 @@ type requestBody struct {
 	class  int    // bodyPools index, -1 when not pooled
 	refs   int    // the handler's reference plus one per open reader
 	budget *bodyBudget
+	// borrowed are pooled buffers that hold the request translated for
+	// other APIs; they go back with the body's own, as readers send them.
+	borrowed []pooledBuffer
+}
+
+// pooledBuffer is a buffer of a bodyPools class.
+type pooledBuffer struct {
+	buf   []byte
+	class int
+}
+
+// borrow returns an empty pooled buffer of at least size bytes that stays
+// the body's until it is recycled, for a translation of the request; nil
+// (allocate one) when size is too big to pool or the budget is full. It is
+// called by the handler only, before the readers of the buffer exist.
+func (b *requestBody) borrow(size int64) []byte {
+	class := bodyClass(size)
+	if class < 0 || !b.budget.reserve(1<<(minPooledBodyShift+class)) {
+		return nil
+	}
+	buf, ok := bodyPools[class].Get().(*[]byte)
+	if !ok {
+		fresh := make([]byte, 0, 1<<(minPooledBodyShift+class))
+		buf = &fresh
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.borrowed = append(b.borrowed, pooledBuffer{buf: (*buf)[:0], class: class})
+	return (*buf)[:0]
 }
 
 // grow gives the body a buffer of at least size bytes, keeping what it read:
@@ -103,6 +132,11 @@ func (b *requestBody) recycle() {
 	b.putBack()
 	b.budget.free(int64(cap(b.bytes)))
 	b.bytes = nil
+	for _, p := range b.borrowed {
+		bodyPools[p.class].Put(&p.buf)
+		b.budget.free(int64(cap(p.buf)))
+	}
+	b.borrowed = nil
 }
 
 // acquire takes a reference for a new reader; false once released.

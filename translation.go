@@ -63,13 +63,15 @@ func (in *incoming) attempt(m *Model) (attempt, error) {
 	return attempt{model: m, body: body}, err
 }
 
-// translatedBody is the request in m's API.
+// translatedBody is the request in m's API, in a buffer borrowed from the
+// body's pool (a translation is about the size of the request).
 func (in *incoming) translatedBody(m *Model) ([]byte, error) {
 	turn, err := in.turn()
 	if err != nil {
 		return nil, err
 	}
-	return llmapi.EncodeTurn(m.api, turn, m.UpstreamModel)
+	size := int64(len(in.body.bytes))
+	return llmapi.AppendTurn(in.body.borrow(size+size/4+1024), m.api, turn, m.UpstreamModel)
 }
 
 // prepareAttempt points r at a's model: the body in its API (spliced when

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -29,139 +28,106 @@ func chatErrorBody(status int, msg string) []byte {
 	return marshalError(e)
 }
 
-// chatRequest is a Chat Completions request, as far as translation reads
-// and writes it.
-type chatRequest struct {
-	Model               string             `json:"model"`
-	Messages            []chatMessage      `json:"messages"`
-	Tools               []chatTool         `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage    `json:"tool_choice,omitempty"`
-	ParallelToolCalls   *bool              `json:"parallel_tool_calls,omitempty"`
-	MaxTokens           int                `json:"max_tokens,omitempty"`
-	MaxCompletionTokens int                `json:"max_completion_tokens,omitempty"`
-	Temperature         *float64           `json:"temperature,omitempty"`
-	TopP                *float64           `json:"top_p,omitempty"`
-	Stop                json.RawMessage    `json:"stop,omitempty"`
-	Stream              bool               `json:"stream,omitempty"`
-	StreamOptions       *chatStreamOptions `json:"stream_options,omitempty"`
-	User                string             `json:"user,omitempty"`
-	N                   *int               `json:"n,omitempty"`
-	Modalities          []string           `json:"modalities,omitempty"`
-	Audio               json.RawMessage    `json:"audio,omitempty"`
-}
-
-type chatStreamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-type chatMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content,omitempty"`
-	ToolCalls  []chatToolCall  `json:"tool_calls,omitempty"`
-	ToolCallID string          `json:"tool_call_id,omitempty"`
-}
-
-type chatPart struct {
-	Type     string        `json:"type"`
-	Text     string        `json:"text,omitempty"`
-	ImageURL *chatImageURL `json:"image_url,omitempty"`
-}
-
-type chatImageURL struct {
-	URL string `json:"url"`
-}
-
-type chatToolCall struct {
-	ID       string `json:"id"`
-	Type     string `json:"type"`
-	Function struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"`
-	} `json:"function"`
-}
-
-type chatTool struct {
-	Type     string `json:"type"`
-	Function struct {
-		Name        string          `json:"name"`
-		Description string          `json:"description,omitempty"`
-		Parameters  json.RawMessage `json:"parameters,omitempty"`
-		Strict      *bool           `json:"strict,omitempty"`
-	} `json:"function"`
-}
-
 // decodeChat reads a Chat Completions request into the neutral form.
 func decodeChat(body []byte) (*Turn, error) {
-	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, invalid("request body does not match the chat completions schema")
-	}
-	switch {
-	case req.N != nil && *req.N > 1:
-		return nil, unsupported("\"n\" greater than 1")
-	case len(req.Audio) > 0 || slices.Contains(req.Modalities, "audio"):
-		return nil, unsupported("audio output")
-	}
-	t := &Turn{Model: req.Model, Temperature: req.Temperature, TopP: req.TopP, Stream: req.Stream, User: req.User,
-		MaxTokens: cmp.Or(req.MaxCompletionTokens, req.MaxTokens)}
-	t.StreamUsage = req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	stop, err := stopSequences(req.Stop)
+	r := newTurnReader(body)
+	var toolChoice []byte
+	var parallel *bool
+	var system []string
+	err := r.members(0, "the request", func(name []byte) (err error) {
+		t := &r.t
+		switch string(name) {
+		case "model":
+			t.Model, err = r.string(`"model"`)
+		case "messages":
+			return r.elements(1, `"messages"`, func(i int) error {
+				if err := r.chatMessage(&system); err != nil {
+					return within(err, "messages[%d]", i)
+				}
+				return nil
+			})
+		case "tools":
+			return r.elements(1, `"tools"`, func(i int) error {
+				if err := r.chatTool(); err != nil {
+					return within(err, "tools[%d]", i)
+				}
+				return nil
+			})
+		case "tool_choice":
+			toolChoice, err = r.raw(1)
+		case "parallel_tool_calls":
+			parallel, err = r.boolean(`"parallel_tool_calls"`)
+		case "max_tokens":
+			if t.MaxTokens == 0 {
+				t.MaxTokens, err = r.integer(`"max_tokens"`)
+				break
+			}
+			_, err = r.integer(`"max_tokens"`)
+		case "max_completion_tokens":
+			var n int
+			if n, err = r.integer(`"max_completion_tokens"`); n != 0 {
+				t.MaxTokens = n
+			}
+		case "temperature":
+			t.Temperature, err = r.number(`"temperature"`)
+		case "top_p":
+			t.TopP, err = r.number(`"top_p"`)
+		case "stop":
+			var raw []byte
+			if raw, err = r.raw(1); err == nil {
+				t.Stop, err = stopSequences(raw)
+			}
+		case "stream":
+			var stream *bool
+			stream, err = r.boolean(`"stream"`)
+			t.Stream = stream != nil && *stream
+		case "stream_options":
+			return r.members(1, `"stream_options"`, func(name []byte) error {
+				if string(name) != "include_usage" {
+					return r.value(2)
+				}
+				include, err := r.boolean(`"stream_options".include_usage`)
+				t.StreamUsage = include != nil && *include
+				return err
+			})
+		case "user":
+			t.User, err = r.string(`"user"`)
+		case "n":
+			var n int
+			if n, err = r.integer(`"n"`); n > 1 {
+				return unsupported("\"n\" greater than 1")
+			}
+		case "modalities":
+			return r.elements(1, `"modalities"`, func(int) error {
+				word, err := r.word(`"modalities"`)
+				if string(word) == "audio" {
+					return unsupported("audio output")
+				}
+				return err
+			})
+		case "audio":
+			var raw []byte
+			if raw, err = r.raw(1); raw != nil {
+				return unsupported("audio output")
+			}
+		default:
+			return r.value(1)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	t.Stop = stop
-	for i, tool := range req.Tools {
-		if tool.Type != "function" {
-			return nil, unsupported(fmt.Sprintf("tools[%d], a tool that is not a function", i))
-		}
-		t.Tools = append(t.Tools, Tool{Name: tool.Function.Name, Description: tool.Function.Description,
-			Parameters: tool.Function.Parameters, Strict: tool.Function.Strict})
-	}
-	if t.ToolChoice, err = openAIToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
+	if r.t.ToolChoice, err = openAIToolChoice(toolChoice, parallel); err != nil {
 		return nil, err
 	}
-	var system []string
-	for i, m := range req.Messages {
-		switch m.Role {
-		case "system", "developer":
-			text, err := chatText(m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			system = append(system, text)
-		case "user":
-			parts, err := chatParts(m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			t.appendMessage(RoleUser, parts...)
-		case "assistant":
-			parts, err := chatParts(m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			for _, call := range m.ToolCalls {
-				parts = append(parts, Part{Kind: PartToolCall, ToolCall: &ToolCall{
-					ID: call.ID, Name: call.Function.Name, Arguments: call.Function.Arguments}})
-			}
-			t.appendMessage(RoleAssistant, parts...)
-		case "tool":
-			content, err := chatParts(m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			t.appendMessage(RoleUser, Part{Kind: PartToolResult, ToolResult: &ToolResult{CallID: m.ToolCallID, Content: content}})
-		default:
-			return nil, invalid("messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
-		}
-	}
-	t.System = strings.Join(system, "\n\n")
-	return t, nil
+	r.t.System = strings.Join(system, "\n\n")
+	return r.finish()
 }
 
 // stopSequences reads Chat's "stop": a string or an array of strings.
 func stopSequences(raw json.RawMessage) ([]string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
+	if len(raw) == 0 {
 		return nil, nil
 	}
 	var one string
@@ -175,216 +141,485 @@ func stopSequences(raw json.RawMessage) ([]string, error) {
 	return many, nil
 }
 
-// chatText is the text of a system message's content.
-func chatText(content json.RawMessage, i int) (string, error) {
-	parts, err := chatParts(content, i)
+// chatMessage reads one message of "messages": its content, tool calls and
+// tool_call_id are read before its role says where they go.
+func (r *turnReader) chatMessage(system *[]string) error {
+	var role []byte
+	var callID string
+	callsFrom := len(r.calls)
+	r.scratch = r.scratch[:0]
+	err := r.members(2, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "role":
+			role, err = r.word(".role")
+		case "content":
+			err = r.chatContent()
+		case "tool_calls":
+			return r.elements(3, ".tool_calls", func(i int) error {
+				if err := r.chatToolCall(4); err != nil {
+					return within(err, ".tool_calls[%d]", i)
+				}
+				return nil
+			})
+		case "tool_call_id":
+			callID, err = r.string(".tool_call_id")
+		default:
+			return r.value(3)
+		}
+		return err
+	})
 	if err != nil {
-		return "", err
+		return err
 	}
-	var texts []string
-	for _, p := range parts {
-		if p.Kind != PartText {
-			return "", unsupported(fmt.Sprintf("messages[%d]: a system message with an image", i))
+	// the content was read into r.scratch; it goes where the role says
+	content := r.scratch
+	calls := r.calls[callsFrom:]
+	switch string(role) {
+	case "system", "developer":
+		text, err := systemText(content, "\n", ": a system message with an image")
+		if err != nil {
+			return err
 		}
-		texts = append(texts, p.Text)
+		*system = append(*system, text)
+	case "user":
+		r.beginMessage(RoleUser)
+		r.parts = append(r.parts, content...)
+	case "assistant":
+		r.beginMessage(RoleAssistant)
+		r.parts = append(r.parts, content...)
+		for i := range calls {
+			r.part(Part{Kind: PartToolCall, ToolCall: &calls[i]})
+		}
+		return nil
+	case "tool":
+		r.beginMessage(RoleUser)
+		first := len(r.results)
+		r.results = append(r.results, content...)
+		r.toolResult(callID, first, false)
+	default:
+		return invalid(".role is not one of system, developer, user, assistant, tool")
 	}
-	return strings.Join(texts, "\n"), nil
+	r.calls = r.calls[:callsFrom]
+	return nil
 }
 
-// chatParts reads a Chat content value: a string, null, or text and
-// image_url parts.
-func chatParts(content json.RawMessage, i int) ([]Part, error) {
-	if len(content) == 0 || string(content) == "null" {
-		return nil, nil
+// chatContent reads a message's content into r.scratch: a string (one
+// text part), null, or text and image_url parts.
+func (r *turnReader) chatContent() error {
+	switch r.peek() {
+	case '"':
+		s, err := r.string(".content")
+		r.scratch = append(r.scratch, Part{Kind: PartText, Text: s})
+		return err
+	case 'n', '[':
+	default:
+		return r.wrongType(".content", "a string or an array of content parts")
 	}
-	var text string
-	if isJSONString(content) && json.Unmarshal(content, &text) == nil {
-		return []Part{{Kind: PartText, Text: text}}, nil
-	}
-	var parts []chatPart
-	if json.Unmarshal(content, &parts) != nil {
-		return nil, invalid("messages[%d].content must be a string or an array of content parts", i)
-	}
-	out := make([]Part, 0, len(parts))
-	for j, p := range parts {
-		switch p.Type {
-		case "text", "refusal":
-			out = append(out, Part{Kind: PartText, Text: p.Text})
-		case "image_url":
-			if p.ImageURL == nil || p.ImageURL.URL == "" {
-				return nil, invalid("messages[%d].content[%d].image_url.url is required", i, j)
+	return r.elements(3, ".content", func(j int) error {
+		var kind []byte
+		var text, url string
+		var hasURL bool
+		err := r.members(4, "", func(name []byte) (err error) {
+			switch string(name) {
+			case "type":
+				kind, err = r.word(".type")
+			case "text", "refusal":
+				text, err = r.string(".text")
+			case "image_url":
+				return r.members(5, ".image_url", func(name []byte) (err error) {
+					if string(name) != "url" {
+						return r.value(6)
+					}
+					url, err = r.string(".image_url.url")
+					hasURL = url != ""
+					return err
+				})
+			default:
+				return r.value(5)
 			}
-			out = append(out, Part{Kind: PartImage, Image: imageOfURL(p.ImageURL.URL)})
+			return err
+		})
+		switch {
+		case err != nil:
+			return within(err, ".content[%d]", j)
+		case string(kind) == "text" || string(kind) == "refusal":
+			r.scratch = append(r.scratch, Part{Kind: PartText, Text: text})
+		case string(kind) == "image_url" && !hasURL:
+			return invalid(".content[%d].image_url.url is required", j)
+		case string(kind) == "image_url":
+			r.scratch = append(r.scratch, Part{Kind: PartImage, Image: r.image(imageOfURL(url))})
 		default:
-			return nil, unsupported(fmt.Sprintf("messages[%d].content[%d], a content part that is neither text nor an image", i, j))
+			return unsupported(fmt.Sprintf(".content[%d], a content part that is neither text nor an image", j))
 		}
-	}
-	return out, nil
+		return nil
+	})
 }
 
-// encodeChat writes the neutral request as a Chat Completions request for
-// model. A streamed request always asks for the usage chunk, so usage is
-// never lost; the stream encoder drops it when the client did not ask.
-func encodeChat(t *Turn, model string) ([]byte, error) {
-	req := chatRequest{Model: model, Temperature: t.Temperature, TopP: t.TopP, Stream: t.Stream, User: t.User,
-		MaxCompletionTokens: t.MaxTokens}
-	if t.Stream {
-		req.StreamOptions = &chatStreamOptions{IncludeUsage: true}
-	}
-	if len(t.Stop) > 0 {
-		req.Stop, _ = json.Marshal(t.Stop) // strings always marshal
-	}
-	for _, tool := range t.Tools {
-		var ct chatTool
-		ct.Type = "function"
-		ct.Function.Name, ct.Function.Description, ct.Function.Strict = tool.Name, tool.Description, tool.Strict
-		ct.Function.Parameters = tool.Parameters
-		req.Tools = append(req.Tools, ct)
-	}
-	if c := t.ToolChoice; c != nil {
-		switch c.Mode {
-		case ToolNamed:
-			req.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": c.Name}})
+// chatToolCall reads a tool call, at depth, of a message's tool_calls into
+// r.calls.
+func (r *turnReader) chatToolCall(depth int) error {
+	var call ToolCall
+	err := r.members(depth, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "id":
+			call.ID, err = r.string(".id")
+		case "function":
+			return r.members(depth+1, ".function", func(name []byte) (err error) {
+				switch string(name) {
+				case "name":
+					call.Name, err = r.string(".function.name")
+				case "arguments":
+					call.Arguments, err = r.string(".function.arguments")
+				default:
+					return r.value(depth + 2)
+				}
+				return err
+			})
 		default:
-			req.ToolChoice, _ = json.Marshal(c.Mode)
+			return r.value(depth + 1)
 		}
-		if c.NoParallel && len(t.Tools) > 0 {
-			no := false
-			req.ParallelToolCalls = &no
+		return err
+	})
+	r.calls = append(r.calls, call)
+	return err
+}
+
+// chatTool reads one of "tools".
+func (r *turnReader) chatTool() error {
+	var tool Tool
+	var kind []byte
+	err := r.members(2, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "type":
+			kind, err = r.word(".type")
+		case "function":
+			return r.members(3, ".function", func(name []byte) (err error) {
+				switch string(name) {
+				case "name":
+					tool.Name, err = r.string(".function.name")
+				case "description":
+					tool.Description, err = r.string(".function.description")
+				case "parameters":
+					tool.Parameters, err = r.raw(4)
+				case "strict":
+					tool.Strict, err = r.boolean(".function.strict")
+				default:
+					return r.value(4)
+				}
+				return err
+			})
+		default:
+			return r.value(3)
 		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case string(kind) != "function":
+		return unsupported(", a tool that is not a function")
 	}
+	r.t.Tools = append(r.t.Tools, tool)
+	return nil
+}
+
+// appendChatTurn appends the neutral request as a Chat Completions request
+// for model. A streamed request always asks for the usage chunk, so usage
+// is never lost; the stream encoder drops it when the client did not ask.
+func appendChatTurn(w []byte, t *Turn, model string) []byte {
+	w = appendJSONMember(append(w, '{'), "model", model)
+	w = append(appendJSONKey(w, "messages"), '[')
 	if t.System != "" {
-		req.Messages = append(req.Messages, chatMessage{Role: "system", Content: quoteJSON(t.System)})
+		w = appendJSONMember(appendJSONMember(append(appendElem(w), '{'), "role", "system"), "content", t.System)
+		w = append(w, '}')
 	}
 	for _, m := range t.Messages {
-		var content []chatPart
-		var calls []chatToolCall
+		w = appendChatMessages(w, m)
+	}
+	w = append(w, ']')
+	if len(t.Tools) > 0 {
+		w = append(appendJSONKey(w, "tools"), '[')
+		for _, tool := range t.Tools {
+			w = append(appendJSONKey(append(appendElem(w), `{"type":"function"`...), "function"), '{')
+			w = appendJSONMember(w, "name", tool.Name)
+			if tool.Description != "" {
+				w = appendJSONMember(w, "description", tool.Description)
+			}
+			if len(tool.Parameters) > 0 {
+				w = appendJSONRaw(w, "parameters", tool.Parameters)
+			}
+			if tool.Strict != nil {
+				w = appendJSONBool(w, "strict", *tool.Strict)
+			}
+			w = append(w, "}}"...)
+		}
+		w = append(w, ']')
+		w = appendOpenAIToolChoice(w, t.ToolChoice, true)
+	}
+	return appendOpenAIOptions(w, t, "max_completion_tokens")
+}
+
+// appendChatMessages appends a neutral message as Chat messages: its tool
+// results first, each a tool message of its own, then the rest.
+func appendChatMessages(w []byte, m Message) []byte {
+	texts, others, calls := 0, 0, 0
+	for _, p := range m.Parts {
+		switch p.Kind {
+		case PartText:
+			texts++
+		case PartImage:
+			others++
+		case PartToolCall:
+			calls++
+		case PartToolResult:
+			w = appendJSONMember(append(appendElem(w), '{'), "role", "tool")
+			w = appendChatToolContent(appendJSONKey(w, "content"), p.ToolResult.Content)
+			w = append(appendJSONMember(w, "tool_call_id", p.ToolResult.CallID), '}')
+		}
+	}
+	if texts+others+calls == 0 {
+		return w
+	}
+	w = appendJSONMember(append(appendElem(w), '{'), "role", string(m.Role))
+	w = appendJSONKey(w, "content")
+	switch {
+	case texts+others == 0:
+		w = append(w, "null"...)
+	case texts == 1 && others == 0:
+		for _, p := range m.Parts {
+			if p.Kind == PartText {
+				w = appendJSONString(w, p.Text)
+			}
+		}
+	default:
+		w = append(w, '[')
 		for _, p := range m.Parts {
 			switch p.Kind {
 			case PartText:
-				content = append(content, chatPart{Type: "text", Text: p.Text})
+				w = appendJSONMember(append(appendElem(w), `{"type":"text"`...), "text", p.Text)
+				w = append(w, '}')
 			case PartImage:
-				content = append(content, chatPart{Type: "image_url", ImageURL: &chatImageURL{URL: p.Image.url()}})
-			case PartToolCall:
-				var call chatToolCall
-				call.ID, call.Type = p.ToolCall.ID, "function"
-				call.Function.Name, call.Function.Arguments = p.ToolCall.Name, cmp.Or(p.ToolCall.Arguments, "{}")
-				calls = append(calls, call)
-			case PartToolResult:
-				// a tool result is a message of its own, before the user's text
-				req.Messages = append(req.Messages, chatMessage{Role: "tool", ToolCallID: p.ToolResult.CallID,
-					Content: chatContent(textOnly(p.ToolResult.Content))})
+				w = append(appendElem(w), `{"type":"image_url","image_url":{"url":`...)
+				w = append(appendImageURL(w, p.Image), "}}"...)
 			}
 		}
-		if len(content) == 0 && len(calls) == 0 {
+		w = append(w, ']')
+	}
+	if calls > 0 {
+		w = appendChatToolCalls(w, m.Parts)
+	}
+	return append(w, '}')
+}
+
+// appendChatToolCalls appends the "tool_calls" of a Chat message: the tool
+// calls among parts.
+func appendChatToolCalls(w []byte, parts []Part) []byte {
+	w = append(appendJSONKey(w, "tool_calls"), '[')
+	for _, p := range parts {
+		if p.Kind != PartToolCall {
 			continue
 		}
-		msg := chatMessage{Role: string(m.Role), ToolCalls: calls, Content: chatContent(content)}
-		req.Messages = append(req.Messages, msg)
+		w = appendJSONMember(append(appendElem(w), '{'), "id", p.ToolCall.ID)
+		w = append(w, `,"type":"function","function":{`...)
+		w = appendJSONMember(w, "name", p.ToolCall.Name)
+		w = append(appendJSONMember(w, "arguments", cmp.Or(p.ToolCall.Arguments, "{}")), "}}"...)
 	}
-	return json.Marshal(req)
+	return append(w, ']')
 }
 
-// chatContent is content as a string when it is one text part, else the
-// parts; null when there are none.
-func chatContent(parts []chatPart) json.RawMessage {
+// appendOpenAIToolChoice appends the "tool_choice" of Chat (chat set) or
+// Responses, with parallel_tool_calls false for no parallel calls; nothing
+// for none given.
+func appendOpenAIToolChoice(w []byte, c *ToolChoice, chat bool) []byte {
+	if c == nil {
+		return w
+	}
+	w = appendJSONKey(w, "tool_choice")
 	switch {
-	case len(parts) == 0:
-		return json.RawMessage("null")
-	case len(parts) == 1 && parts[0].Type == "text":
-		return quoteJSON(parts[0].Text)
+	case c.Mode != ToolNamed:
+		w = appendJSONString(w, c.Mode)
+	case chat:
+		w = append(appendJSONString(append(w, `{"type":"function","function":{"name":`...), c.Name), "}}"...)
+	default:
+		w = append(appendJSONString(append(w, `{"type":"function","name":`...), c.Name), '}')
 	}
-	raw, _ := json.Marshal(parts) // strings always marshal
-	return raw
+	if c.NoParallel {
+		w = appendJSONBool(w, "parallel_tool_calls", false)
+	}
+	return w
 }
 
-// textOnly turns a tool result's parts into Chat text parts: Chat tool
-// messages carry text only, so an image becomes its URL.
-func textOnly(parts []Part) []chatPart {
-	out := make([]chatPart, 0, len(parts))
-	for _, p := range parts {
-		switch p.Kind {
-		case PartText:
-			out = append(out, chatPart{Type: "text", Text: p.Text})
-		case PartImage:
-			out = append(out, chatPart{Type: "text", Text: p.Image.url()})
+// appendOpenAIOptions appends the members that end a Chat or Responses
+// request, maxKey naming its output bound, and closes it.
+func appendOpenAIOptions(w []byte, t *Turn, maxKey string) []byte {
+	if t.MaxTokens != 0 {
+		w = appendJSONInt(w, maxKey, t.MaxTokens)
+	}
+	w = appendSampling(w, t)
+	if len(t.Stop) > 0 {
+		w = append(appendJSONKey(w, "stop"), '[')
+		for _, stop := range t.Stop {
+			w = appendJSONString(appendElem(w), stop)
+		}
+		w = append(w, ']')
+	}
+	if t.Stream {
+		w = appendJSONBool(w, "stream", true)
+		if maxKey == "max_completion_tokens" {
+			w = append(w, `,"stream_options":{"include_usage":true}`...)
 		}
 	}
-	return out
+	if maxKey == "max_output_tokens" {
+		w = appendJSONBool(w, "store", false)
+	}
+	if t.User != "" {
+		w = appendJSONMember(w, "user", t.User)
+	}
+	return append(w, '}')
 }
 
-// chatResponse is a Chat Completions response.
-type chatResponse struct {
-	ID      string          `json:"id"`
-	Object  string          `json:"object"`
-	Created int64           `json:"created"`
-	Model   string          `json:"model"`
-	Choices []chatChoice    `json:"choices"`
-	Usage   json.RawMessage `json:"usage,omitempty"`
+// appendSampling appends temperature and top_p, where set.
+func appendSampling(w []byte, t *Turn) []byte {
+	if t.Temperature != nil {
+		w = appendJSONFloat(w, "temperature", *t.Temperature)
+	}
+	if t.TopP != nil {
+		w = appendJSONFloat(w, "top_p", *t.TopP)
+	}
+	return w
 }
 
-type chatChoice struct {
-	Index   int `json:"index"`
-	Message struct {
-		Role      string         `json:"role"`
-		Content   *string        `json:"content"`
-		Refusal   *string        `json:"refusal,omitempty"`
-		ToolCalls []chatToolCall `json:"tool_calls,omitempty"`
-	} `json:"message"`
-	FinishReason string `json:"finish_reason"`
+// appendChatToolContent appends a tool result's content as a tool
+// message's: text only, so an image is given as its URL; one text is a
+// string.
+func appendChatToolContent(w []byte, content []Part) []byte {
+	switch {
+	case len(content) == 0:
+		return append(w, `""`...)
+	case len(content) == 1 && content[0].Kind == PartText:
+		return appendJSONString(w, content[0].Text)
+	}
+	w = append(w, '[')
+	for _, p := range content {
+		w = append(appendElem(w), `{"type":"text","text":`...)
+		if p.Kind == PartImage {
+			w = appendImageURL(w, p.Image)
+		} else {
+			w = appendJSONString(w, p.Text)
+		}
+		w = append(w, '}')
+	}
+	return append(w, ']')
 }
 
-// decodeChatReply reads a Chat Completions response.
+// decodeChatReply reads a Chat Completions response: its first choice.
 func decodeChatReply(body []byte) (*Reply, error) {
-	var resp chatResponse
-	if err := json.Unmarshal(body, &resp); err != nil || len(resp.Choices) == 0 {
+	r := newTurnReader(body)
+	reply := &Reply{}
+	var finish []byte
+	var content, refusal string
+	choices := 0
+	message := func(name []byte) (err error) {
+		switch string(name) {
+		case "content":
+			content, err = r.string("")
+		case "refusal":
+			refusal, err = r.string("")
+		case "tool_calls":
+			return r.elements(4, "", func(int) error { return r.chatToolCall(5) })
+		default:
+			return r.value(4)
+		}
+		return err
+	}
+	err := r.members(0, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "id":
+			reply.ID, err = r.string("")
+		case "created":
+			var at int
+			at, err = r.integer("")
+			reply.Created = int64(at)
+		case "model":
+			reply.Model, err = r.string("")
+		case "usage":
+			var raw []byte
+			if raw, err = r.raw(1); raw != nil {
+				var u Usage
+				u, err = openAIUsage(raw, chatUsageKeys)
+				reply.Usage = &u
+			}
+		case "choices":
+			return r.elements(1, "", func(int) error {
+				if choices++; choices > 1 {
+					return r.value(2)
+				}
+				return r.members(2, "", func(name []byte) (err error) {
+					switch string(name) {
+					case "finish_reason":
+						finish, err = r.word("")
+					case "message":
+						return r.members(3, "", message)
+					default:
+						return r.value(3)
+					}
+					return err
+				})
+			})
+		default:
+			return r.value(1)
+		}
+		return err
+	})
+	if err != nil || choices == 0 || r.peek() != 0 {
 		return nil, errUpstreamReply
 	}
-	c := resp.Choices[0]
-	usage, err := replyUsage(resp.Usage, chatUsageKeys)
-	if err != nil {
-		return nil, errUpstreamReply
+	reply.StopReason = chatStopReason(string(finish))
+	if content != "" {
+		reply.Parts = append(reply.Parts, Part{Kind: PartText, Text: content})
 	}
-	r := &Reply{ID: resp.ID, Model: resp.Model, Created: resp.Created, Usage: usage,
-		StopReason: chatStopReason(c.FinishReason)}
-	if c.Message.Content != nil && *c.Message.Content != "" {
-		r.Parts = append(r.Parts, Part{Kind: PartText, Text: *c.Message.Content})
+	if refusal != "" {
+		reply.Parts = append(reply.Parts, Part{Kind: PartText, Text: refusal})
+		reply.StopReason = StopContentFilter
 	}
-	if c.Message.Refusal != nil && *c.Message.Refusal != "" {
-		r.Parts = append(r.Parts, Part{Kind: PartText, Text: *c.Message.Refusal})
-		r.StopReason = StopContentFilter
+	for i := range r.calls {
+		reply.Parts = append(reply.Parts, Part{Kind: PartToolCall, ToolCall: &r.calls[i]})
 	}
-	for _, call := range c.Message.ToolCalls {
-		r.Parts = append(r.Parts, Part{Kind: PartToolCall, ToolCall: &ToolCall{ID: call.ID, Name: call.Function.Name, Arguments: call.Function.Arguments}})
-	}
-	return r, nil
+	return reply, nil
 }
 
 // encodeChatReply writes a reply as a Chat Completions response for a
 // client that asked for model.
 func encodeChatReply(r *Reply, model string) []byte {
-	resp := chatResponse{ID: clientID("chatcmpl-", r.ID), Object: "chat.completion", Created: r.Created, Model: model,
-		Usage: openAIUsageJSON(r.Usage, chatUsageKeys)}
-	var c chatChoice
-	c.Message.Role = "assistant"
-	var text []string
+	w := appendJSONMember([]byte{'{'}, "id", clientID("chatcmpl-", r.ID))
+	w = appendJSONInt(append(w, `,"object":"chat.completion"`...), "created", int(r.Created))
+	w = appendJSONMember(w, "model", model)
+	w = append(w, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	texts, calls := 0, 0
 	for _, p := range r.Parts {
 		switch p.Kind {
 		case PartText:
-			text = append(text, p.Text)
+			if texts == 0 {
+				w = append(w, '"')
+			}
+			w = appendJSONStringBody(w, p.Text)
+			texts++
 		case PartToolCall:
-			var call chatToolCall
-			call.ID, call.Type = p.ToolCall.ID, "function"
-			call.Function.Name, call.Function.Arguments = p.ToolCall.Name, p.ToolCall.Arguments
-			c.Message.ToolCalls = append(c.Message.ToolCalls, call)
+			calls++
 		}
 	}
-	if len(text) > 0 {
-		joined := strings.Join(text, "")
-		c.Message.Content = &joined
+	if texts > 0 {
+		w = append(w, '"')
+	} else {
+		w = append(w, "null"...)
 	}
-	c.FinishReason = string(cmp.Or(r.StopReason, StopEnd))
-	resp.Choices = []chatChoice{c}
-	body, _ := json.Marshal(resp) // strings and numbers always marshal
-	return body
+	if calls > 0 {
+		w = appendChatToolCalls(w, r.Parts)
+	}
+	w = appendJSONMember(append(w, '}'), "finish_reason", string(cmp.Or(r.StopReason, StopEnd)))
+	w = append(w, "}]"...)
+	if r.Usage != nil {
+		w = appendOpenAIUsage(appendJSONKey(w, "usage"), r.Usage, chatUsageKeys)
+	}
+	return append(w, '}')
 }

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 )
@@ -45,276 +43,428 @@ func messagesErrorType(status int) string {
 // gets when the client set none (Messages requires one).
 const DefaultMaxTokens = 4096
 
-// messagesRequest is a Messages request, as far as translation reads and
-// writes it.
-type messagesRequest struct {
-	Model         string              `json:"model"`
-	MaxTokens     int                 `json:"max_tokens"`
-	System        json.RawMessage     `json:"system,omitempty"`
-	Messages      []messagesMessage   `json:"messages"`
-	Tools         []json.RawMessage   `json:"tools,omitempty"`
-	ToolChoice    *messagesToolChoice `json:"tool_choice,omitempty"`
-	Temperature   *float64            `json:"temperature,omitempty"`
-	TopP          *float64            `json:"top_p,omitempty"`
-	StopSequences []string            `json:"stop_sequences,omitempty"`
-	Stream        bool                `json:"stream,omitempty"`
-	Metadata      *messagesMetadata   `json:"metadata,omitempty"`
-}
-
-type messagesMetadata struct {
-	UserID string `json:"user_id,omitempty"`
-}
-
-type messagesToolChoice struct {
-	Type                   string `json:"type"`
-	Name                   string `json:"name,omitempty"`
-	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
-}
-
-type messagesMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
-
-// messagesBlock is a content block of a Messages message or response.
-type messagesBlock struct {
-	Type      string          `json:"type"`
-	Text      string          `json:"text,omitempty"`
-	Source    *messagesSource `json:"source,omitempty"`
-	ID        string          `json:"id,omitempty"`
-	Name      string          `json:"name,omitempty"`
-	Input     json.RawMessage `json:"input,omitempty"`
-	ToolUseID string          `json:"tool_use_id,omitempty"`
-	Content   json.RawMessage `json:"content,omitempty"`
-	IsError   bool            `json:"is_error,omitempty"`
-	Thinking  string          `json:"thinking,omitempty"`
-	Signature string          `json:"signature,omitempty"`
-	Data      string          `json:"data,omitempty"`
-}
-
-type messagesSource struct {
-	Type      string `json:"type"`
-	MediaType string `json:"media_type,omitempty"`
-	Data      string `json:"data,omitempty"`
-	URL       string `json:"url,omitempty"`
-}
-
-type messagesTool struct {
-	Type        string          `json:"type,omitempty"`
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema"`
-}
-
 // decodeMessages reads a Messages request into the neutral form.
 func decodeMessages(body []byte) (*Turn, error) {
-	var req messagesRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, invalid("request body does not match the messages schema")
-	}
-	t := &Turn{Model: req.Model, MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP,
-		Stop: req.StopSequences, Stream: req.Stream}
-	if req.Metadata != nil {
-		t.User = req.Metadata.UserID
-	}
-	system, err := messagesBlocks(req.System, "system")
+	r := newTurnReader(body)
+	err := r.members(0, "the request", func(name []byte) (err error) {
+		t := &r.t
+		switch string(name) {
+		case "model":
+			t.Model, err = r.string(`"model"`)
+		case "max_tokens":
+			t.MaxTokens, err = r.integer(`"max_tokens"`)
+		case "system":
+			t.System, err = r.messagesSystem()
+		case "messages":
+			return r.elements(1, `"messages"`, func(i int) error {
+				if err := r.messagesMessage(); err != nil {
+					return within(err, "messages[%d]", i)
+				}
+				return nil
+			})
+		case "tools":
+			return r.elements(1, `"tools"`, func(i int) error {
+				if err := r.messagesTool(); err != nil {
+					return within(err, "tools[%d]", i)
+				}
+				return nil
+			})
+		case "tool_choice":
+			t.ToolChoice, err = r.messagesToolChoice()
+		case "temperature":
+			t.Temperature, err = r.number(`"temperature"`)
+		case "top_p":
+			t.TopP, err = r.number(`"top_p"`)
+		case "stop_sequences":
+			return r.elements(1, `"stop_sequences"`, func(int) error {
+				stop, err := r.string(`"stop_sequences"`)
+				t.Stop = append(t.Stop, stop)
+				return err
+			})
+		case "stream":
+			var stream *bool
+			stream, err = r.boolean(`"stream"`)
+			t.Stream = stream != nil && *stream
+		case "metadata":
+			return r.members(1, `"metadata"`, func(name []byte) (err error) {
+				if string(name) != "user_id" {
+					return r.value(2)
+				}
+				t.User, err = r.string(`"metadata".user_id`)
+				return err
+			})
+		default:
+			return r.value(1)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	var texts []string
-	for _, p := range system {
-		if p.Kind == PartText {
-			texts = append(texts, p.Text)
-		}
-	}
-	t.System = strings.Join(texts, "\n\n")
-	for i, raw := range req.Tools {
-		var tool messagesTool
-		if json.Unmarshal(raw, &tool) != nil {
-			return nil, invalid("tools[%d] is not a tool", i)
-		}
-		if tool.Type != "" && tool.Type != "custom" {
-			return nil, unsupported(fmt.Sprintf("tools[%d], a server tool", i))
-		}
-		t.Tools = append(t.Tools, Tool{Name: tool.Name, Description: tool.Description, Parameters: tool.InputSchema})
-	}
-	if c := req.ToolChoice; c != nil {
-		tc := &ToolChoice{NoParallel: c.DisableParallelToolUse}
-		switch c.Type {
-		case "auto":
-			tc.Mode = ToolAuto
-		case "none":
-			tc.Mode = ToolNone
-		case "any":
-			tc.Mode = ToolRequired
-		case "tool":
-			tc.Mode, tc.Name = ToolNamed, c.Name
-		default:
-			return nil, invalid("\"tool_choice\".type is not auto, any, tool or none")
-		}
-		t.ToolChoice = tc
-	}
-	for i, m := range req.Messages {
-		var role Role
-		switch m.Role {
-		case "user":
-			role = RoleUser
-		case "assistant":
-			role = RoleAssistant
-		default:
-			return nil, invalid("messages[%d].role must be user or assistant", i)
-		}
-		parts, err := messagesBlocks(m.Content, fmt.Sprintf("messages[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		t.appendMessage(role, parts...)
-	}
-	return t, nil
+	return r.finish()
 }
 
-// messagesBlocks reads Messages content: a string or an array of blocks.
-func messagesBlocks(content json.RawMessage, where string) ([]Part, error) {
-	if len(content) == 0 || string(content) == "null" {
-		return nil, nil
+// messagesSystem reads "system": a string, or text blocks joined by blank
+// lines.
+func (r *turnReader) messagesSystem() (string, error) {
+	r.scratch = r.scratch[:0]
+	if err := r.messagesContent(1, `"system"`, &r.scratch, false); err != nil {
+		return "", within(err, "system")
 	}
-	var text string
-	if isJSONString(content) && json.Unmarshal(content, &text) == nil {
-		return []Part{{Kind: PartText, Text: text}}, nil
-	}
-	var blocks []messagesBlock
-	if json.Unmarshal(content, &blocks) != nil {
-		return nil, invalid("%s content must be a string or an array of content blocks", where)
-	}
-	parts := make([]Part, 0, len(blocks))
-	for j, b := range blocks {
-		part, err := b.neutral(fmt.Sprintf("%s.content[%d]", where, j))
-		if err != nil {
-			return nil, err
-		}
-		parts = append(parts, part)
-	}
-	return parts, nil
+	return systemText(r.scratch, "\n\n", "\"system\" with an image")
 }
 
-// neutral is the block as a neutral part.
-func (b *messagesBlock) neutral(where string) (Part, error) {
-	switch b.Type {
+// messagesMessage reads one of "messages".
+func (r *turnReader) messagesMessage() error {
+	var role []byte
+	r.scratch = r.scratch[:0]
+	err := r.members(2, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "role":
+			role, err = r.word(".role")
+		case "content":
+			err = r.messagesContent(3, ".content", &r.scratch, false)
+		default:
+			return r.value(3)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	switch string(role) {
+	case "user":
+		r.beginMessage(RoleUser)
+	case "assistant":
+		r.beginMessage(RoleAssistant)
+	default:
+		return invalid(".role must be user or assistant")
+	}
+	r.parts = append(r.parts, r.scratch...)
+	return nil
+}
+
+// messagesContent reads content at depth into parts: a string (one text
+// part), null, or content blocks (inResult: of a tool_result).
+func (r *turnReader) messagesContent(depth int, what string, parts *[]Part, inResult bool) error {
+	switch r.peek() {
+	case '"':
+		s, err := r.string(what)
+		*parts = append(*parts, Part{Kind: PartText, Text: s})
+		return err
+	case 'n', '[':
+	default:
+		return r.wrongType(what, "a string or an array of content blocks")
+	}
+	return r.elements(depth, what, func(j int) error {
+		p, err := r.messagesBlock(depth+1, inResult)
+		if err != nil {
+			return within(err, ".content[%d]", j)
+		}
+		*parts = append(*parts, p)
+		return nil
+	})
+}
+
+// messagesBlock reads one content block at depth; inResult when it is in
+// a tool_result's content, which holds only text and images. A
+// tool_result's own content is read into r.results, after the blocks
+// before it there.
+func (r *turnReader) messagesBlock(depth int, inResult bool) (Part, error) {
+	var kind []byte
+	var b struct {
+		text, id, name, toolUseID, input, thinking, signature, data string
+		source                                                      Image
+		sourceType                                                  []byte
+		hasSource                                                   bool
+		isError                                                     *bool
+	}
+	var resultStart, resultEnd int
+	err := r.members(depth, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "type":
+			kind, err = r.word(".type")
+		case "text":
+			b.text, err = r.string(".text")
+		case "id":
+			b.id, err = r.string(".id")
+		case "name":
+			b.name, err = r.string(".name")
+		case "tool_use_id":
+			b.toolUseID, err = r.string(".tool_use_id")
+		case "input":
+			var raw []byte
+			if raw, err = r.raw(depth + 1); raw != nil {
+				b.input = r.keep(raw, false)
+			}
+		case "content":
+			if inResult {
+				return r.value(depth + 1)
+			}
+			resultStart = len(r.results)
+			err = r.messagesContent(depth+1, ".content", &r.results, true)
+			resultEnd = len(r.results)
+		case "is_error":
+			b.isError, err = r.boolean(".is_error")
+		case "thinking":
+			b.thinking, err = r.string(".thinking")
+		case "signature":
+			b.signature, err = r.string(".signature")
+		case "data":
+			b.data, err = r.string(".data")
+		case "source":
+			if r.peek() != '{' { // a search result's source is its URL
+				return r.value(depth + 1)
+			}
+			b.hasSource = true
+			return r.members(depth+1, ".source", func(name []byte) (err error) {
+				switch string(name) {
+				case "type":
+					b.sourceType, err = r.word(".source.type")
+				case "media_type":
+					b.source.MediaType, err = r.string(".source.media_type")
+				case "data":
+					b.source.Data, err = r.string(".source.data")
+				case "url":
+					b.source.URL, err = r.string(".source.url")
+				default:
+					return r.value(depth + 2)
+				}
+				return err
+			})
+		default:
+			return r.value(depth + 1)
+		}
+		return err
+	})
+	if err != nil {
+		return Part{}, err
+	}
+	switch string(kind) {
 	case "text":
-		return Part{Kind: PartText, Text: b.Text}, nil
+		return Part{Kind: PartText, Text: b.text}, nil
 	case "image":
-		if b.Source == nil {
-			return Part{}, invalid("%s.source is required", where)
+		switch string(b.sourceType) {
+		case "url":
+			return Part{Kind: PartImage, Image: r.image(Image{URL: b.source.URL})}, nil
+		case "base64":
+			return Part{Kind: PartImage, Image: r.image(Image{MediaType: b.source.MediaType, Data: b.source.Data})}, nil
 		}
-		if b.Source.Type == "url" {
-			return Part{Kind: PartImage, Image: &Image{URL: b.Source.URL}}, nil
+		if !b.hasSource {
+			return Part{}, invalid(".source is required")
 		}
-		return Part{Kind: PartImage, Image: &Image{MediaType: b.Source.MediaType, Data: b.Source.Data}}, nil
-	case "tool_use":
-		args := string(b.Input)
-		if args == "" || args == "null" {
-			args = "{}"
-		}
-		return Part{Kind: PartToolCall, ToolCall: &ToolCall{ID: b.ID, Name: b.Name, Arguments: args}}, nil
-	case "tool_result":
-		content, err := messagesBlocks(b.Content, where)
-		if err != nil {
-			return Part{}, err
-		}
-		return Part{Kind: PartToolResult, ToolResult: &ToolResult{CallID: b.ToolUseID, Content: content, IsError: b.IsError}}, nil
-	case "thinking":
-		return Part{Kind: PartThinking, Text: b.Thinking, Signature: b.Signature}, nil
-	case "redacted_thinking":
-		return Part{Kind: PartThinking, Signature: b.Data, Redacted: true}, nil
+		return Part{}, unsupported(", an image by file id")
 	}
-	return Part{}, unsupported(where + ", a content block other than text, image, tool_use, tool_result or thinking")
+	if inResult {
+		return Part{}, unsupported(", a block other than text or an image in a tool result")
+	}
+	switch string(kind) {
+	case "tool_use":
+		r.calls = append(r.calls, ToolCall{ID: b.id, Name: b.name, Arguments: cmp.Or(b.input, "{}")})
+		return Part{Kind: PartToolCall, ToolCall: &r.calls[len(r.calls)-1]}, nil
+	case "tool_result":
+		var content []Part
+		if resultEnd > resultStart {
+			content = r.results[resultStart:resultEnd:resultEnd]
+		}
+		r.outputs = append(r.outputs, ToolResult{CallID: b.toolUseID, Content: content, IsError: b.isError != nil && *b.isError})
+		return Part{Kind: PartToolResult, ToolResult: &r.outputs[len(r.outputs)-1]}, nil
+	case "thinking":
+		return Part{Kind: PartThinking, Text: b.thinking, Signature: b.signature}, nil
+	case "redacted_thinking":
+		return Part{Kind: PartThinking, Signature: b.data, Redacted: true}, nil
+	}
+	return Part{}, unsupported(", a content block other than text, image, tool_use, tool_result or thinking")
 }
 
-// encodeMessages writes the neutral request as a Messages request for
+// messagesTool reads one of "tools": a custom tool; a server tool cannot
+// go to another API.
+func (r *turnReader) messagesTool() error {
+	var tool Tool
+	var kind []byte
+	err := r.members(2, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "type":
+			kind, err = r.word(".type")
+		case "name":
+			tool.Name, err = r.string(".name")
+		case "description":
+			tool.Description, err = r.string(".description")
+		case "input_schema":
+			tool.Parameters, err = r.raw(3)
+		default:
+			return r.value(3)
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case len(kind) > 0 && string(kind) != "custom":
+		return unsupported(", a server tool")
+	}
+	r.t.Tools = append(r.t.Tools, tool)
+	return nil
+}
+
+// messagesToolChoice reads "tool_choice"; null is none given.
+func (r *turnReader) messagesToolChoice() (*ToolChoice, error) {
+	if r.peek() == 'n' {
+		return nil, r.literal("null")
+	}
+	var kind []byte
+	var c ToolChoice
+	err := r.members(1, `"tool_choice"`, func(name []byte) (err error) {
+		switch string(name) {
+		case "type":
+			kind, err = r.word(`"tool_choice".type`)
+		case "name":
+			c.Name, err = r.string(`"tool_choice".name`)
+		case "disable_parallel_tool_use":
+			var no *bool
+			no, err = r.boolean(`"tool_choice".disable_parallel_tool_use`)
+			c.NoParallel = no != nil && *no
+		default:
+			return r.value(2)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch string(kind) {
+	case "auto":
+		c.Mode, c.Name = ToolAuto, ""
+	case "none":
+		c.Mode, c.Name = ToolNone, ""
+	case "any":
+		c.Mode, c.Name = ToolRequired, ""
+	case "tool":
+		if c.Name == "" {
+			return nil, invalid("\"tool_choice\" names no tool")
+		}
+		c.Mode = ToolNamed
+	default:
+		return nil, invalid("\"tool_choice\".type is not auto, any, tool or none")
+	}
+	return &c, nil
+}
+
+// appendMessagesTurn appends the neutral request as a Messages request for
 // model, with max_tokens DefaultMaxTokens when the client set none.
-func encodeMessages(t *Turn, model string) ([]byte, error) {
-	req := messagesRequest{Model: model, MaxTokens: cmp.Or(t.MaxTokens, DefaultMaxTokens), Temperature: t.Temperature,
-		TopP: t.TopP, StopSequences: t.Stop, Stream: t.Stream}
+// Consecutive messages of one role become one: roles must alternate.
+func appendMessagesTurn(w []byte, t *Turn, model string) []byte {
+	w = appendJSONMember(append(w, '{'), "model", model)
+	w = appendJSONInt(w, "max_tokens", cmp.Or(t.MaxTokens, DefaultMaxTokens))
 	if t.System != "" {
-		req.System = quoteJSON(t.System)
+		w = appendJSONMember(w, "system", t.System)
+	}
+	w = append(appendJSONKey(w, "messages"), '[')
+	var open Role // the role of the message whose content is open
+	for _, m := range t.Messages {
+		for _, p := range m.Parts {
+			if open != m.Role {
+				if open != "" {
+					w = append(w, "]}"...)
+				}
+				w = appendJSONMember(append(appendElem(w), '{'), "role", string(m.Role))
+				w = append(appendJSONKey(w, "content"), '[')
+				open = m.Role
+			}
+			w = appendMessagesBlock(appendElem(w), p)
+		}
+	}
+	if open != "" {
+		w = append(w, "]}"...)
+	}
+	w = append(w, ']')
+	if len(t.Tools) > 0 {
+		w = append(appendJSONKey(w, "tools"), '[')
+		for _, tool := range t.Tools {
+			w = appendJSONMember(append(appendElem(w), '{'), "name", tool.Name)
+			if tool.Description != "" {
+				w = appendJSONMember(w, "description", tool.Description)
+			}
+			schema := tool.Parameters
+			if len(schema) == 0 {
+				schema = []byte(`{"type":"object"}`)
+			}
+			w = append(appendJSONRaw(w, "input_schema", schema), '}')
+		}
+		w = append(w, ']')
+		if c := t.ToolChoice; c != nil {
+			kind := map[string]string{ToolAuto: "auto", ToolNone: "none", ToolRequired: "any", ToolNamed: "tool"}[c.Mode]
+			w = appendJSONMember(append(appendJSONKey(w, "tool_choice"), '{'), "type", kind)
+			if c.Mode == ToolNamed {
+				w = appendJSONMember(w, "name", c.Name)
+			}
+			if c.NoParallel && c.Mode != ToolNone {
+				w = appendJSONBool(w, "disable_parallel_tool_use", true)
+			}
+			w = append(w, '}')
+		}
+	}
+	w = appendSampling(w, t)
+	if len(t.Stop) > 0 {
+		w = append(appendJSONKey(w, "stop_sequences"), '[')
+		for _, stop := range t.Stop {
+			w = appendJSONString(appendElem(w), stop)
+		}
+		w = append(w, ']')
+	}
+	if t.Stream {
+		w = appendJSONBool(w, "stream", true)
 	}
 	if t.User != "" {
-		req.Metadata = &messagesMetadata{UserID: t.User}
+		w = append(appendJSONMember(append(appendJSONKey(w, "metadata"), '{'), "user_id", t.User), '}')
 	}
-	for _, tool := range t.Tools {
-		schema := tool.Parameters
-		if len(schema) == 0 {
-			schema = json.RawMessage(`{"type":"object"}`)
-		}
-		raw, _ := json.Marshal(messagesTool{Name: tool.Name, Description: tool.Description, InputSchema: schema})
-		req.Tools = append(req.Tools, raw)
-	}
-	if c := t.ToolChoice; c != nil {
-		tc := &messagesToolChoice{Type: c.Mode, DisableParallelToolUse: c.NoParallel && c.Mode != ToolNone}
-		switch c.Mode {
-		case ToolRequired:
-			tc.Type = "any"
-		case ToolNamed:
-			tc.Type, tc.Name = "tool", c.Name
-		}
-		req.ToolChoice = tc
-	}
-	for _, m := range t.Messages {
-		blocks := make([]messagesBlock, 0, len(m.Parts))
-		for _, p := range m.Parts {
-			blocks = append(blocks, messagesBlockOf(p))
-		}
-		if len(blocks) == 0 {
-			continue
-		}
-		content, err := json.Marshal(blocks)
-		if err != nil {
-			return nil, err
-		}
-		// consecutive messages of one role become one: roles must alternate
-		if n := len(req.Messages); n > 0 && req.Messages[n-1].Role == string(m.Role) {
-			var prev []messagesBlock
-			_ = json.Unmarshal(req.Messages[n-1].Content, &prev) // written above
-			content, _ = json.Marshal(append(prev, blocks...))
-			req.Messages[n-1].Content = content
-			continue
-		}
-		req.Messages = append(req.Messages, messagesMessage{Role: string(m.Role), Content: content})
-	}
-	return json.Marshal(req)
+	return append(w, '}')
 }
 
-// messagesBlockOf is a neutral part as a Messages content block.
-func messagesBlockOf(p Part) messagesBlock {
+// appendMessagesBlock appends a neutral part as a Messages content block.
+// A tool call's arguments become its input object, "{}" when they are not
+// one (a model's malformed call in the history).
+func appendMessagesBlock(w []byte, p Part) []byte {
 	switch p.Kind {
 	case PartImage:
 		if p.Image.URL != "" {
-			return messagesBlock{Type: "image", Source: &messagesSource{Type: "url", URL: p.Image.URL}}
+			return append(appendJSONMember(append(w, `{"type":"image","source":{"type":"url"`...), "url", p.Image.URL), "}}"...)
 		}
-		return messagesBlock{Type: "image", Source: &messagesSource{Type: "base64", MediaType: p.Image.MediaType, Data: p.Image.Data}}
+		w = append(w, `{"type":"image","source":{"type":"base64"`...)
+		w = appendJSONMember(appendJSONMember(w, "media_type", p.Image.MediaType), "data", p.Image.Data)
+		return append(w, "}}"...)
 	case PartToolCall:
-		input := json.RawMessage(cmp.Or(p.ToolCall.Arguments, "{}"))
-		if !json.Valid(input) {
-			input = json.RawMessage("{}")
+		w = appendJSONMember(append(w, `{"type":"tool_use"`...), "id", messagesToolID(p.ToolCall.ID))
+		w = appendJSONMember(w, "name", p.ToolCall.Name)
+		input := readOnlyBytes(p.ToolCall.Arguments)
+		if !isJSONObject(input) {
+			input = []byte("{}")
 		}
-		return messagesBlock{Type: "tool_use", ID: messagesToolID(p.ToolCall.ID), Name: p.ToolCall.Name, Input: input}
+		return append(appendJSONRaw(w, "input", input), '}')
 	case PartToolResult:
-		inner := make([]messagesBlock, 0, len(p.ToolResult.Content))
-		for _, c := range p.ToolResult.Content {
-			inner = append(inner, messagesBlockOf(c))
+		w = appendJSONMember(append(w, `{"type":"tool_result"`...), "tool_use_id", messagesToolID(p.ToolResult.CallID))
+		w = appendJSONKey(w, "content")
+		if len(p.ToolResult.Content) == 0 {
+			w = append(w, `""`...)
+		} else {
+			w = append(w, '[')
+			for _, c := range p.ToolResult.Content {
+				w = appendMessagesBlock(appendElem(w), c)
+			}
+			w = append(w, ']')
 		}
-		content, _ := json.Marshal(inner)
-		if len(inner) == 0 {
-			content = quoteJSON("")
+		if p.ToolResult.IsError {
+			w = appendJSONBool(w, "is_error", true)
 		}
-		return messagesBlock{Type: "tool_result", ToolUseID: messagesToolID(p.ToolResult.CallID), Content: content, IsError: p.ToolResult.IsError}
+		return append(w, '}')
 	case PartThinking:
 		if p.Redacted {
-			return messagesBlock{Type: "redacted_thinking", Data: p.Signature}
+			return append(appendJSONMember(append(w, `{"type":"redacted_thinking"`...), "data", p.Signature), '}')
 		}
-		return messagesBlock{Type: "thinking", Thinking: p.Text, Signature: p.Signature}
+		w = appendJSONMember(append(w, `{"type":"thinking"`...), "thinking", p.Text)
+		return append(appendJSONMember(w, "signature", p.Signature), '}')
 	}
-	return messagesBlock{Type: "text", Text: p.Text}
+	return append(appendJSONMember(append(w, `{"type":"text"`...), "text", p.Text), '}')
 }
 
 // messagesToolID is a tool call id as Messages takes it: letters, digits,
@@ -337,66 +487,65 @@ func messagesToolID(id string) string {
 	}, id) + "_" + hex.EncodeToString(sum[:4])
 }
 
-// messagesResponse is a Messages response.
-type messagesResponse struct {
-	ID           string             `json:"id"`
-	Type         string             `json:"type"`
-	Role         string             `json:"role"`
-	Model        string             `json:"model"`
-	Content      []messagesBlock    `json:"content"`
-	StopReason   string             `json:"stop_reason"`
-	StopSequence *string            `json:"stop_sequence"`
-	Usage        *messagesUsageJSON `json:"usage"`
-}
-
-type messagesUsageJSON struct {
-	InputTokens              int `json:"input_tokens"`
-	OutputTokens             int `json:"output_tokens"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
-}
-
-// neutral is the usage in the neutral form: input counts the cache too.
-func (u *messagesUsageJSON) neutral() *Usage {
-	if u == nil {
-		return nil
-	}
-	return &Usage{InputTokens: u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
-		OutputTokens: u.OutputTokens, CacheReadTokens: u.CacheReadInputTokens, CacheWriteTokens: u.CacheCreationInputTokens}
-}
-
-// messagesUsageOf is neutral usage in Messages' terms.
-func messagesUsageOf(u *Usage) *messagesUsageJSON {
-	if u == nil {
-		return &messagesUsageJSON{}
-	}
-	return &messagesUsageJSON{InputTokens: max(u.InputTokens-u.CacheReadTokens-u.CacheWriteTokens, 0), OutputTokens: u.OutputTokens,
-		CacheReadInputTokens: u.CacheReadTokens, CacheCreationInputTokens: u.CacheWriteTokens}
-}
-
-// decodeMessagesReply reads a Messages response.
+// decodeMessagesReply reads a Messages response. Blocks that no other API
+// has (a server tool's) are left out.
 func decodeMessagesReply(body []byte) (*Reply, error) {
-	var resp messagesResponse
-	if err := json.Unmarshal(body, &resp); err != nil || resp.Type != "message" {
+	r := newTurnReader(body)
+	reply := &Reply{}
+	var kind []byte
+	err := r.members(0, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "id":
+			reply.ID, err = r.string("")
+		case "type":
+			kind, err = r.word("")
+		case "model":
+			reply.Model, err = r.string("")
+		case "stop_reason":
+			var reason []byte
+			reason, err = r.word("")
+			reply.StopReason = messagesStopReason(string(reason))
+		case "usage":
+			var raw []byte
+			if raw, err = r.raw(1); raw != nil {
+				var u messagesUsage
+				err = u.read(raw)
+				reply.Usage = ptr(u.neutral())
+			}
+		case "content":
+			return r.elements(1, "", func(int) error {
+				p, err := r.messagesBlock(2, false)
+				if _, ok := err.(*UnsupportedError); ok {
+					return nil
+				}
+				reply.Parts = append(reply.Parts, p)
+				return err
+			})
+		default:
+			return r.value(1)
+		}
+		return err
+	})
+	if err != nil || string(kind) != "message" || r.peek() != 0 {
 		return nil, errUpstreamReply
 	}
-	r := &Reply{ID: resp.ID, Model: resp.Model, StopReason: messagesStopReason(resp.StopReason), Usage: resp.Usage.neutral()}
-	for _, b := range resp.Content {
-		if part, err := b.neutral("content"); err == nil {
-			r.Parts = append(r.Parts, part)
-		}
-	}
-	return r, nil
+	return reply, nil
 }
 
 // encodeMessagesReply writes a reply as a Messages response for a client
 // that asked for model.
 func encodeMessagesReply(r *Reply, model string) []byte {
-	resp := messagesResponse{ID: clientID("msg_", r.ID), Type: "message", Role: "assistant", Model: model,
-		StopReason: cmp.Or(messagesStopReasons[r.StopReason], "end_turn"), Usage: messagesUsageOf(r.Usage), Content: []messagesBlock{}}
+	w := appendJSONMember([]byte{'{'}, "id", clientID("msg_", r.ID))
+	w = appendJSONMember(append(w, `,"type":"message","role":"assistant"`...), "model", model)
+	w = append(appendJSONKey(w, "content"), '[')
 	for _, p := range r.Parts {
-		resp.Content = append(resp.Content, messagesBlockOf(p))
+		w = appendMessagesBlock(appendElem(w), p)
 	}
-	body, _ := json.Marshal(resp) // strings, numbers and valid JSON always marshal
-	return body
+	w = appendJSONMember(append(w, ']'), "stop_reason", cmp.Or(messagesStopReasons[r.StopReason], "end_turn"))
+	var u Usage
+	if r.Usage != nil {
+		u = *r.Usage
+	}
+	w = appendMessagesUsage(appendJSONKey(append(w, `,"stop_sequence":null`...), "usage"), u)
+	return append(w, '}')
 }

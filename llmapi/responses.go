@@ -2,56 +2,9 @@ package llmapi
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"strings"
 )
-
-// responsesRequest is a Responses request, as far as translation reads and
-// writes it.
-type responsesRequest struct {
-	Model              string          `json:"model"`
-	Instructions       string          `json:"instructions,omitempty"`
-	Input              json.RawMessage `json:"input"`
-	Tools              []responsesTool `json:"tools,omitempty"`
-	ToolChoice         json.RawMessage `json:"tool_choice,omitempty"`
-	ParallelToolCalls  *bool           `json:"parallel_tool_calls,omitempty"`
-	MaxOutputTokens    int             `json:"max_output_tokens,omitempty"`
-	Temperature        *float64        `json:"temperature,omitempty"`
-	TopP               *float64        `json:"top_p,omitempty"`
-	Stream             bool            `json:"stream,omitempty"`
-	Store              *bool           `json:"store,omitempty"`
-	PreviousResponseID string          `json:"previous_response_id,omitempty"`
-	User               string          `json:"user,omitempty"`
-}
-
-type responsesTool struct {
-	Type        string          `json:"type"`
-	Name        string          `json:"name,omitempty"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-	Strict      *bool           `json:"strict,omitempty"`
-}
-
-// responsesItemJSON is an item of a Responses input or output.
-type responsesItemJSON struct {
-	Type      string          `json:"type,omitempty"`
-	ID        string          `json:"id,omitempty"`
-	Role      string          `json:"role,omitempty"`
-	Status    string          `json:"status,omitempty"`
-	Content   json.RawMessage `json:"content,omitempty"`
-	CallID    string          `json:"call_id,omitempty"`
-	Name      string          `json:"name,omitempty"`
-	Arguments string          `json:"arguments,omitempty"`
-	Output    json.RawMessage `json:"output,omitempty"`
-}
-
-type responsesPart struct {
-	Type        string          `json:"type"`
-	Text        string          `json:"text,omitempty"`
-	ImageURL    string          `json:"image_url,omitempty"`
-	Annotations json.RawMessage `json:"annotations,omitempty"` // [] on output text, as OpenAI sends it
-}
 
 // decodeResponses reads a Responses request into the neutral form for
 // another API, refusing what it cannot express.
@@ -63,274 +16,454 @@ func decodeResponses(body []byte) (*Turn, error) { return decodeResponsesTurn(bo
 // in the turn: the gateway holds the conversations of the responses it
 // translated.
 func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
-	var req responsesRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, invalid("request body does not match the responses schema")
-	}
-	refuse := func(feature string) error {
-		if strict {
-			return unsupported(feature)
-		}
-		return nil
-	}
-	t := &Turn{Model: req.Model, System: req.Instructions, MaxTokens: req.MaxOutputTokens, Temperature: req.Temperature,
-		TopP: req.TopP, Stream: req.Stream, User: req.User, PreviousResponseID: req.PreviousResponseID,
-		NoStore: req.Store != nil && !*req.Store}
-	for i, tool := range req.Tools {
-		if tool.Type != "function" {
-			if err := refuse(fmt.Sprintf("tools[%d], a built-in tool", i)); err != nil {
-				return nil, err
+	r := newTurnReader(body)
+	var toolChoice []byte
+	var parallel *bool
+	var system []string
+	var instructions string
+	hasInput := false
+	err := r.members(0, "the request", func(name []byte) (err error) {
+		t := &r.t
+		switch string(name) {
+		case "model":
+			t.Model, err = r.string(`"model"`)
+		case "instructions":
+			instructions, err = r.string(`"instructions"`)
+		case "input":
+			hasInput = r.peek() != 'n'
+			if r.peek() == '"' {
+				var text string
+				text, err = r.string(`"input"`)
+				r.beginMessage(RoleUser)
+				r.text(text)
+				return err
 			}
-			continue
+			if r.peek() != '[' {
+				return r.wrongType(`"input"`, "a string or an array of items")
+			}
+			return r.elements(1, `"input"`, func(i int) error {
+				if err := r.responsesItem(2, strict, &system); err != nil {
+					return within(err, "input[%d]", i)
+				}
+				return nil
+			})
+		case "tools":
+			return r.elements(1, `"tools"`, func(i int) error {
+				if err := r.responsesTool(strict); err != nil {
+					return within(err, "tools[%d]", i)
+				}
+				return nil
+			})
+		case "tool_choice":
+			toolChoice, err = r.raw(1)
+		case "parallel_tool_calls":
+			parallel, err = r.boolean(`"parallel_tool_calls"`)
+		case "max_output_tokens":
+			t.MaxTokens, err = r.integer(`"max_output_tokens"`)
+		case "temperature":
+			t.Temperature, err = r.number(`"temperature"`)
+		case "top_p":
+			t.TopP, err = r.number(`"top_p"`)
+		case "stream":
+			var stream *bool
+			stream, err = r.boolean(`"stream"`)
+			t.Stream = stream != nil && *stream
+		case "store":
+			var store *bool
+			store, err = r.boolean(`"store"`)
+			t.NoStore = store != nil && !*store
+		case "previous_response_id":
+			t.PreviousResponseID, err = r.string(`"previous_response_id"`)
+		case "user":
+			t.User, err = r.string(`"user"`)
+		default:
+			return r.value(1)
 		}
-		t.Tools = append(t.Tools, Tool{Name: tool.Name, Description: tool.Description, Parameters: tool.Parameters, Strict: tool.Strict})
-	}
-	var err error
-	if t.ToolChoice, err = openAIToolChoice(req.ToolChoice, req.ParallelToolCalls); err != nil {
+		return err
+	})
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	var text string
-	if isJSONString(req.Input) && json.Unmarshal(req.Input, &text) == nil {
-		t.appendMessage(RoleUser, Part{Kind: PartText, Text: text})
-		return t, nil
-	}
-	var items []responsesItemJSON
-	if json.Unmarshal(req.Input, &items) != nil {
+	case !hasInput:
 		return nil, invalid("\"input\" must be a string or an array of items")
 	}
-	var system []string
-	if t.System != "" {
-		system = append(system, t.System)
+	if r.t.ToolChoice, err = openAIToolChoice(toolChoice, parallel); err != nil {
+		return nil, err
 	}
-	for i, item := range items {
-		switch item.Type {
-		case "", "message":
-			parts, err := responsesParts(item.Content, i)
-			if err != nil {
-				return nil, err
+	if instructions != "" {
+		system = append([]string{instructions}, system...)
+	}
+	r.t.System = strings.Join(system, "\n\n")
+	return r.finish()
+}
+
+// responsesItem reads an item of "input" (or of a response's "output") at
+// depth: a message, a function call or its output. Reasoning items are
+// OpenAI's own and left out; a built-in tool's items are refused when
+// strict, else left out too. The texts of system and developer messages
+// are added to system.
+func (r *turnReader) responsesItem(depth int, strict bool, system *[]string) error {
+	var kind, role []byte
+	var callID, name, args string
+	hasContent := false
+	r.scratch = r.scratch[:0]
+	err := r.members(depth, "", func(key []byte) (err error) {
+		switch string(key) {
+		case "type":
+			kind, err = r.word(".type")
+		case "role":
+			role, err = r.word(".role")
+		case "content", "output":
+			if r.peek() == 'n' {
+				return r.literal("null")
 			}
-			switch item.Role {
-			case "user":
-				t.appendMessage(RoleUser, parts...)
-			case "assistant":
-				t.appendMessage(RoleAssistant, parts...)
-			case "system", "developer":
-				for _, p := range parts {
-					system = append(system, p.Text)
-				}
+			hasContent = true
+			return r.responsesContent(depth+1, "."+string(key))
+		case "call_id":
+			callID, err = r.string(".call_id")
+		case "name":
+			name, err = r.string(".name")
+		case "arguments":
+			args, err = r.string(".arguments")
+		default:
+			return r.value(depth + 1)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	switch string(kind) {
+	case "", "message":
+		if !hasContent {
+			return invalid(".content must be a string or an array of content parts")
+		}
+		switch string(role) {
+		case "user":
+			r.beginMessage(RoleUser)
+		case "assistant":
+			r.beginMessage(RoleAssistant)
+		case "system", "developer":
+			text, err := systemText(r.scratch, "\n", ": a system message with an image")
+			if err != nil {
+				return err
+			}
+			*system = append(*system, text)
+			return nil
+		default:
+			return invalid(".role must be user, assistant, system or developer")
+		}
+		r.parts = append(r.parts, r.scratch...)
+	case "function_call":
+		r.beginMessage(RoleAssistant)
+		r.toolCall(callID, name, args)
+	case "function_call_output":
+		if !hasContent {
+			return invalid(".output must be a string or an array of content parts")
+		}
+		r.beginMessage(RoleUser)
+		first := len(r.results)
+		r.results = append(r.results, r.scratch...)
+		r.toolResult(callID, first, false)
+	case "reasoning":
+	default:
+		if strict {
+			return unsupported(", an item of a built-in tool")
+		}
+	}
+	return nil
+}
+
+// responsesContent reads a message's content or a function call's output
+// at depth into r.scratch: a string (one text part) or parts.
+func (r *turnReader) responsesContent(depth int, what string) error {
+	switch r.peek() {
+	case '"':
+		s, err := r.string(what)
+		r.scratch = append(r.scratch, Part{Kind: PartText, Text: s})
+		return err
+	case '[':
+	default:
+		return r.wrongType(what, "a string or an array of content parts")
+	}
+	return r.elements(depth, what, func(j int) error {
+		var kind []byte
+		var text, url string
+		err := r.members(depth+1, "", func(name []byte) (err error) {
+			switch string(name) {
+			case "type":
+				kind, err = r.word(".type")
+			case "text", "refusal":
+				text, err = r.string(".text")
+			case "image_url":
+				url, err = r.string(".image_url")
 			default:
-				return nil, invalid("input[%d].role must be user, assistant, system or developer", i)
+				return r.value(depth + 2)
 			}
-		case "function_call":
-			t.appendMessage(RoleAssistant, Part{Kind: PartToolCall, ToolCall: &ToolCall{ID: item.CallID, Name: item.Name, Arguments: item.Arguments}})
-		case "function_call_output":
-			content, err := responsesOutput(item.Output, i)
-			if err != nil {
-				return nil, err
-			}
-			t.appendMessage(RoleUser, Part{Kind: PartToolResult, ToolResult: &ToolResult{CallID: item.CallID, Content: content}})
-		case "reasoning":
-			// a reasoning item is OpenAI's own: no other API can take it
+			return err
+		})
+		switch kind := string(kind); {
+		case err != nil:
+			return within(err, "%s[%d]", what, j)
+		case kind == "input_text" || kind == "output_text" || kind == "text" || kind == "refusal":
+			r.scratch = append(r.scratch, Part{Kind: PartText, Text: text})
+		case kind == "input_image" && url == "":
+			return unsupported(fmt.Sprintf("%s[%d], an image by file id", what, j))
+		case kind == "input_image":
+			r.scratch = append(r.scratch, Part{Kind: PartImage, Image: r.image(imageOfURL(url))})
 		default:
-			if err := refuse(fmt.Sprintf("input[%d], an item of a built-in tool", i)); err != nil {
-				return nil, err
-			}
+			return unsupported(fmt.Sprintf("%s[%d], a content part that is neither text nor an image", what, j))
 		}
-	}
-	t.System = strings.Join(system, "\n\n")
-	return t, nil
+		return nil
+	})
 }
 
-// responsesParts reads a message item's content: a string or parts.
-func responsesParts(content json.RawMessage, i int) ([]Part, error) {
-	var text string
-	if isJSONString(content) && json.Unmarshal(content, &text) == nil {
-		return []Part{{Kind: PartText, Text: text}}, nil
-	}
-	var parts []responsesPart
-	if json.Unmarshal(content, &parts) != nil {
-		return nil, invalid("input[%d].content must be a string or an array of content parts", i)
-	}
-	out := make([]Part, 0, len(parts))
-	for j, p := range parts {
-		switch p.Type {
-		case "input_text", "output_text", "text", "refusal":
-			out = append(out, Part{Kind: PartText, Text: p.Text})
-		case "input_image":
-			if p.ImageURL == "" {
-				return nil, unsupported(fmt.Sprintf("input[%d].content[%d], an image by file id", i, j))
-			}
-			out = append(out, Part{Kind: PartImage, Image: imageOfURL(p.ImageURL)})
+// responsesTool reads one of "tools": a function tool; a built-in tool is
+// refused when strict, else left out.
+func (r *turnReader) responsesTool(strict bool) error {
+	var tool Tool
+	var kind []byte
+	err := r.members(2, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "type":
+			kind, err = r.word(".type")
+		case "name":
+			tool.Name, err = r.string(".name")
+		case "description":
+			tool.Description, err = r.string(".description")
+		case "parameters":
+			tool.Parameters, err = r.raw(3)
+		case "strict":
+			tool.Strict, err = r.boolean(".strict")
 		default:
-			return nil, unsupported(fmt.Sprintf("input[%d].content[%d], a content part that is neither text nor an image", i, j))
+			return r.value(3)
 		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case string(kind) != "function" && strict:
+		return unsupported(", a built-in tool")
+	case string(kind) == "function":
+		r.t.Tools = append(r.t.Tools, tool)
 	}
-	return out, nil
+	return nil
 }
 
-// responsesOutput reads a function_call_output's output: a string or parts.
-func responsesOutput(output json.RawMessage, i int) ([]Part, error) {
-	var text string
-	if isJSONString(output) && json.Unmarshal(output, &text) == nil {
-		return []Part{{Kind: PartText, Text: text}}, nil
-	}
-	return responsesParts(output, i)
-}
-
-// encodeResponses writes the neutral request as a stateless Responses
+// appendResponsesTurn appends the neutral request as a stateless Responses
 // request for model (store false: the gateway sends the whole input).
-func encodeResponses(t *Turn, model string) ([]byte, error) {
+func appendResponsesTurn(w []byte, t *Turn, model string) ([]byte, error) {
 	if len(t.Stop) > 0 {
 		return nil, unsupported("stop sequences")
 	}
-	no := false
-	req := responsesRequest{Model: model, Instructions: t.System, MaxOutputTokens: t.MaxTokens, Temperature: t.Temperature,
-		TopP: t.TopP, Stream: t.Stream, Store: &no, User: t.User}
-	for _, tool := range t.Tools {
-		req.Tools = append(req.Tools, responsesTool{Type: "function", Name: tool.Name, Description: tool.Description,
-			Parameters: tool.Parameters, Strict: tool.Strict})
+	w = appendJSONMember(append(w, '{'), "model", model)
+	if t.System != "" {
+		w = appendJSONMember(w, "instructions", t.System)
 	}
-	if c := t.ToolChoice; c != nil {
-		if c.Mode == ToolNamed {
-			req.ToolChoice, _ = json.Marshal(map[string]string{"type": "function", "name": c.Name})
-		} else {
-			req.ToolChoice = quoteJSON(c.Mode)
-		}
-		if c.NoParallel && len(t.Tools) > 0 {
-			req.ParallelToolCalls = &no
-		}
-	}
-	items := []responsesItemJSON{}
+	w = append(appendJSONKey(w, "input"), '[')
 	for _, m := range t.Messages {
-		var parts []responsesPart
-		flush := func() {
-			if len(parts) > 0 {
-				content, _ := json.Marshal(parts) // strings always marshal
-				items = append(items, responsesItemJSON{Type: "message", Role: string(m.Role), Content: content})
-				parts = nil
-			}
-		}
-		textType := "input_text"
-		if m.Role == RoleAssistant {
-			textType = "output_text"
-		}
-		for _, p := range m.Parts {
-			switch p.Kind {
-			case PartText:
-				parts = append(parts, responsesPart{Type: textType, Text: p.Text})
-			case PartImage:
-				parts = append(parts, responsesPart{Type: "input_image", ImageURL: p.Image.url()})
-			case PartToolCall:
-				flush()
-				items = append(items, responsesItemJSON{Type: "function_call", CallID: p.ToolCall.ID, Name: p.ToolCall.Name,
-					Arguments: cmp.Or(p.ToolCall.Arguments, "{}")})
-			case PartToolResult:
-				flush()
-				items = append(items, responsesItemJSON{Type: "function_call_output", CallID: p.ToolResult.CallID,
-					Output: quoteJSON(toolResultText(p.ToolResult))})
-			}
-		}
-		flush()
+		w = appendResponsesItems(w, m)
 	}
-	req.Input, _ = json.Marshal(items)
-	return json.Marshal(req)
-}
-
-// toolResultText is a tool result as text: its text parts, and images as
-// their URLs.
-func toolResultText(r *ToolResult) string {
-	var texts []string
-	for _, p := range textOnly(r.Content) {
-		texts = append(texts, p.Text)
+	w = append(w, ']')
+	if len(t.Tools) > 0 {
+		w = append(appendJSONKey(w, "tools"), '[')
+		for _, tool := range t.Tools {
+			w = appendJSONMember(append(appendElem(w), `{"type":"function"`...), "name", tool.Name)
+			if tool.Description != "" {
+				w = appendJSONMember(w, "description", tool.Description)
+			}
+			if len(tool.Parameters) > 0 {
+				w = appendJSONRaw(w, "parameters", tool.Parameters)
+			}
+			if tool.Strict != nil {
+				w = appendJSONBool(w, "strict", *tool.Strict)
+			}
+			w = append(w, '}')
+		}
+		w = append(w, ']')
+		w = appendOpenAIToolChoice(w, t.ToolChoice, false)
 	}
-	return strings.Join(texts, "\n")
+	return appendOpenAIOptions(w, t, "max_output_tokens"), nil
 }
 
-// responsesResponse is a Responses response object.
-type responsesResponse struct {
-	ID                string              `json:"id"`
-	Object            string              `json:"object"`
-	CreatedAt         int64               `json:"created_at"`
-	Status            string              `json:"status"`
-	Model             string              `json:"model"`
-	Output            []responsesItemJSON `json:"output"`
-	Usage             json.RawMessage     `json:"usage,omitempty"`
-	IncompleteDetails *struct {
-		Reason string `json:"reason"`
-	} `json:"incomplete_details"`
-	Error json.RawMessage `json:"error"`
+// appendResponsesItems appends a neutral message as Responses input items:
+// its runs of text and images as messages, each tool call and tool result
+// an item of its own, in the message's order.
+func appendResponsesItems(w []byte, m Message) []byte {
+	textType := "input_text"
+	if m.Role == RoleAssistant {
+		textType = "output_text"
+	}
+	inMessage := false
+	for _, p := range m.Parts {
+		isContent := p.Kind == PartText || p.Kind == PartImage
+		if inMessage && !isContent {
+			w = append(w, "]}"...)
+			inMessage = false
+		}
+		switch p.Kind {
+		case PartText, PartImage:
+			if !inMessage {
+				w = appendJSONMember(append(appendElem(w), `{"type":"message"`...), "role", string(m.Role))
+				w = append(appendJSONKey(w, "content"), '[')
+				inMessage = true
+			}
+			if p.Kind == PartText {
+				w = appendJSONMember(appendJSONMember(append(appendElem(w), '{'), "type", textType), "text", p.Text)
+			} else {
+				w = append(appendImageURL(append(appendElem(w), `{"type":"input_image","image_url":`...), p.Image), '}')
+				continue
+			}
+			w = append(w, '}')
+		case PartToolCall:
+			w = appendJSONMember(append(appendElem(w), `{"type":"function_call"`...), "call_id", p.ToolCall.ID)
+			w = appendJSONMember(w, "name", p.ToolCall.Name)
+			w = append(appendJSONMember(w, "arguments", cmp.Or(p.ToolCall.Arguments, "{}")), '}')
+		case PartToolResult:
+			w = appendJSONMember(append(appendElem(w), `{"type":"function_call_output"`...), "call_id", p.ToolResult.CallID)
+			w = append(appendToolResultText(appendJSONKey(w, "output"), p.ToolResult), '}')
+		}
+	}
+	if inMessage {
+		w = append(w, "]}"...)
+	}
+	return w
 }
 
-// decodeResponsesReply reads a Responses response object.
+// appendToolResultText appends a tool result's content as one JSON string:
+// its texts joined by newlines, an image as its URL.
+func appendToolResultText(w []byte, r *ToolResult) []byte {
+	w = append(w, '"')
+	for i, p := range r.Content {
+		if i > 0 {
+			w = append(w, `\n`...)
+		}
+		if p.Kind == PartImage {
+			w = appendImageURLBody(w, p.Image)
+		} else {
+			w = appendJSONStringBody(w, p.Text)
+		}
+	}
+	return append(w, '"')
+}
+
+// decodeResponsesReply reads a Responses response object: the parts of
+// its output messages and its function calls; its other items (reasoning,
+// built-in tools') are left out.
 func decodeResponsesReply(body []byte) (*Reply, error) {
-	var resp responsesResponse
-	if err := json.Unmarshal(body, &resp); err != nil || resp.Object != "response" {
+	r := newTurnReader(body)
+	reply := &Reply{StopReason: StopEnd}
+	var object, status, incomplete []byte
+	var system []string
+	err := r.members(0, "", func(name []byte) (err error) {
+		switch string(name) {
+		case "id":
+			reply.ID, err = r.string("")
+		case "object":
+			object, err = r.word("")
+		case "created_at":
+			var at int
+			at, err = r.integer("")
+			reply.Created = int64(at)
+		case "status":
+			status, err = r.word("")
+		case "model":
+			reply.Model, err = r.string("")
+		case "usage":
+			var raw []byte
+			if raw, err = r.raw(1); raw != nil {
+				var u Usage
+				u, err = openAIUsage(raw, responsesUsageKeys)
+				reply.Usage = &u
+			}
+		case "incomplete_details":
+			return r.members(1, "", func(name []byte) (err error) {
+				if string(name) != "reason" {
+					return r.value(2)
+				}
+				incomplete, err = r.word("")
+				return err
+			})
+		case "output":
+			return r.elements(1, "", func(int) error { return r.responsesItem(2, false, &system) })
+		default:
+			return r.value(1)
+		}
+		return err
+	})
+	if err != nil || string(object) != "response" || r.peek() != 0 {
 		return nil, errUpstreamReply
 	}
-	usage, err := replyUsage(resp.Usage, responsesUsageKeys)
-	if err != nil {
-		return nil, errUpstreamReply
-	}
-	r := &Reply{ID: resp.ID, Model: resp.Model, Created: resp.CreatedAt, Usage: usage, StopReason: StopEnd}
-	if resp.Status == "incomplete" {
-		r.StopReason = StopLength
-		if d := resp.IncompleteDetails; d != nil && d.Reason == "content_filter" {
-			r.StopReason = StopContentFilter
-		}
-	}
-	for i, item := range resp.Output {
-		switch item.Type {
-		case "message":
-			parts, err := responsesParts(item.Content, i)
-			if err != nil {
-				return nil, errUpstreamReply
-			}
-			r.Parts = append(r.Parts, parts...)
-		case "function_call":
-			r.Parts = append(r.Parts, Part{Kind: PartToolCall, ToolCall: &ToolCall{ID: item.CallID, Name: item.Name, Arguments: item.Arguments}})
-			if r.StopReason == StopEnd {
-				r.StopReason = StopToolCalls
+	r.closeMessage()
+	for _, m := range r.t.Messages {
+		for _, p := range m.Parts {
+			reply.Parts = append(reply.Parts, p)
+			if p.Kind == PartToolCall {
+				reply.StopReason = StopToolCalls
 			}
 		}
 	}
-	return r, nil
+	if string(status) == "incomplete" {
+		reply.StopReason = StopLength
+		if string(incomplete) == "content_filter" {
+			reply.StopReason = StopContentFilter
+		}
+	}
+	return reply, nil
 }
 
 // encodeResponsesReply writes a reply as a Responses response object for a
 // client that asked for model.
 func encodeResponsesReply(r *Reply, model string) []byte {
 	id := clientID("resp_", r.ID)
-	resp := responsesResponse{ID: id, Object: "response", CreatedAt: r.Created, Status: "completed", Model: model,
-		Usage: openAIUsageJSON(r.Usage, responsesUsageKeys), Output: []responsesItemJSON{}}
+	status, incomplete := "completed", ""
 	switch r.StopReason {
 	case StopLength:
-		resp.Status = "incomplete"
-		resp.IncompleteDetails = &struct {
-			Reason string `json:"reason"`
-		}{Reason: "max_output_tokens"}
+		status, incomplete = "incomplete", "max_output_tokens"
 	case StopContentFilter:
-		resp.Status = "incomplete"
-		resp.IncompleteDetails = &struct {
-			Reason string `json:"reason"`
-		}{Reason: "content_filter"}
+		status, incomplete = "incomplete", "content_filter"
 	}
-	var text []string
+	w := appendJSONMember([]byte{'{'}, "id", id)
+	w = appendJSONInt(append(w, `,"object":"response"`...), "created_at", int(r.Created))
+	w = appendJSONMember(appendJSONMember(w, "status", status), "model", model)
+	w = append(appendJSONKey(w, "output"), '[')
+	texts := 0
 	for _, p := range r.Parts {
-		if p.Kind == PartText {
-			text = append(text, p.Text)
+		if p.Kind != PartText {
+			continue
 		}
+		if texts == 0 {
+			w = appendJSONMember(append(w, `{"type":"message"`...), "id", "msg_"+strings.TrimPrefix(id, "resp_"))
+			w = appendJSONMember(append(w, `,"role":"assistant"`...), "status", status)
+			w = append(w, `,"content":[{"type":"output_text","text":"`...)
+		}
+		w = appendJSONStringBody(w, p.Text)
+		texts++
 	}
-	if len(text) > 0 {
-		content, _ := json.Marshal([]responsesPart{{Type: "output_text", Text: strings.Join(text, ""), Annotations: json.RawMessage("[]")}})
-		resp.Output = append(resp.Output, responsesItemJSON{Type: "message", ID: "msg_" + strings.TrimPrefix(id, "resp_"),
-			Role: "assistant", Status: "completed", Content: content})
+	if texts > 0 {
+		w = append(w, `","annotations":[]}]}`...)
 	}
 	for _, p := range r.Parts {
 		if p.Kind == PartToolCall {
-			resp.Output = append(resp.Output, responsesItemJSON{Type: "function_call", ID: "fc_" + p.ToolCall.ID, CallID: p.ToolCall.ID,
-				Name: p.ToolCall.Name, Arguments: p.ToolCall.Arguments, Status: "completed"})
+			w = appendJSONMember(append(appendElem(w), `{"type":"function_call"`...), "id", "fc_"+p.ToolCall.ID)
+			w = appendJSONMember(append(w, `,"status":"completed"`...), "call_id", p.ToolCall.ID)
+			w = appendJSONMember(appendJSONMember(w, "name", p.ToolCall.Name), "arguments", p.ToolCall.Arguments)
+			w = append(w, '}')
 		}
 	}
-	body, _ := json.Marshal(resp) // strings, numbers and valid JSON always marshal
-	return body
+	w = append(w, ']')
+	if r.Usage != nil {
+		w = appendOpenAIUsage(appendJSONKey(w, "usage"), r.Usage, responsesUsageKeys)
+	}
+	w = appendJSONKey(w, "incomplete_details")
+	if incomplete != "" {
+		w = append(appendJSONMember(append(w, '{'), "reason", incomplete), '}')
+	} else {
+		w = append(w, "null"...)
+	}
+	return append(w, `,"error":null}`...)
 }
+
+// ptr is a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }

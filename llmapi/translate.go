@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -28,7 +29,8 @@ var errUpstreamReply = errors.New("the model's response is not one of its API's 
 
 // DecodeTurn reads a request of api into the neutral form. A failure is an
 // *InvalidRequestError, or an *UnsupportedError for a feature no other API
-// has.
+// has. The turn's strings and raw values alias body, without a copy: body
+// must not change while the turn, or anything taken from it, is in use.
 func DecodeTurn(api API, body []byte) (*Turn, error) {
 	switch api {
 	case Messages:
@@ -43,13 +45,21 @@ func DecodeTurn(api API, body []byte) (*Turn, error) {
 // fails with an *UnsupportedError when the turn uses what api cannot
 // express.
 func EncodeTurn(api API, t *Turn, model string) ([]byte, error) {
+	return AppendTurn(nil, api, t, model)
+}
+
+// AppendTurn is EncodeTurn appending to dst, which it grows only when it
+// has too little room: a caller that reuses buffers translates without
+// allocating.
+func AppendTurn(dst []byte, api API, t *Turn, model string) ([]byte, error) {
+	dst = slices.Grow(dst, t.sizeHint())
 	switch api {
 	case Messages:
-		return encodeMessages(t, model)
+		return appendMessagesTurn(dst, t, model), nil
 	case Responses:
-		return encodeResponses(t, model)
+		return appendResponsesTurn(dst, t, model)
 	}
-	return encodeChat(t, model)
+	return appendChatTurn(dst, t, model), nil
 }
 
 // DecodeReply reads a complete (not streamed) response of api.
@@ -127,62 +137,52 @@ func openAIToolChoice(raw json.RawMessage, parallel *bool) (*ToolChoice, error) 
 	return &ToolChoice{Mode: ToolNamed, Name: cmp.Or(named.Function.Name, named.Name), NoParallel: noParallel}, nil
 }
 
-// replyUsage reads the usage object of a Chat or Responses response; nil
-// when there is none.
-func replyUsage(raw json.RawMessage, keys openAIUsageKeys) (*Usage, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	u, err := openAIUsage(raw, keys)
-	return &u, err
-}
-
-// openAIUsageJSON writes neutral usage as the usage object of a Chat or
-// Responses response; nil for none.
-func openAIUsageJSON(u *Usage, keys openAIUsageKeys) json.RawMessage {
-	if u == nil {
-		return nil
-	}
-	return fmt.Appendf(nil, `{%s:%d,%s:%d,"total_tokens":%d,%s:{"cached_tokens":%d}}`,
+// appendOpenAIUsage appends neutral usage as the usage object of a Chat
+// or Responses response.
+func appendOpenAIUsage(w []byte, u *Usage, keys openAIUsageKeys) []byte {
+	return fmt.Appendf(w, `{%s:%d,%s:%d,"total_tokens":%d,%s:{"cached_tokens":%d}}`,
 		keys.input, u.InputTokens, keys.output, u.OutputTokens, u.InputTokens+u.OutputTokens, keys.details, u.CacheReadTokens)
 }
 
-// appendMessage adds parts to the conversation, as one message with the
-// message before when that has the same role (Messages requires the roles
-// to alternate; a run of Chat tool messages is one user turn).
-func (t *Turn) appendMessage(role Role, parts ...Part) {
-	if n := len(t.Messages); n > 0 && t.Messages[n-1].Role == role {
-		t.Messages[n-1].Parts = append(t.Messages[n-1].Parts, parts...)
-		return
+// systemText is the text of a system prompt's parts joined by sep; an
+// image, which no API's system prompt holds, is refused as feature.
+func systemText(parts []Part, sep, feature string) (string, error) {
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if p.Kind != PartText {
+			return "", unsupported(feature)
+		}
+		texts = append(texts, p.Text)
 	}
-	t.Messages = append(t.Messages, Message{Role: role, Parts: parts})
+	return strings.Join(texts, sep), nil
 }
 
 // imageOfURL reads an image URL, taking a data: URL apart into its media
 // type and base64 data.
-func imageOfURL(url string) *Image {
+func imageOfURL(url string) Image {
 	if rest, ok := strings.CutPrefix(url, "data:"); ok {
 		if meta, data, ok := strings.Cut(rest, ","); ok {
 			if mediaType, ok := strings.CutSuffix(meta, ";base64"); ok {
-				return &Image{MediaType: mediaType, Data: data}
+				return Image{MediaType: mediaType, Data: data}
 			}
 		}
 	}
-	return &Image{URL: url}
+	return Image{URL: url}
 }
 
-// url is the image as a URL: its own, or a data: URL of its inline data.
-func (img *Image) url() string {
+// appendImageURL appends the image's URL as a JSON string: its own, or a
+// data: URL of its inline data.
+func appendImageURL(w []byte, img *Image) []byte {
+	return append(appendImageURLBody(append(w, '"'), img), '"')
+}
+
+// appendImageURLBody is appendImageURL without the quotes.
+func appendImageURLBody(w []byte, img *Image) []byte {
 	if img.URL != "" {
-		return img.URL
+		return appendJSONStringBody(w, img.URL)
 	}
-	return fmt.Sprintf("data:%s;base64,%s", img.MediaType, img.Data)
-}
-
-// quoteJSON is s as a JSON string literal.
-func quoteJSON(s string) json.RawMessage {
-	raw, _ := json.Marshal(s) // a string always marshals
-	return raw
+	w = appendJSONStringBody(append(w, "data:"...), img.MediaType)
+	return appendJSONStringBody(append(w, ";base64,"...), img.Data)
 }
 
 // clientID is an upstream's response id in the shape of the client's API:
