@@ -202,3 +202,34 @@ func TestRequestBodyConcurrentReadClose(t *testing.T) {
 		}
 	}
 }
+
+// A buffer borrowed for a translation is the body's: it counts in the
+// budget, stays out of the pool while a reader of it is open, and goes
+// back with the body's own buffer.
+func TestBorrowedBufferReturnsWithTheBody(t *testing.T) {
+	body := pooledBody(t, "a request to translate")
+	used := body.budget.used.Load()
+	translated := append(body.borrow(10_000), "the translated request"...)
+	if got := body.budget.used.Load() - used; got != 16<<10 {
+		t.Fatalf("borrowing 10,000 bytes reserved %d, want the 16 KiB class", got)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/v1/messages", nil)
+	setBody(r, body, [][]byte{translated})
+	body.release() // the handler is done; the transport still reads
+	if got, _ := io.ReadAll(r.Body); string(got) != "the translated request" {
+		t.Fatalf("the reader read %q", got)
+	}
+	if body.budget.used.Load() == 0 {
+		t.Fatal("the budget was freed while a reader was open")
+	}
+	r.Body.Close()
+	if got := body.budget.used.Load(); got != 0 {
+		t.Errorf("after the last reader closed the budget holds %d bytes, want 0", got)
+	}
+	if body.borrowed != nil {
+		t.Error("the borrowed buffer was not given back")
+	}
+	if big := (&requestBody{budget: body.budget}).borrow(2 << 20); big != nil {
+		t.Errorf("a buffer above the largest class was borrowed from a pool (cap %d)", cap(big))
+	}
+}
