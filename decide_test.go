@@ -107,7 +107,8 @@ func TestAffinityKey(t *testing.T) {
 
 // Each default session header is read as its harness writes it on the wire:
 // the server canonicalizes the name ("session-id" is Session-Id,
-// "session_id" is Session_id), and the value is the key.
+// "session_id" is Session_id), and the value is the key. (Caddy itself drops
+// session_id unless told to keep it: TestHarnessSessionHeaders.)
 func TestHarnessSessionHeadersAsSent(t *testing.T) {
 	sent := map[string]string{ // default header: a harness's spelling of it
 		"X-Claude-Code-Session-Id": "X-Claude-Code-Session-Id", // Claude Code

@@ -52,7 +52,10 @@ const (
 //     #22193), on Responses and compact requests. Since 0.131 a spawned
 //     agent sends its root session's id (its own is in thread-id).
 //   - Session_id: Codex CLI before 0.131.0 ("session_id", the same file's
-//     build_conversation_headers); each thread had its own id.
+//     build_conversation_headers); each thread had its own id. Caddy 2.11.4
+//     and later drop header names with an underscore before any handler
+//     runs, unless the server's expected_underscore_headers lists
+//     session_id, which then drops Session-Id instead.
 //   - X-Session-Affinity: OpenCode (anomalyco/opencode, formerly
 //     sst/opencode; packages/opencode/src/session/llm/request.ts, PR #20744)
 //     for a provider whose id does not start with "opencode": its session
