@@ -29,7 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		name        <name>           # default "default"; the pin store, kept across reloads
 //		header      <name>           # default X-Model-Affinity
 //		strip_header on|off          # default on; remove the affinity header before upstream
-//		session_headers <name>...|off  # harness session ids as keys; default X-Claude-Code-Session-Id Session_id
+//		session_headers <name>...|off  # harness session ids as keys; default X-Claude-Code-Session-Id Session-Id Session_id X-Session-Affinity X-Opencode-Session
 //		scope       <placeholder>    # e.g. {http.auth.user.id}; tenants' pins stay apart
 //		ttl         <duration>       # default 10m; idle lifetime of a pin, each use refreshes it
 //		max_entries <n>              # default 10000

@@ -398,6 +398,16 @@ func TestProvisionAPIAndSessionHeaders(t *testing.T) {
 	if len(h.sessionHeaders) != 0 {
 		t.Errorf("session headers %v, want none", h.sessionHeaders)
 	}
+
+	// a list replaces the defaults; it does not add to them
+	own := []string{"X-Agent-Session"}
+	h = &Handler{Default: "a", SessionHeaders: &own, Models: []*Model{{Name: "a", To: []string{"127.0.0.1:9"}}}}
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if !slices.Equal(h.sessionHeaders, own) {
+		t.Errorf("session headers %v, want %v", h.sessionHeaders, own)
+	}
 }
 
 func TestProvisionDefaults(t *testing.T) {
@@ -430,8 +440,11 @@ func TestProvisionDefaults(t *testing.T) {
 	if m.API != APIChat || m.api != llmapi.Chat {
 		t.Errorf("API = %q (%v), want chat for provider openai", m.API, m.api)
 	}
-	if !slices.Equal(h.sessionHeaders, DefaultSessionHeaders) {
-		t.Errorf("session headers %v, want %v", h.sessionHeaders, DefaultSessionHeaders)
+	// Claude Code's; Codex CLI's, new and old; OpenCode's, to any provider
+	// and to an "opencode..." one
+	wantSession := []string{"X-Claude-Code-Session-Id", "Session-Id", "Session_id", "X-Session-Affinity", "X-Opencode-Session"}
+	if !slices.Equal(h.sessionHeaders, wantSession) {
+		t.Errorf("session headers %v, want %v", h.sessionHeaders, wantSession)
 	}
 	if m.apiKey != "" || m.APIKey != "" {
 		t.Errorf("API key = %q (config %q), want none", m.apiKey, m.APIKey)

@@ -1,6 +1,7 @@
 package llmaffinity
 
 import (
+	"bufio"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -52,7 +53,13 @@ func TestAffinityKey(t *testing.T) {
 		{name: "mode on keeps the key", values: map[string][]string{"X-Model-Affinity": {"session-1"}, HeaderMode: {"on"}},
 			wantKey: "session-1"},
 		{name: "Claude Code's session header", values: map[string][]string{"X-Claude-Code-Session-Id": {"cc-1"}}, wantKey: "cc-1"},
-		{name: "Codex's session header", values: map[string][]string{"Session_id": {"codex-1"}}, wantKey: "codex-1"},
+		{name: "Codex's session header", values: map[string][]string{"Session-Id": {"codex-1"}}, wantKey: "codex-1"},
+		{name: "older Codex's session header", values: map[string][]string{"Session_id": {"codex-0"}}, wantKey: "codex-0"},
+		{name: "OpenCode's session header", values: map[string][]string{"X-Session-Affinity": {"ses_1"}}, wantKey: "ses_1"},
+		{name: "OpenCode's session header to an opencode provider", values: map[string][]string{"X-Opencode-Session": {"ses_2"}},
+			wantKey: "ses_2"},
+		{name: "the first session header wins", values: map[string][]string{"X-Opencode-Session": {"ses_3"}, "X-Claude-Code-Session-Id": {"cc-3"}},
+			wantKey: "cc-3"},
 		{name: "the affinity header wins over a harness's", values: map[string][]string{"X-Model-Affinity": {"mine"}, "X-Claude-Code-Session-Id": {"cc-1"}},
 			wantKey: "mine"},
 		{name: "opting out wins over a harness's header", values: map[string][]string{HeaderMode: {"off"}, "X-Claude-Code-Session-Id": {"cc-1"}},
@@ -95,6 +102,41 @@ func TestAffinityKey(t *testing.T) {
 				t.Errorf("affinityKey = %q, optOut %v; want %q, %v", key, optOut, tt.wantKey, tt.wantOptOut)
 			}
 		})
+	}
+}
+
+// Each default session header is read as its harness writes it on the wire:
+// the server canonicalizes the name ("session-id" is Session-Id,
+// "session_id" is Session_id), and the value is the key. (Caddy itself drops
+// session_id unless told to keep it: TestHarnessSessionHeaders.)
+func TestHarnessSessionHeadersAsSent(t *testing.T) {
+	sent := map[string]string{ // default header: a harness's spelling of it
+		"X-Claude-Code-Session-Id": "X-Claude-Code-Session-Id", // Claude Code
+		"Session-Id":               "session-id",               // Codex CLI 0.131 and later
+		"Session_id":               "session_id",               // older Codex CLI
+		"X-Session-Affinity":       "x-session-affinity",       // OpenCode
+		"X-Opencode-Session":       "x-opencode-session",       // OpenCode, provider "opencode..."
+	}
+	if len(sent) != len(DefaultSessionHeaders) {
+		t.Fatalf("%d spellings for %d default session headers %v", len(sent), len(DefaultSessionHeaders), DefaultSessionHeaders)
+	}
+	h := &Handler{Header: DefaultHeader, sessionHeaders: DefaultSessionHeaders}
+	for _, name := range DefaultSessionHeaders {
+		spelling, ok := sent[name]
+		if !ok {
+			t.Errorf("default session header %s has no harness spelling in this test", name)
+			continue
+		}
+		id := "id-of-" + spelling
+		raw := "POST /v1/responses HTTP/1.1\r\nHost: gateway\r\n" + spelling + ": " + id + "\r\nContent-Length: 0\r\n\r\n"
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("%s: reading the request: %v", spelling, err)
+		}
+		key, optOut, err := h.affinityKey(r)
+		if err != nil || optOut || key != id {
+			t.Errorf("%s: affinityKey = %q, optOut %v, err %v; want %q", spelling, key, optOut, err, id)
+		}
 	}
 }
 

@@ -40,8 +40,36 @@ const (
 )
 
 // DefaultSessionHeaders are the harnesses' session headers used as
-// affinity keys by default (see Handler.SessionHeaders).
-var DefaultSessionHeaders = []string{"X-Claude-Code-Session-Id", "Session_id"}
+// affinity keys by default (see Handler.SessionHeaders), the first that
+// holds a valid key winning. Each harness sends the same id on every model
+// request of a session, its side calls included, and a new id for a new
+// session:
+//
+//   - X-Claude-Code-Session-Id: Claude Code 2.1.86 and later (its changelog;
+//     the LLM gateway page of its docs). Subagents send the same id.
+//   - Session-Id: Codex CLI 0.131.0 and later (openai/codex
+//     codex-rs/codex-api/src/requests/headers.rs, build_session_headers, PR
+//     #22193), on Responses and compact requests. Since 0.131 a spawned
+//     agent sends its root session's id (its own is in thread-id).
+//   - Session_id: Codex CLI before 0.131.0 ("session_id", the same file's
+//     build_conversation_headers); each thread had its own id. Caddy 2.11.4
+//     and later drop header names with an underscore before any handler
+//     runs, unless the server's expected_underscore_headers lists
+//     session_id, which then drops Session-Id instead.
+//   - X-Session-Affinity: OpenCode (anomalyco/opencode, formerly
+//     sst/opencode; packages/opencode/src/session/llm/request.ts, PR #20744)
+//     for a provider whose id does not start with "opencode": its session
+//     id, on title generation and compaction too. Its subagents are child
+//     sessions with their own id (and x-parent-session-id).
+//   - X-Opencode-Session: OpenCode, the same id, for a provider whose id
+//     starts with "opencode".
+var DefaultSessionHeaders = []string{
+	"X-Claude-Code-Session-Id",
+	"Session-Id",
+	"Session_id",
+	"X-Session-Affinity",
+	"X-Opencode-Session",
+}
 
 // Response headers that tell the client what the gateway decided.
 const (
@@ -167,8 +195,9 @@ type Handler struct {
 	// Request headers in which agent harnesses send their own session id,
 	// used as the affinity key when a request has no affinity header, so
 	// these agents get affinity with no client change. An empty list turns
-	// this off. Default: X-Claude-Code-Session-Id (Claude Code) and
-	// Session_id (Codex CLI).
+	// this off. Default: X-Claude-Code-Session-Id (Claude Code), Session-Id
+	// and Session_id (Codex CLI, new and old), X-Session-Affinity and
+	// X-Opencode-Session (OpenCode).
 	SessionHeaders *[]string `json:"session_headers,omitempty"`
 
 	// Where pins are shared between gateway instances. Default: this

@@ -8,6 +8,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -493,6 +494,97 @@ func TestImplicitAffinity(t *testing.T) {
 	if got := f.router.calls.Load(); got != 3 {
 		t.Errorf("router calls %d after the decision API on a pinned implicit session, want 3", got)
 	}
+}
+
+// TestHarnessSessionHeaders: with no X-Model-Affinity header, each default
+// session header, spelled on the wire as its harness spells it, keys a
+// session: its first turn is routed and the next ones are pinned to the same
+// model; another id is another session; with "session_headers off" the same
+// requests route every turn. Without the defaults the (alternating) router
+// would be called on every turn and switch models. Older Codex's session_id
+// is the exception Caddy makes: it drops header names with an underscore
+// unless the server's expected_underscore_headers lists them, and then drops
+// the hyphenated session-id.
+func TestHarnessSessionHeaders(t *testing.T) {
+	f := newFleet(t, alternating)
+	startCaddy(t, f.plainSite())
+
+	// turns sends n chat turns with one header exactly as spelled (Go's
+	// client writes a header map key as it is, so "session_id" and
+	// "session-id" reach the gateway lower case, as the harnesses send them)
+	// and returns each turn's decision status; every turn must have been
+	// served by the model of the first.
+	calls := int64(0)
+	turns := func(what, name, value string, n int) []string {
+		t.Helper()
+		var statuses []string
+		var first string
+		for turn := 1; turn <= n; turn++ {
+			req, err := http.NewRequest(http.MethodPost, gateway+"/v1/chat/completions",
+				bytes.NewReader(chat("gpt-4o-mini", fmt.Sprintf("%s turn %d", what, turn))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header[name] = []string{value}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s turn %d: %v", what, turn, err)
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s turn %d: status %d: %s", what, turn, resp.StatusCode, out)
+			}
+			model, _, status := decisionOf(resp)
+			if status == "routed" {
+				calls++
+			}
+			if turn == 1 {
+				first = model
+			} else if status == "pinned" && model != first {
+				t.Errorf("%s turn %d: pinned to %q, want %q as turn 1", what, turn, model, first)
+			}
+			statuses = append(statuses, status)
+		}
+		if got := f.router.calls.Load(); got != calls {
+			t.Errorf("%s: router calls %d, want %d (one per routed turn)", what, got, calls)
+		}
+		return statuses
+	}
+	const pinned, unpinned = "routed pinned pinned", "routed routed routed"
+	expect := func(what string, statuses []string, want string) {
+		t.Helper()
+		if got := strings.Join(statuses, " "); got != want {
+			t.Errorf("%s: statuses %q, want %q", what, got, want)
+		}
+	}
+
+	const codexID = "019a4f2e-7c3b-7d41-8e95-6b2c1d0a9f83"
+	for _, h := range []struct{ harness, header, id string }{
+		{"Claude Code", "X-Claude-Code-Session-Id", "0b7e3c1a-5d2f-4e8a-9c61-2f4d8a7b3e10"},
+		{"Codex CLI", "session-id", codexID},
+		{"OpenCode", "x-session-affinity", "ses_1a2b3c4d5e6fABCDEFGHIJKLMN"},
+		{"OpenCode to an opencode provider", "x-opencode-session", "ses_6f5e4d3c2b1aNMLKJIHGFEDCBA"},
+	} {
+		what := h.harness + " (" + h.header + ")"
+		expect(what, turns(what, h.header, h.id, 3), pinned)
+	}
+	// another id in the same header is another session
+	expect("another Codex session", turns("another Codex session", "session-id", "019a4f2e-0000-7000-8000-000000000001", 1), "routed")
+
+	// Caddy drops older Codex's session_id before any handler sees it...
+	const oldCodexID = "0199e5d1-2a4b-7c6d-9e8f-0a1b2c3d4e5f"
+	expect("older Codex CLI (session_id)", turns("older Codex CLI", "session_id", oldCodexID, 3), unpinned)
+
+	// ...unless the server expects it, and then it is session-id that goes
+	startCaddyConfig(t, globalOptionsWith("\tservers {\n\t\texpected_underscore_headers session_id\n\t}")+f.plainSite().String())
+	expect("session_id expected", turns("session_id expected", "session_id", oldCodexID, 3), pinned)
+	expect("session-id with session_id expected", turns("session-id with session_id expected", "session-id", codexID, 3), unpinned)
+
+	// with the harness headers off, every turn is routed afresh
+	startCaddy(t, f.plainSite().with("session_headers off"))
+	expect("session_headers off", turns("session_headers off", "session-id", codexID, 3), unpinned)
 }
 
 // TestOptOut: "X-Model-Affinity: off" and "X-Model-Affinity-Mode: off"
