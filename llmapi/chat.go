@@ -110,6 +110,10 @@ func decodeChat(body []byte) (*Turn, error) {
 			if raw, err = r.raw(1); raw != nil {
 				return unsupported("audio output")
 			}
+		case "response_format":
+			t.Format, err = r.outputFormat(1, `"response_format"`, "json_schema")
+		case "reasoning_effort":
+			t.ReasoningEffort, err = r.string(`"reasoning_effort"`)
 		default:
 			return r.value(1)
 		}
@@ -355,6 +359,16 @@ func appendChatTurn(w []byte, t *Turn, model string) []byte {
 		}
 		w = append(w, ']')
 		w = appendOpenAIToolChoice(w, t.ToolChoice, true)
+	}
+	if f := t.Format; f != nil {
+		w = appendJSONMember(append(appendJSONKey(w, "response_format"), '{'), "type", f.Type)
+		if f.Type == "json_schema" {
+			w = append(appendOutputSchema(append(appendJSONKey(w, "json_schema"), '{'), f), '}')
+		}
+		w = append(w, '}')
+	}
+	if t.ReasoningEffort != "" {
+		w = appendJSONMember(w, "reasoning_effort", t.ReasoningEffort)
 	}
 	return appendOpenAIOptions(w, t, "max_completion_tokens")
 }

@@ -85,6 +85,11 @@ func decodeMessages(body []byte) (*Turn, error) {
 			var stream *bool
 			stream, err = r.boolean(`"stream"`)
 			t.Stream = stream != nil && *stream
+		case "mcp_servers", "container":
+			var raw []byte
+			if raw, err = r.raw(1); raw != nil {
+				return unsupported(`"` + string(name) + `", a server-side feature`)
+			}
 		case "metadata":
 			return r.members(1, `"metadata"`, func(name []byte) (err error) {
 				if string(name) != "user_id" {
@@ -353,7 +358,10 @@ func (r *turnReader) messagesToolChoice() (*ToolChoice, error) {
 // appendMessagesTurn appends the neutral request as a Messages request for
 // model, with max_tokens DefaultMaxTokens when the client set none.
 // Consecutive messages of one role become one: roles must alternate.
-func appendMessagesTurn(w []byte, t *Turn, model string) []byte {
+func appendMessagesTurn(w []byte, t *Turn, model string) ([]byte, error) {
+	if t.Format != nil {
+		return nil, unsupported("structured output (response_format or text.format)")
+	}
 	w = appendJSONMember(append(w, '{'), "model", model)
 	w = appendJSONInt(w, "max_tokens", cmp.Or(t.MaxTokens, DefaultMaxTokens))
 	if t.System != "" {
@@ -418,7 +426,7 @@ func appendMessagesTurn(w []byte, t *Turn, model string) []byte {
 	if t.User != "" {
 		w = append(appendJSONMember(append(appendJSONKey(w, "metadata"), '{'), "user_id", t.User), '}')
 	}
-	return append(w, '}')
+	return append(w, '}'), nil
 }
 
 // appendMessagesBlock appends a neutral part as a Messages content block.

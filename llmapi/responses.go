@@ -76,6 +76,25 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 			t.PreviousResponseID, err = r.string(`"previous_response_id"`)
 		case "user":
 			t.User, err = r.string(`"user"`)
+		case "text":
+			return r.members(1, `"text"`, func(name []byte) (err error) {
+				if string(name) != "format" {
+					return r.value(2)
+				}
+				t.Format, err = r.outputFormat(2, `"text".format`, "")
+				if _, ok := err.(*UnsupportedError); ok && !strict {
+					err = nil
+				}
+				return err
+			})
+		case "reasoning":
+			return r.members(1, `"reasoning"`, func(name []byte) (err error) {
+				if string(name) != "effort" {
+					return r.value(2)
+				}
+				t.ReasoningEffort, err = r.string(`"reasoning".effort`)
+				return err
+			})
 		default:
 			return r.value(1)
 		}
@@ -283,6 +302,17 @@ func appendResponsesTurn(w []byte, t *Turn, model string) ([]byte, error) {
 		}
 		w = append(w, ']')
 		w = appendOpenAIToolChoice(w, t.ToolChoice, false)
+	}
+	if f := t.Format; f != nil {
+		w = append(appendJSONKey(w, "text"), `{"format":{`...)
+		w = appendJSONMember(w, "type", f.Type)
+		if f.Type == "json_schema" {
+			w = appendOutputSchema(w, f)
+		}
+		w = append(w, "}}"...)
+	}
+	if t.ReasoningEffort != "" {
+		w = append(appendJSONMember(append(appendJSONKey(w, "reasoning"), '{'), "effort", t.ReasoningEffort), '}')
 	}
 	return appendOpenAIOptions(w, t, "max_output_tokens"), nil
 }

@@ -55,7 +55,7 @@ func AppendTurn(dst []byte, api API, t *Turn, model string) ([]byte, error) {
 	dst = slices.Grow(dst, t.sizeHint())
 	switch api {
 	case Messages:
-		return appendMessagesTurn(dst, t, model), nil
+		return appendMessagesTurn(dst, t, model)
 	case Responses:
 		return appendResponsesTurn(dst, t, model)
 	}

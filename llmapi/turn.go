@@ -40,6 +40,24 @@ type Turn struct {
 	// NoStore is set when a Responses client asked that the response not be
 	// kept (store false).
 	NoStore bool
+	// Format asks for structured output (Chat's response_format, Responses'
+	// text.format); nil for text. Messages has no such field, and refuses it.
+	Format *OutputFormat
+	// ReasoningEffort is Chat's reasoning_effort, Responses'
+	// reasoning.effort; "" when unset. Messages has no such field: it is
+	// left out there.
+	ReasoningEffort string
+}
+
+// OutputFormat is structured output: a JSON object, or one that follows a
+// JSON Schema.
+type OutputFormat struct {
+	// Type is "json_schema" or "json_object".
+	Type string
+	// Name, Description, Schema and Strict describe a json_schema format.
+	Name, Description string
+	Schema            json.RawMessage
+	Strict            *bool
 }
 
 // Role is who speaks a message.

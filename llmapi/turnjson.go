@@ -244,6 +244,67 @@ func (r *turnReader) raw(depth int) ([]byte, error) {
 	return nil, nil
 }
 
+// outputFormat reads a structured output format: Chat's response_format,
+// whose json_schema details are in the member named nested, or Responses'
+// text.format (nested ""), where they sit beside its type. A text format
+// is nil.
+func (r *turnReader) outputFormat(depth int, what, nested string) (*OutputFormat, error) {
+	var f OutputFormat
+	details := func(name []byte) (err error) {
+		switch string(name) {
+		case "name":
+			f.Name, err = r.string(what + ".name")
+		case "description":
+			f.Description, err = r.string(what + ".description")
+		case "schema":
+			f.Schema, err = r.raw(depth + 2)
+		case "strict":
+			f.Strict, err = r.boolean(what + ".strict")
+		default:
+			return r.value(depth + 2)
+		}
+		return err
+	}
+	err := r.members(depth, what, func(name []byte) error {
+		switch {
+		case string(name) == "type":
+			typ, err := r.string(what + ".type")
+			f.Type = typ
+			return err
+		case nested != "" && string(name) == nested:
+			return r.members(depth+1, what+"."+nested, details)
+		case nested == "":
+			return details(name)
+		}
+		return r.value(depth + 1)
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case f.Type == "" || f.Type == "text":
+		return nil, nil
+	case f.Type != "json_schema" && f.Type != "json_object":
+		return nil, unsupported(what + " of a type other than text, json_object or json_schema")
+	}
+	return &f, nil
+}
+
+// appendOutputSchema appends the members that describe a json_schema
+// format.
+func appendOutputSchema(w []byte, f *OutputFormat) []byte {
+	w = appendJSONMember(w, "name", f.Name)
+	if f.Description != "" {
+		w = appendJSONMember(w, "description", f.Description)
+	}
+	if len(f.Schema) > 0 {
+		w = appendJSONRaw(w, "schema", f.Schema)
+	}
+	if f.Strict != nil {
+		w = appendJSONBool(w, "strict", *f.Strict)
+	}
+	return w
+}
+
 // members walks an object value, calling member with each key's name;
 // member must consume the value. null counts as an empty object. A key
 // given twice is refused: the reader and the upstream might each take a
