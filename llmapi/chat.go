@@ -40,19 +40,9 @@ func decodeChat(body []byte) (*Turn, error) {
 		case "model":
 			t.Model, err = r.string(`"model"`)
 		case "messages":
-			return r.elements(1, `"messages"`, func(i int) error {
-				if err := r.chatMessage(&system); err != nil {
-					return within(err, "messages[%d]", i)
-				}
-				return nil
-			})
+			return r.each(1, `"messages"`, func() error { return r.chatMessage(&system) })
 		case "tools":
-			return r.elements(1, `"tools"`, func(i int) error {
-				if err := r.chatTool(); err != nil {
-					return within(err, "tools[%d]", i)
-				}
-				return nil
-			})
+			return r.each(1, `"tools"`, r.chatTool)
 		case "tool_choice":
 			toolChoice, err = r.raw(1)
 		case "parallel_tool_calls":
@@ -82,10 +72,7 @@ func decodeChat(body []byte) (*Turn, error) {
 			stream, err = r.boolean(`"stream"`)
 			t.Stream = stream != nil && *stream
 		case "stream_options":
-			return r.members(1, `"stream_options"`, func(name []byte) error {
-				if string(name) != "include_usage" {
-					return r.value(2)
-				}
+			return r.only(1, `"stream_options"`, "include_usage", func() error {
 				include, err := r.boolean(`"stream_options".include_usage`)
 				t.StreamUsage = include != nil && *include
 				return err
@@ -230,10 +217,7 @@ func (r *turnReader) chatContent() error {
 			case "text", "refusal":
 				text, err = r.string(".text")
 			case "image_url":
-				return r.members(5, ".image_url", func(name []byte) (err error) {
-					if string(name) != "url" {
-						return r.value(6)
-					}
+				return r.only(5, ".image_url", "url", func() (err error) {
 					url, err = r.string(".image_url.url")
 					hasURL = url != ""
 					return err
@@ -297,20 +281,13 @@ func (r *turnReader) chatTool() error {
 		case "type":
 			kind, err = r.word(".type")
 		case "function":
-			return r.members(3, ".function", func(name []byte) (err error) {
-				switch string(name) {
-				case "name":
-					tool.Name, err = r.string(".function.name")
-				case "description":
-					tool.Description, err = r.string(".function.description")
-				case "parameters":
-					tool.Parameters, err = r.raw(4)
-				case "strict":
-					tool.Strict, err = r.boolean(".function.strict")
-				default:
+			return r.members(3, ".function", func(name []byte) error {
+				if ok, err := r.functionMember(4, name, "parameters", &tool); !ok {
 					return r.value(4)
+				} else if err != nil {
+					return within(err, ".function")
 				}
-				return err
+				return nil
 			})
 		default:
 			return r.value(3)
@@ -345,16 +322,7 @@ func appendChatTurn(w []byte, t *Turn, model string) []byte {
 		w = append(appendJSONKey(w, "tools"), '[')
 		for _, tool := range t.Tools {
 			w = append(appendJSONKey(append(appendElem(w), `{"type":"function"`...), "function"), '{')
-			w = appendJSONMember(w, "name", tool.Name)
-			if tool.Description != "" {
-				w = appendJSONMember(w, "description", tool.Description)
-			}
-			if len(tool.Parameters) > 0 {
-				w = appendJSONRaw(w, "parameters", tool.Parameters)
-			}
-			if tool.Strict != nil {
-				w = appendJSONBool(w, "strict", *tool.Strict)
-			}
+			w = appendFunction(w, tool.Name, tool.Description, "parameters", tool.Parameters, tool.Strict)
 			w = append(w, "}}"...)
 		}
 		w = append(w, ']')
@@ -471,11 +439,7 @@ func appendOpenAIOptions(w []byte, t *Turn, maxKey string) []byte {
 	}
 	w = appendSampling(w, t)
 	if len(t.Stop) > 0 {
-		w = append(appendJSONKey(w, "stop"), '[')
-		for _, stop := range t.Stop {
-			w = appendJSONString(appendElem(w), stop)
-		}
-		w = append(w, ']')
+		w = appendStrings(w, "stop", t.Stop)
 	}
 	if t.Stream {
 		w = appendJSONBool(w, "stream", true)
@@ -557,12 +521,7 @@ func decodeChatReply(body []byte) (*Reply, error) {
 		case "model":
 			reply.Model, err = r.string("")
 		case "usage":
-			var raw []byte
-			if raw, err = r.raw(1); raw != nil {
-				var u Usage
-				u, err = openAIUsage(raw, chatUsageKeys)
-				reply.Usage = &u
-			}
+			reply.Usage, err = r.usage(chatUsageKeys)
 		case "choices":
 			return r.elements(1, "", func(int) error {
 				if choices++; choices > 1 {

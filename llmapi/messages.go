@@ -56,19 +56,9 @@ func decodeMessages(body []byte) (*Turn, error) {
 		case "system":
 			t.System, err = r.messagesSystem()
 		case "messages":
-			return r.elements(1, `"messages"`, func(i int) error {
-				if err := r.messagesMessage(); err != nil {
-					return within(err, "messages[%d]", i)
-				}
-				return nil
-			})
+			return r.each(1, `"messages"`, r.messagesMessage)
 		case "tools":
-			return r.elements(1, `"tools"`, func(i int) error {
-				if err := r.messagesTool(); err != nil {
-					return within(err, "tools[%d]", i)
-				}
-				return nil
-			})
+			return r.each(1, `"tools"`, r.messagesTool)
 		case "tool_choice":
 			t.ToolChoice, err = r.messagesToolChoice()
 		case "temperature":
@@ -91,10 +81,7 @@ func decodeMessages(body []byte) (*Turn, error) {
 				return unsupported(`"` + string(name) + `", a server-side feature`)
 			}
 		case "metadata":
-			return r.members(1, `"metadata"`, func(name []byte) (err error) {
-				if string(name) != "user_id" {
-					return r.value(2)
-				}
+			return r.only(1, `"metadata"`, "user_id", func() (err error) {
 				t.User, err = r.string(`"metadata".user_id`)
 				return err
 			})
@@ -285,23 +272,7 @@ func (r *turnReader) messagesBlock(depth int, inResult bool) (Part, error) {
 // messagesTool reads one of "tools": a custom tool; a server tool cannot
 // go to another API.
 func (r *turnReader) messagesTool() error {
-	var tool Tool
-	var kind []byte
-	err := r.members(2, "", func(name []byte) (err error) {
-		switch string(name) {
-		case "type":
-			kind, err = r.word(".type")
-		case "name":
-			tool.Name, err = r.string(".name")
-		case "description":
-			tool.Description, err = r.string(".description")
-		case "input_schema":
-			tool.Parameters, err = r.raw(3)
-		default:
-			return r.value(3)
-		}
-		return err
-	})
+	tool, kind, err := r.flatTool("input_schema")
 	switch {
 	case err != nil:
 		return err
@@ -414,11 +385,7 @@ func appendMessagesTurn(w []byte, t *Turn, model string) ([]byte, error) {
 	}
 	w = appendSampling(w, t)
 	if len(t.Stop) > 0 {
-		w = append(appendJSONKey(w, "stop_sequences"), '[')
-		for _, stop := range t.Stop {
-			w = appendJSONString(appendElem(w), stop)
-		}
-		w = append(w, ']')
+		w = appendStrings(w, "stop_sequences", t.Stop)
 	}
 	if t.Stream {
 		w = appendJSONBool(w, "stream", true)

@@ -41,19 +41,9 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 			if r.peek() != '[' {
 				return r.wrongType(`"input"`, "a string or an array of items")
 			}
-			return r.elements(1, `"input"`, func(i int) error {
-				if err := r.responsesItem(2, strict, &system); err != nil {
-					return within(err, "input[%d]", i)
-				}
-				return nil
-			})
+			return r.each(1, `"input"`, func() error { return r.responsesItem(2, strict, &system) })
 		case "tools":
-			return r.elements(1, `"tools"`, func(i int) error {
-				if err := r.responsesTool(strict); err != nil {
-					return within(err, "tools[%d]", i)
-				}
-				return nil
-			})
+			return r.each(1, `"tools"`, func() error { return r.responsesTool(strict) })
 		case "tool_choice":
 			toolChoice, err = r.raw(1)
 		case "parallel_tool_calls":
@@ -77,10 +67,7 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 		case "user":
 			t.User, err = r.string(`"user"`)
 		case "text":
-			return r.members(1, `"text"`, func(name []byte) (err error) {
-				if string(name) != "format" {
-					return r.value(2)
-				}
+			return r.only(1, `"text"`, "format", func() (err error) {
 				t.Format, err = r.outputFormat(2, `"text".format`, "")
 				if _, ok := err.(*UnsupportedError); ok && !strict {
 					err = nil
@@ -88,10 +75,7 @@ func decodeResponsesTurn(body []byte, strict bool) (*Turn, error) {
 				return err
 			})
 		case "reasoning":
-			return r.members(1, `"reasoning"`, func(name []byte) (err error) {
-				if string(name) != "effort" {
-					return r.value(2)
-				}
+			return r.only(1, `"reasoning"`, "effort", func() (err error) {
 				t.ReasoningEffort, err = r.string(`"reasoning".effort`)
 				return err
 			})
@@ -240,25 +224,7 @@ func (r *turnReader) responsesContent(depth int, what string) error {
 // responsesTool reads one of "tools": a function tool; a built-in tool is
 // refused when strict, else left out.
 func (r *turnReader) responsesTool(strict bool) error {
-	var tool Tool
-	var kind []byte
-	err := r.members(2, "", func(name []byte) (err error) {
-		switch string(name) {
-		case "type":
-			kind, err = r.word(".type")
-		case "name":
-			tool.Name, err = r.string(".name")
-		case "description":
-			tool.Description, err = r.string(".description")
-		case "parameters":
-			tool.Parameters, err = r.raw(3)
-		case "strict":
-			tool.Strict, err = r.boolean(".strict")
-		default:
-			return r.value(3)
-		}
-		return err
-	})
+	tool, kind, err := r.flatTool("parameters")
 	switch {
 	case err != nil:
 		return err
@@ -288,17 +254,8 @@ func appendResponsesTurn(w []byte, t *Turn, model string) ([]byte, error) {
 	if len(t.Tools) > 0 {
 		w = append(appendJSONKey(w, "tools"), '[')
 		for _, tool := range t.Tools {
-			w = appendJSONMember(append(appendElem(w), `{"type":"function"`...), "name", tool.Name)
-			if tool.Description != "" {
-				w = appendJSONMember(w, "description", tool.Description)
-			}
-			if len(tool.Parameters) > 0 {
-				w = appendJSONRaw(w, "parameters", tool.Parameters)
-			}
-			if tool.Strict != nil {
-				w = appendJSONBool(w, "strict", *tool.Strict)
-			}
-			w = append(w, '}')
+			w = append(appendElem(w), `{"type":"function"`...)
+			w = append(appendFunction(w, tool.Name, tool.Description, "parameters", tool.Parameters, tool.Strict), '}')
 		}
 		w = append(w, ']')
 		w = appendOpenAIToolChoice(w, t.ToolChoice, false)
@@ -401,17 +358,9 @@ func decodeResponsesReply(body []byte) (*Reply, error) {
 		case "model":
 			reply.Model, err = r.string("")
 		case "usage":
-			var raw []byte
-			if raw, err = r.raw(1); raw != nil {
-				var u Usage
-				u, err = openAIUsage(raw, responsesUsageKeys)
-				reply.Usage = &u
-			}
+			reply.Usage, err = r.usage(responsesUsageKeys)
 		case "incomplete_details":
-			return r.members(1, "", func(name []byte) (err error) {
-				if string(name) != "reason" {
-					return r.value(2)
-				}
+			return r.only(1, "", "reason", func() (err error) {
 				incomplete, err = r.word("")
 				return err
 			})

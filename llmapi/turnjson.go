@@ -250,20 +250,26 @@ func (r *turnReader) raw(depth int) ([]byte, error) {
 // is nil.
 func (r *turnReader) outputFormat(depth int, what, nested string) (*OutputFormat, error) {
 	var f OutputFormat
-	details := func(name []byte) (err error) {
-		switch string(name) {
-		case "name":
-			f.Name, err = r.string(what + ".name")
-		case "description":
-			f.Description, err = r.string(what + ".description")
-		case "schema":
-			f.Schema, err = r.raw(depth + 2)
-		case "strict":
-			f.Strict, err = r.boolean(what + ".strict")
-		default:
+	details := func(name []byte) error {
+		var schema Tool
+		ok, err := r.functionMember(depth+2, name, "schema", &schema)
+		if !ok {
 			return r.value(depth + 2)
 		}
-		return err
+		if err != nil {
+			return within(err, "%s", what)
+		}
+		switch string(name) {
+		case "name":
+			f.Name = schema.Name
+		case "description":
+			f.Description = schema.Description
+		case "schema":
+			f.Schema = schema.Parameters
+		default:
+			f.Strict = schema.Strict
+		}
+		return nil
 	}
 	err := r.members(depth, what, func(name []byte) error {
 		switch {
@@ -292,17 +298,7 @@ func (r *turnReader) outputFormat(depth int, what, nested string) (*OutputFormat
 // appendOutputSchema appends the members that describe a json_schema
 // format.
 func appendOutputSchema(w []byte, f *OutputFormat) []byte {
-	w = appendJSONMember(w, "name", f.Name)
-	if f.Description != "" {
-		w = appendJSONMember(w, "description", f.Description)
-	}
-	if len(f.Schema) > 0 {
-		w = appendJSONRaw(w, "schema", f.Schema)
-	}
-	if f.Strict != nil {
-		w = appendJSONBool(w, "strict", *f.Strict)
-	}
-	return w
+	return appendFunction(w, f.Name, f.Description, "schema", f.Schema, f.Strict)
 }
 
 // members walks an object value, calling member with each key's name;
@@ -360,6 +356,104 @@ func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), 
 func isJSONObject(b []byte) bool {
 	s := scanner{b: b}
 	return s.peek() == '{' && s.value(0) == nil && s.peek() == 0
+}
+
+// each walks an array value whose elements read reads, placing an error
+// from inside an element at the element (within): key is the array's
+// member name, quoted.
+func (r *turnReader) each(depth int, key string, read func() error) error {
+	return r.elements(depth, key, func(i int) error {
+		if err := read(); err != nil {
+			return within(err, "%s[%d]", strings.Trim(key, `"`), i)
+		}
+		return nil
+	})
+}
+
+// only walks an object value, reading its member named key with read and
+// skipping the others.
+func (r *turnReader) only(depth int, what, key string, read func() error) error {
+	return r.members(depth, what, func(name []byte) error {
+		if string(name) != key {
+			return r.value(depth + 1)
+		}
+		return read()
+	})
+}
+
+// functionMember reads a member of a function tool's definition (name,
+// description, the schema of its arguments, strict) into tool, its value at
+// depth; false for a member of another name. Errors are relative to the
+// definition.
+func (r *turnReader) functionMember(depth int, name []byte, schemaKey string, tool *Tool) (ok bool, err error) {
+	switch string(name) {
+	case "name":
+		tool.Name, err = r.string(".name")
+	case "description":
+		tool.Description, err = r.string(".description")
+	case schemaKey:
+		tool.Parameters, err = r.raw(depth)
+	case "strict":
+		tool.Strict, err = r.boolean(".strict")
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// flatTool reads one of "tools" whose definition sits beside its type (as
+// in Messages and Responses), its schema under schemaKey.
+func (r *turnReader) flatTool(schemaKey string) (tool Tool, kind []byte, err error) {
+	err = r.members(2, "", func(name []byte) (err error) {
+		if string(name) == "type" {
+			kind, err = r.word(".type")
+			return err
+		}
+		ok, err := r.functionMember(3, name, schemaKey, &tool)
+		if !ok {
+			return r.value(3)
+		}
+		return err
+	})
+	return tool, kind, err
+}
+
+// usage reads the usage object of a Chat or Responses response; nil for
+// none.
+func (r *turnReader) usage(keys openAIUsageKeys) (*Usage, error) {
+	raw, err := r.raw(1)
+	if raw == nil || err != nil {
+		return nil, err
+	}
+	u, err := openAIUsage(raw, keys)
+	return &u, err
+}
+
+// appendStrings appends `"key":[...]`, the strings of list, as
+// appendJSONKey places it.
+func appendStrings(w []byte, key string, list []string) []byte {
+	w = append(appendJSONKey(w, key), '[')
+	for _, s := range list {
+		w = appendJSONString(appendElem(w), s)
+	}
+	return append(w, ']')
+}
+
+// appendFunction appends the members of a function's definition (of a
+// tool, or a structured output's schema): name, and description, schema
+// (under schemaKey) and strict where set.
+func appendFunction(w []byte, name, description, schemaKey string, schema []byte, strict *bool) []byte {
+	w = appendJSONMember(w, "name", name)
+	if description != "" {
+		w = appendJSONMember(w, "description", description)
+	}
+	if len(schema) > 0 {
+		w = appendJSONRaw(w, schemaKey, schema)
+	}
+	if strict != nil {
+		w = appendJSONBool(w, "strict", *strict)
+	}
+	return w
 }
 
 // within places an error found inside a value: one whose message is
