@@ -52,6 +52,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		tr := prepareAttempt(in, a, saved)
 		h.setCredential(r.Header, m, &client)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
+		caddyhttp.SetVar(r.Context(), PinHashVar, pinHash(d.pinKey))
 		setDecisionOutputs(w, r, m.Name, d.routeName, d.status, in.key)
 
 		out := w

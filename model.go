@@ -70,11 +70,32 @@ type Model struct {
 	// /v1/messages or /v1/responses.
 	Path string `json:"path,omitempty"`
 
+	// What the model's tokens cost, for the cost metric and log field;
+	// nil when unpriced.
+	Price *Price `json:"price,omitempty"`
+
 	api                 llmapi.API
 	quotedUpstreamModel []byte
 	apiKey              string
 	upstream            *upstreamTarget
 	origin              origin
+}
+
+// Price is what a model's tokens cost, in US dollars per million tokens.
+// Cached input tokens are billed at CacheRead and CacheWrite instead of
+// Input.
+type Price struct {
+	Input      float64 `json:"input,omitempty"`
+	Output     float64 `json:"output,omitempty"`
+	CacheRead  float64 `json:"cache_read,omitempty"`
+	CacheWrite float64 `json:"cache_write,omitempty"`
+}
+
+// cost is what u costs at these prices, in US dollars.
+func (p *Price) cost(u llmapi.Usage) float64 {
+	uncached := max(u.InputTokens-u.CacheReadTokens-u.CacheWriteTokens, 0)
+	return (float64(uncached)*p.Input + float64(u.OutputTokens)*p.Output +
+		float64(u.CacheReadTokens)*p.CacheRead + float64(u.CacheWriteTokens)*p.CacheWrite) / 1e6
 }
 
 // upstreamTarget is what the handler hands the upstream source: the serving

@@ -98,6 +98,26 @@ const (
 // llm_affinity upstream source which replicas serve this request.
 const upstreamVar = "llm_affinity.upstream"
 
+// PinHashVar is the request variable that holds the hash of the request's
+// pin key (its scope, affinity key and requested model, as the pin store
+// keys it), a uint64 that is 0 when the request is not pinned: what the
+// llm_affinity selection policy hashes to keep a session on one replica.
+// The key itself, which may be a client's secret, is not exposed.
+const PinHashVar = "llm_affinity.pin_hash"
+
+// pinHash is the FNV-1a hash of a pin key, the same in every gateway
+// instance; 0 for none.
+func pinHash(pinKey string) uint64 {
+	if pinKey == "" {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(pinKey); i++ {
+		h = (h ^ uint64(pinKey[i])) * 1099511628211
+	}
+	return h | 1 // never 0
+}
+
 // Handler routes chat requests to models and pins the decision per session.
 // Requests that are not a POST to a path ending in /chat/completions
 // (OpenAI) or /messages (Anthropic), with or without a trailing slash, go
