@@ -21,6 +21,15 @@ import (
 // that next handler alone, so the difference is the module's cost.
 //
 //	go test -run '^$' -bench ServeHTTP -benchmem .
+// benchReply is the upstream's answer in BenchmarkServeHTTP: a short Chat
+// completion with its usage, as a provider sends it.
+var benchReply = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"I read internal/proxy/file_3.go: the handler buffers the whole body ` +
+	`before it forwards it, so a large body waits for the read. I will stream it instead and run the tests.","refusal":null},` +
+	`"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":8123,"completion_tokens":48,"total_tokens":8171,` +
+	`"prompt_tokens_details":{"cached_tokens":7936,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,` +
+	`"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_bench"}`)
+
 func BenchmarkServeHTTP(b *testing.B) {
 	for _, size := range []struct {
 		name  string
@@ -44,8 +53,10 @@ func BenchmarkServeHTTP(b *testing.B) {
 			if _, err := io.Copy(io.Discard, r.Body); err != nil {
 				return err
 			}
+			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
-			return nil
+			_, err := w.Write(benchReply)
+			return err
 		})
 		scenarios := []struct {
 			name   string

@@ -2,8 +2,10 @@ package llmapi
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -21,10 +23,18 @@ type Envelope struct {
 	Preferences []byte
 	// Tools is the raw "tools" value, nil when absent.
 	Tools []byte
+	// Stream is set when the request asks for a stream ("stream": true);
+	// StreamUsage when it asks for a Chat stream's usage chunk
+	// (stream_options.include_usage true).
+	Stream, StreamUsage bool
 
 	modelStart, modelEnd int // byte span of the "model" value; modelStart < 0 when absent
 	prefsStart, prefsEnd int // byte span of the whole "routing_preferences" member
 	objectStart          int // offset of the body's opening '{'
+	// the "stream_options" value's span (optionsStart < 0 when absent), and
+	// its include_usage value's (usageStart < 0 when absent)
+	optionsStart, optionsEnd int
+	usageStart, usageEnd     int
 }
 
 // ParseEnvelope validates body as a chat request (OpenAI chat completions or
@@ -45,7 +55,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 // non-empty array of item objects; its LastMessage is the last item, or
 // for a string the user message it stands for.
 func ParseEnvelopeFor(api API, body []byte) (Envelope, error) {
-	env := Envelope{modelStart: -1}
+	env := Envelope{modelStart: -1, optionsStart: -1, usageStart: -1}
 	s := scanner{b: body}
 	s.space()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
@@ -104,6 +114,11 @@ func ParseEnvelopeFor(api API, body []byte) (Envelope, error) {
 			}
 			env.Preferences = s.b[start:s.i]
 			env.prefsStart, env.prefsEnd = memberStart, s.i
+		case "stream":
+			env.Stream = s.peek() == 't'
+			return s.value(1)
+		case "stream_options":
+			return s.streamOptions(&env)
 		default:
 			return s.value(1)
 		}
@@ -167,47 +182,100 @@ func (s *scanner) input() (last []byte, err error) {
 	return last, nil
 }
 
+// streamOptions validates "stream_options" and locates it and its
+// include_usage, which a Chat request may not have and the gateway adds.
+func (s *scanner) streamOptions(env *Envelope) error {
+	env.optionsStart = s.i
+	if s.peek() != '{' {
+		err := s.value(1)
+		env.optionsEnd = s.i
+		return err
+	}
+	err := s.object(1, func(key []byte, _, start int) error {
+		if name, err := jsonWord(key); err != nil || string(name) != "include_usage" {
+			return s.value(2)
+		}
+		env.StreamUsage = s.peek() == 't'
+		err := s.value(2)
+		env.usageStart, env.usageEnd = start, s.i
+		return err
+	})
+	env.optionsEnd = s.i
+	return err
+}
+
 // maxSegments is the most slices Segments returns.
 const maxSegments = 8
 
 var (
-	modelMember = []byte(`"model":`)
-	comma       = []byte(",")
+	modelMember  = []byte(`"model":`)
+	comma        = []byte(",")
+	jsonTrue     = []byte("true")
+	usageOption  = []byte(`"include_usage":true`)
+	usageOptions = []byte(`{"include_usage":true}`)
+	usageMember  = []byte(`"stream_options":{"include_usage":true},`)
 )
 
 // Segments returns body as it goes upstream, without copying it: its
 // "model" value replaced by quotedModel (a JSON string literal), inserted
 // when the body had none, and "routing_preferences" removed, every other
-// byte kept. It appends to dst the slices (of body, quotedModel and
-// constants) whose concatenation is that body, at most maxSegments of them;
-// just body when nothing changes.
-func (e *Envelope) Segments(dst [][]byte, body, quotedModel []byte) [][]byte {
-	replaceModel := e.modelStart >= 0 && !bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel)
-	insertModel := e.modelStart < 0
-	dropFrom, dropTo := e.memberWithComma(body)
-	if !replaceModel && !insertModel && dropFrom < 0 {
+// byte kept. With askUsage, a streamed request also asks for the usage
+// chunk (stream_options.include_usage true). It appends to dst the slices
+// (of body, quotedModel and constants) whose concatenation is that body, at
+// most maxSegments of them; just body when nothing changes.
+func (e *Envelope) Segments(dst [][]byte, body, quotedModel []byte, askUsage bool) [][]byte {
+	var edits [3]edit
+	n := 0
+	add := func(from, to int, insert ...[]byte) {
+		ed := &edits[n]
+		ed.from, ed.to, ed.inserts = from, to, copy(ed.insert[:], insert)
+		n++
+	}
+	switch {
+	case e.modelStart < 0:
+		// right after '{'; "messages" is required, so another member follows
+		add(e.objectStart+1, e.objectStart+1, modelMember, quotedModel, comma)
+	case !bytes.Equal(body[e.modelStart:e.modelEnd], quotedModel):
+		add(e.modelStart, e.modelEnd, quotedModel)
+	}
+	if from, to := e.memberWithComma(body); from >= 0 {
+		add(from, to)
+	}
+	if askUsage && e.Stream && !e.StreamUsage {
+		switch {
+		case e.optionsStart < 0:
+			add(e.objectStart+1, e.objectStart+1, usageMember)
+		case e.usageStart >= 0:
+			add(e.usageStart, e.usageEnd, jsonTrue)
+		case body[e.optionsStart] == '{' && bytes.IndexByte(body[e.optionsStart+1:e.optionsEnd], '"') >= 0:
+			add(e.optionsStart+1, e.optionsStart+1, usageOption, comma)
+		default: // null, {} or another value
+			add(e.optionsStart, e.optionsEnd, usageOptions)
+		}
+	}
+	if n == 0 {
 		return append(dst, body)
 	}
+	// in body order, an insert before a cut at its offset (the first
+	// member may be routing_preferences); inserts at one offset keep the
+	// order they were added in
+	slices.SortStableFunc(edits[:n], func(a, b edit) int {
+		return cmp.Or(a.from-b.from, (a.to-a.from)-(b.to-b.from))
+	})
 	at := 0
-	if insertModel {
-		// right after '{'; "messages" is required, so another member follows
-		at = e.objectStart + 1
-		dst = append(dst, body[:at], modelMember, quotedModel, comma)
-	}
-	// the remaining edits, in body order
-	if replaceModel && (dropFrom < 0 || e.modelStart < dropFrom) {
-		dst = append(dst, body[at:e.modelStart], quotedModel)
-		at, replaceModel = e.modelEnd, false
-	}
-	if dropFrom >= 0 {
-		dst = append(dst, body[at:dropFrom])
-		at = dropTo
-	}
-	if replaceModel {
-		dst = append(dst, body[at:e.modelStart], quotedModel)
-		at = e.modelEnd
+	for _, ed := range edits[:n] {
+		dst = append(dst, body[at:ed.from])
+		dst = append(dst, ed.insert[:ed.inserts]...)
+		at = ed.to
 	}
 	return append(dst, body[at:])
+}
+
+// edit is one change Segments makes: body[from:to] replaced by insert.
+type edit struct {
+	from, to int
+	insert   [3][]byte
+	inserts  int // how many of insert there are
 }
 
 // memberWithComma returns the span to cut to remove routing_preferences: the

@@ -75,7 +75,7 @@ func BenchmarkParseAndSegments(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if parts := env.Segments(make([][]byte, 0, maxSegments), body, quoted); len(parts) < 2 {
+				if parts := env.Segments(make([][]byte, 0, maxSegments), body, quoted, false); len(parts) < 2 {
 					b.Fatal("model not replaced")
 				}
 			}

@@ -745,7 +745,7 @@ func checkRewritten(t *testing.T, in, out []byte, quotedModel string) {
 
 // rewrite is the body Segments describes, as one slice.
 func rewrite(env Envelope, body, quotedModel []byte) []byte {
-	return bytes.Join(env.Segments(nil, body, quotedModel), nil)
+	return bytes.Join(env.Segments(nil, body, quotedModel, false), nil)
 }
 
 func TestSegmentsUnchangedIsBodyItself(t *testing.T) {
@@ -758,7 +758,7 @@ func TestSegmentsUnchangedIsBodyItself(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseEnvelope(%s): %v", body, err)
 		}
-		segs := env.Segments(nil, b, []byte(`"gpt-4o"`))
+		segs := env.Segments(nil, b, []byte(`"gpt-4o"`), false)
 		if len(segs) != 1 || len(segs[0]) != len(b) || &segs[0][0] != &b[0] {
 			t.Errorf("Segments with the same model is not the body itself for %s", body)
 		}
@@ -1053,6 +1053,17 @@ func FuzzParseEnvelope(f *testing.F) {
 				t.Fatalf("rewrite changed field %q", k)
 			}
 		}
+
+		// asking for the usage chunk keeps the body a request whose stream
+		// asks for it
+		asked := bytes.Join(env.Segments(nil, body, []byte(`"m"`), true), nil)
+		env3, err := ParseEnvelope(asked)
+		if err != nil {
+			t.Fatalf("ParseEnvelope(usage asked): %v: %q", err, asked)
+		}
+		if env.Stream && !env3.StreamUsage {
+			t.Fatalf("a stream asked for usage does not: %q", asked)
+		}
 	})
 }
 
@@ -1088,5 +1099,44 @@ func TestSegmentsStripsRoutingPreferences(t *testing.T) {
 				t.Errorf("rewrite =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// A streamed Chat request that did not ask for the usage chunk asks for
+// it on its way upstream, whatever its stream_options look like, with
+// every other byte kept; one that asked, or is not streamed, is unchanged.
+func TestSegmentsAskUsage(t *testing.T) {
+	const msgs = `"messages":[{"role":"user","content":"hi"}]`
+	tests := []struct{ name, body, want string }{
+		{"no stream_options", `{"model":"m","stream":true,` + msgs + `}`,
+			`{"stream_options":{"include_usage":true},"model":"up","stream":true,` + msgs + `}`},
+		{"no model, no stream_options", `{"stream":true,` + msgs + `}`,
+			`{"model":"up","stream_options":{"include_usage":true},"stream":true,` + msgs + `}`},
+		{"include_usage false", `{"model":"m","stream":true,"stream_options":{"include_usage":false},` + msgs + `}`,
+			`{"model":"up","stream":true,"stream_options":{"include_usage":true},` + msgs + `}`},
+		{"other options kept", `{"model":"m","stream":true,"stream_options":{"include_obfuscation":false},` + msgs + `}`,
+			`{"model":"up","stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false},` + msgs + `}`},
+		{"empty options", `{"model":"m","stream":true,"stream_options":{ },` + msgs + `}`,
+			`{"model":"up","stream":true,"stream_options":{"include_usage":true},` + msgs + `}`},
+		{"null options", `{"model":"m","stream":true,"stream_options":null,` + msgs + `}`,
+			`{"model":"up","stream":true,"stream_options":{"include_usage":true},` + msgs + `}`},
+		{"with routing_preferences dropped", `{"routing_preferences":[],"model":"m","stream":true,` + msgs + `}`,
+			`{"stream_options":{"include_usage":true},"model":"up","stream":true,` + msgs + `}`},
+		{"asked already", `{"model":"m","stream":true,"stream_options":{"include_usage":true},` + msgs + `}`,
+			`{"model":"up","stream":true,"stream_options":{"include_usage":true},` + msgs + `}`},
+		{"not streamed", `{"model":"m","stream":false,` + msgs + `}`, `{"model":"up","stream":false,` + msgs + `}`},
+	}
+	for _, tt := range tests {
+		env, err := ParseEnvelope([]byte(tt.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := string(bytes.Join(env.Segments(nil, []byte(tt.body), []byte(`"up"`), true), nil))
+		if got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+		if segs := env.Segments(nil, []byte(tt.body), []byte(`"up"`), true); len(segs) > maxSegments {
+			t.Errorf("%s: %d segments, more than %d", tt.name, len(segs), maxSegments)
+		}
 	}
 }

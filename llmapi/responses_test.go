@@ -28,7 +28,7 @@ func TestParseEnvelopeForResponses(t *testing.T) {
 			t.Errorf("%s: IsUserUtterance = %v", tt.body, got)
 		}
 		var out bytes.Buffer
-		for _, seg := range env.Segments(nil, []byte(tt.body), []byte(`"gpt-up"`)) {
+		for _, seg := range env.Segments(nil, []byte(tt.body), []byte(`"gpt-up"`), false) {
 			out.Write(seg)
 		}
 		if !strings.Contains(out.String(), `"model":"gpt-up"`) || strings.Contains(out.String(), `"model":"gpt"`) {

@@ -1,0 +1,109 @@
+package llmapi
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Each API's usage, from a complete response and from a stream cut at
+// every offset, as each API reports it: cached tokens counted in the input.
+func TestUsageMeter(t *testing.T) {
+	want := Usage{InputTokens: 120, OutputTokens: 7, CacheReadTokens: 100, CacheWriteTokens: 0}
+	wantMessages := Usage{InputTokens: 150, OutputTokens: 7, CacheReadTokens: 100, CacheWriteTokens: 30}
+	tests := []struct {
+		name   string
+		api    API
+		stream bool
+		body   string
+		want   Usage
+	}{
+		{"chat", Chat, false, `{"id":"c","model":"gpt-up","choices":[{"index":0,"message":{"role":"assistant","content":"usage: \"usage\":{}"}}],
+			"usage":{"prompt_tokens":120,"completion_tokens":7,"total_tokens":127,"prompt_tokens_details":{"cached_tokens":100}}}`, want},
+		{"messages", Messages, false, `{"id":"m","type":"message","model":"claude-up","content":[{"type":"tool_use","id":"t","name":"f","input":{"usage":{"input_tokens":9}}}],
+			"usage":{"input_tokens":20,"cache_creation_input_tokens":30,"cache_read_input_tokens":100,"output_tokens":7}}`, wantMessages},
+		{"responses", Responses, false, `{"id":"r","object":"response","model":"r-up","output":[],
+			"usage":{"input_tokens":120,"input_tokens_details":{"cached_tokens":100},"output_tokens":7,"total_tokens":127}}`, want},
+		{"chat stream", Chat, true, "data: {\"id\":\"c\",\"model\":\"gpt-up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n" +
+			"data: {\"id\":\"c\",\"model\":\"gpt-up\",\"choices\":[],\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":7,\"prompt_tokens_details\":{\"cached_tokens\":100}}}\n\n" +
+			"data: [DONE]\n\n", want},
+		{"messages stream", Messages, true, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude-up\",\"usage\":{\"input_tokens\":20,\"cache_creation_input_tokens\":30,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}\n\n" +
+			"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n" +
+			"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":7}}\n\n" +
+			"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", wantMessages},
+		{"responses stream", Responses, true, "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"model\":\"r-up\",\"usage\":null}}\n\n" +
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n" +
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"model\":\"r-up\",\"usage\":{\"input_tokens\":120,\"input_tokens_details\":{\"cached_tokens\":100},\"output_tokens\":7}}}\n\n", want},
+	}
+	for _, tt := range tests {
+		for cut := range len(tt.body) + 1 {
+			m := NewUsageMeter(tt.api, tt.stream)
+			m.Write([]byte(tt.body[:cut]))
+			m.Write([]byte(tt.body[cut:]))
+			u, model, ok := m.Result()
+			if !ok || u != tt.want || !strings.HasSuffix(model, "-up") {
+				t.Fatalf("%s cut at %d: usage %+v ok %v model %q, want %+v", tt.name, cut, u, ok, model, tt.want)
+			}
+		}
+	}
+	if _, _, ok := NewUsageMeter(Chat, false).Result(); ok {
+		t.Error("a response without a body reported usage")
+	}
+	m := NewUsageMeter(Chat, true)
+	m.Write([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"no usage\"}}]}\n\ndata: [DONE]\n\n"))
+	if _, _, ok := m.Result(); ok {
+		t.Error("a stream without a usage chunk reported usage")
+	}
+}
+
+// Filter drops the usage-only chunk a client did not ask for and passes
+// every other event on, wherever the bytes are cut; the usage is read.
+func TestUsageMeterFilter(t *testing.T) {
+	stream := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n" +
+		"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n" +
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n" +
+		"data: [DONE]"
+	want := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n" +
+		"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n" +
+		"data: [DONE]\n\n"
+	for cut := range len(stream) + 1 {
+		var out bytes.Buffer
+		pass := func(b []byte) { out.Write(b) }
+		m := NewUsageMeter(Chat, true)
+		m.Filter([]byte(stream[:cut]), pass)
+		m.Filter([]byte(stream[cut:]), pass)
+		m.EndFilter(pass)
+		if out.String() != want {
+			t.Fatalf("cut at %d: passed\n%q\nwant\n%q", cut, out.String(), want)
+		}
+		if u, _, ok := m.Result(); !ok || u.InputTokens != 5 || u.OutputTokens != 2 {
+			t.Fatalf("cut at %d: usage %+v ok %v", cut, u, ok)
+		}
+	}
+}
+
+// A stream event only the meter reads, and a large delta, cost little;
+// the usage extraction target is <= 1 us per event.
+func BenchmarkUsageMeterStream(b *testing.B) {
+	var stream []byte
+	for i := range 500 {
+		stream = append(stream, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"word "...)
+		stream = append(stream, byte('a'+i%26))
+		stream = append(stream, " and more text\"}}]}\n\n"...)
+	}
+	stream = append(stream, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n"...)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := NewUsageMeter(Chat, true)
+		for rest := stream; len(rest) > 0; {
+			n := min(len(rest), 4096)
+			m.Write(rest[:n])
+			rest = rest[n:]
+		}
+		if _, _, ok := m.Result(); !ok {
+			b.Fatal("no usage")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/502, "ns/event")
+}
