@@ -116,7 +116,7 @@ func (h *Handler) countTokens(w http.ResponseWriter, r *http.Request, next caddy
 		_, _ = w.Write(out)
 		return nil
 	}
-	setBody(r, body, env.Segments(make([][]byte, 0, 8), body.bytes, m.quotedUpstreamModel))
+	setBody(r, body, env.Segments(make([][]byte, 0, 8), body.bytes, m.quotedUpstreamModel, false))
 	if m.Path != "" {
 		r.URL.Path = strings.TrimSuffix(m.Path, "/") + "/count_tokens"
 	}

@@ -37,6 +37,8 @@ type incoming struct {
 	states     *affinity.Store // where translated Responses conversations are kept
 	// path and query are the client's request path and query
 	path, query string
+	// start is when the handler took the request
+	start time.Time
 }
 
 // decoded returns the decoded request, decoding it on first use.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -59,8 +60,14 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		if tr != nil {
 			out = tr.wrap(w)
 		}
-		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: out}, mayFail: !last}
+		mw := newMeteredWriter(out, m.api, tr == nil && in.asksUsage(m))
+		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: mw}, mayFail: !last}
+		attemptStart := time.Now()
 		err = next.ServeHTTP(fw, r)
+		h.observeUpstream(m.Name, cmp.Or(fw.status, http.StatusBadGateway), time.Since(attemptStart))
+		if fw.committed {
+			h.report(r, in.turnReport(d, m, mw))
+		}
 		if tr != nil && fw.committed {
 			tr.finish()
 		}

@@ -248,8 +248,10 @@ type Handler struct {
 	pool              *pooledStore   // the pooled store pinStore belongs to
 	storeSettings     *storeSettings // applied to the pool's store once this config runs
 	origins           handlerOrigins
-	ctx               caddy.Context
-	logger            *zap.Logger
+	// the metrics of responses, by labels, looked up once (see countUsage)
+	responseMetrics *responseMetrics
+	ctx             caddy.Context
+	logger          *zap.Logger
 }
 
 // handlerOrigins are where the handler's settings that a config error may
@@ -311,6 +313,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	registerMetrics(ctx, h.logger)
+	h.responseMetrics = new(responseMetrics)
 	h.storeSettings, err = newStoreSettings(h.Name, time.Duration(h.TTL), h.MaxEntries, h.Store)
 	if err != nil {
 		return err
@@ -389,6 +392,7 @@ func (h *Handler) Cleanup() error {
 // credentials are replaced (see setCredential) and the affinity headers
 // stripped.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := time.Now()
 	api, ok := routedAPI(r)
 	switch {
 	case isModelList(r):
@@ -415,7 +419,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	in := &incoming{r: r, api: api, env: &env, body: body, key: key, optOut: optOut, scope: h.scopeOf(r),
-		path: r.URL.Path, query: r.URL.RawQuery, states: h.pinStore}
+		path: r.URL.Path, query: r.URL.RawQuery, states: h.pinStore, start: start}
 	usePreferences := env.Preferences != nil && h.clientPrefs
 	if usePreferences || (h.Implicit && key == "" && !optOut) {
 		// decode now: per-request preferences can be a client error, and an

@@ -21,6 +21,7 @@ import (
 // that next handler alone, so the difference is the module's cost.
 //
 //	go test -run '^$' -bench ServeHTTP -benchmem .
+//
 // benchReply is the upstream's answer in BenchmarkServeHTTP: a short Chat
 // completion with its usage, as a provider sends it.
 var benchReply = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18",` +

@@ -97,7 +97,7 @@ func prepareAttempt(in *incoming, a attempt, saved *requestHeaders) *translator 
 	if m.api == in.api {
 		// fresh segments each attempt: a failed attempt's transport may
 		// still be reading the previous ones
-		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel))
+		setBody(r, in.body, in.env.Segments(make([][]byte, 0, 8), in.body.bytes, m.quotedUpstreamModel, in.asksUsage(m)))
 		r.URL.Path, r.URL.RawQuery = cmp.Or(m.Path, in.path), in.query
 		return nil
 	}

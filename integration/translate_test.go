@@ -108,6 +108,26 @@ const messagesDefaultMaxTokens = 4096
 // max_tokens towards a Messages model. The same-API pairs pass through;
 // the others need the gateway's translation.
 func TestAPIPairs(t *testing.T) {
+	site, fakes := pairSite(t)
+	startCaddy(t, site)
+
+	for _, client := range []wireAPI{wireChat, wireMessages, wireResponses} {
+		for _, model := range pairModels {
+			t.Run(string(client)+"->"+string(model.api), func(t *testing.T) {
+				runAgentPair(t, agentRun{client: newAgentClient(t, client, model.clientModel, agentMaxTokens, nil),
+					model: model, fakes: fakes, maxTokens: agentMaxTokens})
+			})
+		}
+	}
+	t.Run("chat->messages without max_tokens", func(t *testing.T) {
+		runAgentPair(t, agentRun{client: newAgentClient(t, wireChat, pairModels[1].clientModel, 0, nil),
+			model: pairModels[1], fakes: fakes})
+	})
+}
+
+// pairSite is the site of the pairs: one model of each API, each served by
+// its strict fake.
+func pairSite(t *testing.T) (testSite, map[wireAPI]*strictFake) {
 	fakes := map[wireAPI]*strictFake{}
 	site := testSite{defaultModel: pairModels[0].name}
 	for _, m := range pairModels {
@@ -123,20 +143,7 @@ func TestAPIPairs(t *testing.T) {
 		site.models = append(site.models, siteModel{name: m.name, to: fakes[m.api].addr(), upstreamModel: m.upstream,
 			apiKey: m.key, provider: provider, api: api})
 	}
-	startCaddy(t, site)
-
-	for _, client := range []wireAPI{wireChat, wireMessages, wireResponses} {
-		for _, model := range pairModels {
-			t.Run(string(client)+"->"+string(model.api), func(t *testing.T) {
-				runAgentPair(t, agentRun{client: newAgentClient(t, client, model.clientModel, agentMaxTokens, nil),
-					model: model, fakes: fakes, maxTokens: agentMaxTokens})
-			})
-		}
-	}
-	t.Run("chat->messages without max_tokens", func(t *testing.T) {
-		runAgentPair(t, agentRun{client: newAgentClient(t, wireChat, pairModels[1].clientModel, 0, nil),
-			model: pairModels[1], fakes: fakes})
-	})
+	return site, fakes
 }
 
 // TestStrictFakesWithSDKs runs the agent of each API's SDK straight against
@@ -157,15 +164,16 @@ func TestStrictFakesWithSDKs(t *testing.T) {
 }
 
 // agentRun is one run of the agent loop: its client, the model that should
-// serve it, all the fakes, the client's output cap (0 for none), and
-// whether the client talks to the model's fake directly instead of through
-// the gateway.
+// serve it, all the fakes, the client's output cap (0 for none), whether
+// the client talks to the model's fake directly instead of through the
+// gateway, and the session's affinity key ("" for a new one).
 type agentRun struct {
 	client    agentClient
 	model     pairModel
 	fakes     map[wireAPI]*strictFake
 	maxTokens int64
 	direct    bool
+	key       string
 }
 
 // runAgentPair runs agentPlan and checks every turn on both ends: what the
@@ -177,7 +185,7 @@ func runAgentPair(t *testing.T, run agentRun) {
 	client, model := run.client, run.model
 	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
-	key := "pairs-" + uuid.NewString()
+	key := cmp.Or(run.key, "pairs-"+uuid.NewString())
 	wantCap := run.maxTokens
 	if wantCap == 0 && model.api == wireMessages {
 		wantCap = messagesDefaultMaxTokens
