@@ -209,6 +209,13 @@ func (m *Model) checkRanges() error {
 	if m.Weight != nil && *m.Weight < 0 {
 		return m.origin.errorf("model '%s': weight must not be negative", m.Name)
 	}
+	if m.Price != nil {
+		for _, kind := range priceKinds {
+			if v := *m.Price.field(kind); v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				return m.origin.errorf("model '%s': price %s must be a finite number of US dollars per million tokens, 0 or more", m.Name, kind)
+			}
+		}
+	}
 	return nil
 }
 
