@@ -59,6 +59,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			api            chat|messages|responses  # the API it speaks; default by provider
 //			path           <path>            # upstream path; default the client's, or the API's
 //			weight         <n>               # share under a weighted policy; default 1
+//			price          input <usd> output <usd> cache_read <usd> cache_write <usd>
+//			                                 # US dollars per million tokens, for the cost;
+//			                                 # pairs in any order, a kind left out costs 0
 //		}
 //
 //		route <name> {               # a routing preference

@@ -305,6 +305,26 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 		{"weight without value", inModel("weight"), 6, "wrong argument count"},
 		{"weight with two values", inModel("weight 1 2"), 6, "wrong argument count"},
 
+		// model price
+		{"price unknown kind", inModel("price input 1 cached 0.5"), 6, "model 'a': price: unknown kind 'cached' (want input, output, cache_read or cache_write, each followed by its price)"},
+		{"price kind in upper case", inModel("price Input 1"), 6, "model 'a': price: unknown kind 'Input'"},
+		{"price number without a kind", inModel("price 2.50"), 6, "model 'a': price: unknown kind '2.50'"},
+		{"price kind without a number", inModel("price input 2.50 output"), 6, "model 'a': price output needs a number after it: US dollars per million tokens"},
+		{"price kind alone", inModel("price cache_read"), 6, "model 'a': price cache_read needs a number after it"},
+		{"price with a word for a number", inModel("price input output 10"), 6, "model 'a': invalid price input 'output': must be a decimal number of US dollars per million tokens, 0 or more, such as 2.50"},
+		{"price with a currency sign", inModel("price input $2.50"), 6, "model 'a': invalid price input '$2.50'"},
+		{"price with a decimal comma", inModel("price output 10,5"), 6, "model 'a': invalid price output '10,5'"},
+		{"price with an exponent", inModel("price input 2.5e0"), 6, "model 'a': invalid price input '2.5e0'"},
+		{"price negative", inModel("price input 1 output -10"), 6, "model 'a': invalid price output '-10': must be a decimal number of US dollars per million tokens, 0 or more"},
+		{"price NaN", inModel("price cache_write NaN"), 6, "model 'a': invalid price cache_write 'NaN'"},
+		{"price Inf", inModel("price cache_read Inf"), 6, "model 'a': invalid price cache_read 'Inf'"},
+		{"price out of range", inModel("price input 1" + strings.Repeat("0", 400)), 6, "model 'a': invalid price input '1000"},
+		{"price repeats a kind", inModel("price input 1 output 2 input 3"), 6, "model 'a': price input already specified"},
+		{"duplicate price", replace("to 127.0.0.1:9", "price input 1\nto 127.0.0.1:9\nprice output 2"), 7, "model 'a': price already specified"},
+		{"price without pairs", inModel("price"), 6, "model 'a': price needs at least one kind and its price: price input <usd> output <usd> cache_read <usd> cache_write <usd>"},
+		{"price as a block", inModel("price {\ninput 1\n}"), 6, "model 'a': price takes its pairs on its line, not in a block"},
+		{"price as a block after pairs", inModel("price input 1 {\noutput 2\n}"), 6, "model 'a': price takes its pairs on its line, not in a block"},
+
 		// route policy
 		{"unknown policy", replace("route r {", "route q {\nmodels a\n}\nroute r {\npolicy sticky"), 10, "route 'r': unknown policy 'sticky' (want first, random or weighted)"},
 		{"policy in upper case", replace("models a", "policy Random\nmodels a"), 7, "route 'r': unknown policy 'Random'"},

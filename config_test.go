@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -101,6 +102,11 @@ func TestCheckConfigValid(t *testing.T) {
 			on := true
 			h.StripHeader = &on
 		}},
+		{name: "prices", modify: func(h *Handler) {
+			h.Models[0].Price = &Price{Input: 0.15, Output: 0.60, CacheRead: 0.075}
+			h.Models[1].Price = &Price{Input: 3, Output: 15, CacheRead: 0.30, CacheWrite: 3.75}
+		}},
+		{name: "price of 0 (free, and priced)", modify: func(h *Handler) { h.Models[0].Price = &Price{} }},
 		{name: "store redis with an address", modify: func(h *Handler) {
 			h.Store = &StoreConfig{Redis: &RedisConfig{Addresses: []string{"127.0.0.1:6379"}}}
 		}},
@@ -205,6 +211,16 @@ func TestCheckConfigErrors(t *testing.T) {
 			wantErr: "a router needs at least one route", wantElem: "router"},
 		{name: "negative weight", modify: func(h *Handler) { h.Models[1].Weight = cfgInt(-1) },
 			wantErr: "model 'big': weight must not be negative", wantElem: "model[1]"},
+		{name: "negative price", modify: func(h *Handler) { h.Models[1].Price = &Price{Input: 3, Output: -15} },
+			wantErr: "model 'big': price output must be a finite number of US dollars per million tokens, 0 or more", wantElem: "model[1]"},
+		{name: "negative cache_read price", modify: func(h *Handler) { h.Models[0].Price = &Price{CacheRead: -0.01} },
+			wantErr: "model 'small': price cache_read must be a finite number", wantElem: "model[0]"},
+		{name: "NaN price", modify: func(h *Handler) { h.Models[1].Price = &Price{CacheWrite: math.NaN()} },
+			wantErr: "model 'big': price cache_write must be a finite number", wantElem: "model[1]"},
+		{name: "infinite price", modify: func(h *Handler) { h.Models[0].Price = &Price{Input: math.Inf(1)} },
+			wantErr: "model 'small': price input must be a finite number", wantElem: "model[0]"},
+		{name: "negative infinite price", modify: func(h *Handler) { h.Models[0].Price = &Price{Output: math.Inf(-1)} },
+			wantErr: "model 'small': price output must be a finite number", wantElem: "model[0]"},
 		{name: "unknown policy", modify: func(h *Handler) { h.Routes[1].Policy = "sticky" },
 			wantErr: "route 'code': unknown policy 'sticky' (want first, random or weighted)", wantElem: "route[1]"},
 		{name: "policy in upper case", modify: func(h *Handler) { h.Routes[0].Policy = "First" },

@@ -83,12 +83,37 @@ type Model struct {
 
 // Price is what a model's tokens cost, in US dollars per million tokens.
 // Cached input tokens are billed at CacheRead and CacheWrite instead of
-// Input.
+// Input. Each is 0 or more; a kind left out costs nothing.
 type Price struct {
-	Input      float64 `json:"input,omitempty"`
-	Output     float64 `json:"output,omitempty"`
-	CacheRead  float64 `json:"cache_read,omitempty"`
+	// Input tokens that were neither read from nor written to the
+	// provider's prompt cache. Default: 0.
+	Input float64 `json:"input,omitempty"`
+	// Output tokens, reasoning included. Default: 0.
+	Output float64 `json:"output,omitempty"`
+	// Input tokens read from the prompt cache (a cache hit). Default: 0.
+	CacheRead float64 `json:"cache_read,omitempty"`
+	// Input tokens written to the prompt cache (Anthropic bills them; OpenAI
+	// reports none). Default: 0.
 	CacheWrite float64 `json:"cache_write,omitempty"`
+}
+
+// priceKinds are the kinds of tokens a price names, as the Caddyfile and
+// the JSON config spell them, in the order of Price's fields.
+var priceKinds = []string{"input", "output", "cache_read", "cache_write"}
+
+// field is the price of kind (one of priceKinds); nil for another kind.
+func (p *Price) field(kind string) *float64 {
+	switch kind {
+	case "input":
+		return &p.Input
+	case "output":
+		return &p.Output
+	case "cache_read":
+		return &p.CacheRead
+	case "cache_write":
+		return &p.CacheWrite
+	}
+	return nil
 }
 
 // cost is what u costs at these prices, in US dollars.
@@ -184,6 +209,13 @@ func (m *Model) checkRanges() error {
 	if m.Weight != nil && *m.Weight < 0 {
 		return m.origin.errorf("model '%s': weight must not be negative", m.Name)
 	}
+	if m.Price != nil {
+		for _, kind := range priceKinds {
+			if v := *m.Price.field(kind); v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				return m.origin.errorf("model '%s': price %s must be a finite number of US dollars per million tokens, 0 or more", m.Name, kind)
+			}
+		}
+	}
 	return nil
 }
 
@@ -197,6 +229,7 @@ func (m *Model) checkRanges() error {
 //		api            chat|messages|responses
 //		path           <upstream path>
 //		weight         <n>
+//		price          input <usd> output <usd> cache_read <usd> cache_write <usd>
 //	}
 func parseModel(d *caddyfile.Dispenser) (*Model, error) {
 	m := &Model{origin: originOf(d)}
@@ -218,6 +251,13 @@ func parseModel(d *caddyfile.Dispenser) (*Model, error) {
 			return subdirective.One(d, "", sub, m.Path != "", subdirective.String(&m.Path), "")
 		case "to":
 			return appendArgs(d, &m.To)
+		case "price":
+			if m.Price != nil {
+				return d.Errf("%sprice already specified", prefix)
+			}
+			var err error
+			m.Price, err = parsePrice(d, prefix)
+			return err
 		case "weight":
 			var n int
 			err := subdirective.One(d, prefix, sub, m.Weight != nil, subdirective.Int(&n, 0, math.MaxInt), "must be a whole number, 0 or more")
@@ -232,6 +272,49 @@ func parseModel(d *caddyfile.Dispenser) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// priceSyntax is the price line, for its errors.
+const priceSyntax = "price input <usd> output <usd> cache_read <usd> cache_write <usd> (US dollars per million tokens, any order, each at most once)"
+
+// parsePrice reads the pairs of kind and price of the price line d is on
+//
+//	price input <usd> output <usd> cache_read <usd> cache_write <usd>
+//
+// in any order, each kind at most once, at least one; errors start with
+// prefix, the model's.
+func parsePrice(d *caddyfile.Dispenser, prefix string) (*Price, error) {
+	args := d.RemainingArgs()
+	// like the model's other settings, a price is one line, not a block
+	if d.Next() {
+		if d.Val() == "{" {
+			return nil, d.Errf("%sprice takes its pairs on its line, not in a block: %s", prefix, priceSyntax)
+		}
+		d.Prev()
+	}
+	if len(args) == 0 {
+		return nil, d.Errf("%sprice needs at least one kind and its price: %s", prefix, priceSyntax)
+	}
+	p := new(Price)
+	given := make(map[string]bool, len(priceKinds))
+	for i := 0; i < len(args); i += 2 {
+		kind := args[i]
+		dst := p.field(kind)
+		if dst == nil {
+			return nil, d.Errf("%sprice: unknown kind '%s' (want input, output, cache_read or cache_write, each followed by its price)", prefix, kind)
+		}
+		if given[kind] {
+			return nil, d.Errf("%sprice %s already specified", prefix, kind)
+		}
+		given[kind] = true
+		if i+1 == len(args) {
+			return nil, d.Errf("%sprice %s needs a number after it: US dollars per million tokens, such as 2.50", prefix, kind)
+		}
+		if !subdirective.Decimal(dst)(args[i+1]) {
+			return nil, d.Errf("%sinvalid price %s '%s': must be a decimal number of US dollars per million tokens, 0 or more, such as 2.50", prefix, kind, args[i+1])
+		}
+	}
+	return p, nil
 }
 
 // Interface guard

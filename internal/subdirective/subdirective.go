@@ -5,6 +5,8 @@ package subdirective
 
 import (
 	"errors"
+	"math"
+	"regexp"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -84,6 +86,27 @@ func Int(dst *int, low, high int) func(string) bool {
 			return false
 		}
 		*dst = n
+		return true
+	}
+}
+
+// decimal is a number written in decimal digits with an optional fraction:
+// 10, 2.50, .5; no sign, exponent, hexadecimal, Inf or NaN.
+var decimal = regexp.MustCompile(`^([0-9]+(\.[0-9]*)?|\.[0-9]+)$`)
+
+// Decimal parses a number written in decimal, such as 2.50 or 10: 0 or
+// more and finite (a sign, an exponent, hexadecimal, Inf and NaN are
+// refused).
+func Decimal(dst *float64) func(string) bool {
+	return func(arg string) bool {
+		if !decimal.MatchString(arg) {
+			return false
+		}
+		f, err := strconv.ParseFloat(arg, 64)
+		if err != nil || math.IsInf(f, 0) {
+			return false
+		}
+		*dst = f
 		return true
 	}
 }

@@ -56,3 +56,19 @@ func TestEachAndOne(t *testing.T) {
 		}
 	}
 }
+
+func TestDecimal(t *testing.T) {
+	for arg, want := range map[string]float64{"0": 0, "10": 10, "2.50": 2.5, "0.075": 0.075, ".5": 0.5, "3.": 3, "007": 7} {
+		got := -1.0
+		if !Decimal(&got)(arg) || got != want {
+			t.Errorf("Decimal(%q) = %v, want %v", arg, got, want)
+		}
+	}
+	huge := "1" + strings.Repeat("0", 400)
+	for _, arg := range []string{"", ".", "-1", "-0", "+1", "1e3", "1E-3", "0x1p4", "Inf", "inf", "+Inf", "NaN", "nan", "1_000", "1,5", "2.5.0", "$2", "2.50usd", " 1", huge} {
+		got := -1.0
+		if Decimal(&got)(arg) || got != -1 {
+			t.Errorf("Decimal(%q) accepted %v", arg, got)
+		}
+	}
+}
