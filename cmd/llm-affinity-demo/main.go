@@ -89,10 +89,10 @@ func run(out io.Writer, cfg config) (result, error) {
 		fmt.Fprintf(out, "           the stand-in models speak Chat Completions: the gateway translates every turn\n")
 	}
 
-	// agent runs the agent once, as a client sending header, and counts
-	// the routing model's calls of the run
-	agent := func(i int, header map[string]string) ([]demo.Turn, error) {
-		conv, err := demo.NewConversation(cfg.client, gateway, cfg.apiKey, cfg.model, header)
+	// agent runs the agent once as session, a client sending header, and
+	// counts the routing model's calls of the run
+	agent := func(i int, session string, header map[string]string) ([]demo.Turn, error) {
+		conv, err := demo.NewConversation(cfg.client, gateway, cfg.apiKey, cfg.model, session, header)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func run(out io.Writer, cfg config) (result, error) {
 	}
 
 	var err error
-	if res.without, err = agent(0, nil); err != nil {
+	if res.without, err = agent(0, uuid.NewString(), nil); err != nil {
 		return res, fmt.Errorf("run without affinity: %w", err)
 	}
 	printRun(out, "Run 1: WITHOUT Model Affinity", res.without)
@@ -119,7 +119,7 @@ func run(out io.Writer, cfg config) (result, error) {
 	}
 
 	session := uuid.NewString()
-	if res.with, err = agent(1, map[string]string{"X-Model-Affinity": session}); err != nil {
+	if res.with, err = agent(1, session, map[string]string{"X-Model-Affinity": session}); err != nil {
 		return res, fmt.Errorf("run with affinity: %w", err)
 	}
 	printRun(out, fmt.Sprintf("Run 2: WITH Model Affinity  (X-Model-Affinity: %s…)", session[:8]), res.with)
