@@ -44,7 +44,7 @@ func TestOpenAISDKAgentLoop(t *testing.T) {
 		defer cancel()
 		r0, g0, c0 := router.Calls.Load(), gpt.Requests.Load(), claude.Requests.Load()
 		var r run
-		turns, err := demo.RunAgent(ctx, demo.NewChatConversation(client, "gpt-4o-mini", append(opts, option.WithResponseInto(&r.last))...))
+		turns, err := demo.RunAgent(ctx, demo.NewChatConversation(client, "gpt-4o-mini", "", append(opts, option.WithResponseInto(&r.last))...))
 		if err != nil {
 			t.Fatalf("agent: %v (turns so far %+v)", err, turns)
 		}

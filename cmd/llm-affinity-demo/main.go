@@ -1,6 +1,8 @@
 // Command llm-affinity-demo runs the same database-selection agent twice
 // through the gateway, without and with X-Model-Affinity, and prints the
-// model that answered each turn. With no flags it is self-contained: it
+// model that answered each turn and the input tokens the provider served
+// from its prompt cache, and ends each run with the cache hit ratio and
+// the tokens billed at full price. With no flags it is self-contained: it
 // starts Caddy with llm_affinity, two stand-in providers and a stand-in
 // routing model on loopback, and needs no API keys.
 //
@@ -13,6 +15,12 @@
 // speak Chat Completions, so with the other two the gateway translates.
 //
 // It exits 0 only if the run with affinity stayed on one model.
+//
+// The stand-in providers cache the way real ones do: a request's cached
+// tokens are the prefix it shares with the previous request of the same
+// model in the same session (see internal/demo/promptcache.go). Each run's
+// agent has a session id of its own, which it sends in the body as the
+// end-user id; run 2 sends it as X-Model-Affinity too.
 package main
 
 import (
@@ -89,10 +97,10 @@ func run(out io.Writer, cfg config) (result, error) {
 		fmt.Fprintf(out, "           the stand-in models speak Chat Completions: the gateway translates every turn\n")
 	}
 
-	// agent runs the agent once, as a client sending header, and counts
-	// the routing model's calls of the run
-	agent := func(i int, header map[string]string) ([]demo.Turn, error) {
-		conv, err := demo.NewConversation(cfg.client, gateway, cfg.apiKey, cfg.model, header)
+	// agent runs the agent once as session, a client sending header, and
+	// counts the routing model's calls of the run
+	agent := func(i int, session string, header map[string]string) ([]demo.Turn, error) {
+		conv, err := demo.NewConversation(cfg.client, gateway, cfg.apiKey, cfg.model, session, header)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +116,7 @@ func run(out io.Writer, cfg config) (result, error) {
 	}
 
 	var err error
-	if res.without, err = agent(0, nil); err != nil {
+	if res.without, err = agent(0, uuid.NewString(), nil); err != nil {
 		return res, fmt.Errorf("run without affinity: %w", err)
 	}
 	printRun(out, "Run 1: WITHOUT Model Affinity", res.without)
@@ -119,7 +127,7 @@ func run(out io.Writer, cfg config) (result, error) {
 	}
 
 	session := uuid.NewString()
-	if res.with, err = agent(1, map[string]string{"X-Model-Affinity": session}); err != nil {
+	if res.with, err = agent(1, session, map[string]string{"X-Model-Affinity": session}); err != nil {
 		return res, fmt.Errorf("run with affinity: %w", err)
 	}
 	printRun(out, fmt.Sprintf("Run 2: WITH Model Affinity  (X-Model-Affinity: %s…)", session[:8]), res.with)
@@ -127,28 +135,57 @@ func run(out io.Writer, cfg config) (result, error) {
 		fmt.Fprintf(out, "\n  ✗  With affinity: model switched %d time(s)\n\n", n)
 		return res, fmt.Errorf("the run with affinity used more than one model")
 	}
-	fmt.Fprintf(out, "\n  ✓  With affinity: %s for all %d turns\n\n", res.with[0].Model, len(res.with))
+	fmt.Fprintf(out, "\n  ✓  With affinity: %s for all %d turns\n", res.with[0].Model, len(res.with))
+	printSaving(out, demo.TotalUsage(res.without), demo.TotalUsage(res.with))
 	return res, nil
 }
 
-// printRun prints one run as a table: turn, model, tools called, and a
-// marker where the model switched.
+// printSaving compares the two runs' prompt caching.
+func printSaving(out io.Writer, without, with demo.Usage) {
+	switch {
+	case with.Input == 0 || without.Input == 0:
+		fmt.Fprintf(out, "  •  The responses reported no input tokens: no cache hit ratio to compare\n\n")
+	case with.HitRatio() > without.HitRatio():
+		fmt.Fprintf(out, "  ✓  Cache hit ratio %s without affinity, %s with it: %d input tokens billed at full price instead of %d\n\n",
+			percent(without), percent(with), with.FullPrice(), without.FullPrice())
+	default:
+		fmt.Fprintf(out, "  •  Cache hit ratio %s without affinity, %s with it: the provider cached no more of the pinned run\n\n",
+			percent(without), percent(with))
+	}
+}
+
+// percent is u's cache hit ratio as a percentage.
+func percent(u demo.Usage) string { return fmt.Sprintf("%.1f%%", 100*u.HitRatio()) }
+
+// printRun prints one run as a table: turn, model, tools called, the
+// input tokens and how many of them were cached, and a marker where the
+// model switched; then the totals, the cache hit ratio and the input
+// tokens billed at full price.
 func printRun(out io.Writer, title string, turns []demo.Turn) {
-	fmt.Fprintf(out, "\n  %s\n  %s\n", title, strings.Repeat("━", 56))
-	lines := make([]string, len(turns))
-	width := 0
+	total := demo.TotalUsage(turns)
+	heads := make([]string, len(turns))
+	headWidth := 0
 	for i, t := range turns {
 		what := "final answer"
 		if len(t.Tools) > 0 {
 			what = strings.Join(t.Tools, ", ")
 		}
-		lines[i] = fmt.Sprintf("    turn %d  [%-29s]  %s", i+1, t.Model, what)
-		width = max(width, len(lines[i]))
+		heads[i] = fmt.Sprintf("    turn %d  [%-29s]  %s", i+1, t.Model, what)
+		headWidth = max(headWidth, len(heads[i]))
 	}
-	for i, line := range lines {
+	inWidth := max(len("input"), len(fmt.Sprint(total.Input)))
+	cachedWidth := max(len("cached"), len(fmt.Sprint(total.Cached)))
+	// the rule under the title spans the table, the switch markers aside
+	fmt.Fprintf(out, "\n  %s\n  %s\n", title, strings.Repeat("━", max(56, headWidth+inWidth+cachedWidth+4-2)))
+	fmt.Fprintf(out, "%*s  %*s  %*s\n", headWidth, "", inWidth, "input", cachedWidth, "cached")
+	for i, head := range heads {
+		line := fmt.Sprintf("%-*s  %*d  %*d", headWidth, head, inWidth, turns[i].Usage.Input, cachedWidth, turns[i].Usage.Cached)
 		if i > 0 && turns[i].Model != turns[i-1].Model {
-			line = fmt.Sprintf("%-*s  ← switched", width, line)
+			line += "  ← switched"
 		}
 		fmt.Fprintln(out, line)
 	}
+	fmt.Fprintf(out, "%*s  %s  %s\n", headWidth, "", strings.Repeat("─", inWidth), strings.Repeat("─", cachedWidth))
+	fmt.Fprintf(out, "%*s  %*d  %*d\n", headWidth, "total", inWidth, total.Input, cachedWidth, total.Cached)
+	fmt.Fprintf(out, "    cache hit ratio %s · billed at full price %d of %d input tokens\n", percent(total), total.FullPrice(), total.Input)
 }

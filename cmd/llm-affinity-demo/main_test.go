@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,12 @@ import (
 // once for each client API. The stand-ins speak Chat Completions, so the
 // Messages and Responses clients pass through the gateway's translation of
 // every request and response; the table must not tell them apart.
+//
+// Each run's table ends with its cache hit ratio, and the run with affinity
+// has the higher: its every turn after the first reads the previous turn's
+// prompt from the stand-in's cache, while the run without reads only the
+// prompt of two turns back, and only from the third turn (the model's
+// previous request in the session is the one before the switch).
 func TestSelfContainedDemo(t *testing.T) {
 	for _, client := range demo.ClientAPIs {
 		t.Run(string(client), func(t *testing.T) {
@@ -61,6 +69,54 @@ func TestSelfContainedDemo(t *testing.T) {
 			// one routing decision per unpinned turn; pinned, only the first
 			if res.routerCalls != [2]int64{4, 1} {
 				t.Errorf("router calls %v, want [4 1]: one per unpinned turn, then only the pinning one", res.routerCalls)
+			}
+
+			// the prompt cache: cached is the prompt of the model's previous
+			// turn in the run, all of it, read through the client's SDK
+			checkCache := func(name string, turns []demo.Turn, previous ...int) {
+				t.Helper()
+				for i, turn := range turns {
+					u := turn.Usage
+					if u.Input != res.without[i].Usage.Input || u.Input == 0 {
+						t.Errorf("%s turn %d: %d input tokens, the unpinned run's %d: one conversation", name, i+1, u.Input, res.without[i].Usage.Input)
+					}
+					want, from := int64(0), "the model's first turn in the run"
+					if p := previous[i]; p >= 0 {
+						want, from = turns[p].Usage.Input, fmt.Sprintf("turn %d's prompt", p+1)
+					}
+					if u.Cached != want {
+						t.Errorf("%s turn %d: %d of %d cached, want %d (%s)", name, i+1, u.Cached, u.Input, want, from)
+					}
+				}
+			}
+			checkCache("unpinned", res.without, -1, -1, 0, 1)
+			checkCache("pinned", res.with, -1, 0, 1, 2)
+			without, with := demo.TotalUsage(res.without), demo.TotalUsage(res.with)
+			if with.HitRatio() <= without.HitRatio() || with.FullPrice() >= without.FullPrice() {
+				t.Errorf("cache hit ratio %.3f without affinity, %.3f with; billed at full price %d and %d: want affinity higher, and fewer",
+					without.HitRatio(), with.HitRatio(), without.FullPrice(), with.FullPrice())
+			}
+			for _, want := range []string{
+				fmt.Sprintf("cache hit ratio %.1f%% · billed at full price %d of %d input tokens", 100*without.HitRatio(), without.FullPrice(), without.Input),
+				fmt.Sprintf("cache hit ratio %.1f%% · billed at full price %d of %d input tokens", 100*with.HitRatio(), with.FullPrice(), with.Input),
+				fmt.Sprintf("✓  Cache hit ratio %.1f%% without affinity, %.1f%% with it: %d input tokens billed at full price instead of %d",
+					100*without.HitRatio(), 100*with.HitRatio(), with.FullPrice(), without.FullPrice()),
+			} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+			// the totals row: "total", the input, the cached
+			for i, run := range []string{run1, run2} {
+				total := []demo.Usage{without, with}[i]
+				want := []string{"total", fmt.Sprint(total.Input), fmt.Sprint(total.Cached)}
+				found := false
+				for line := range strings.Lines(run) {
+					found = found || slices.Equal(strings.Fields(line), want)
+				}
+				if !found {
+					t.Errorf("run %d: no line %q under the table:\n%s", i+1, strings.Join(want, " "), run)
+				}
 			}
 		})
 	}

@@ -104,7 +104,40 @@ type Reply struct {
 	Text string
 	// Calls are the tool calls the model made, in order.
 	Calls []ToolCall
+	// Usage is the response's input tokens, as its API's usage reports them.
+	Usage Usage
 }
+
+// Usage counts a response's input tokens, read from any API's usage.
+type Usage struct {
+	// Input counts every input token, cached ones included (Chat's
+	// prompt_tokens, Responses' input_tokens, Messages' input_tokens plus
+	// its cache reads and writes).
+	Input int64
+	// Cached counts the input tokens read from the provider's prompt cache
+	// (Chat's prompt_tokens_details.cached_tokens, Responses'
+	// input_tokens_details.cached_tokens, Messages' cache_read_input_tokens).
+	Cached int64
+}
+
+// Add adds o's counts to u's.
+func (u Usage) Add(o Usage) Usage {
+	return Usage{Input: u.Input + o.Input, Cached: u.Cached + o.Cached}
+}
+
+// HitRatio is the share of the input read from the cache: Cached/Input, 0
+// without input.
+func (u Usage) HitRatio() float64 {
+	if u.Input == 0 {
+		return 0
+	}
+	return float64(u.Cached) / float64(u.Input)
+}
+
+// FullPrice is the input tokens billed at the full input price: those not
+// read from the cache. (Anthropic bills its cache writes at 1.25 times that
+// price; this counts them as full.)
+func (u Usage) FullPrice() int64 { return u.Input - u.Cached }
 
 // ToolCall is a call of one of the agent's tools: the neutral form's (its
 // ID is empty in the stand-ins' script, which numbers the calls as it
@@ -127,6 +160,8 @@ type Turn struct {
 	Tools []string
 	// Answer is the final answer's text, on the last turn only.
 	Answer string
+	// Usage is the turn's input tokens, cached and not.
+	Usage Usage
 }
 
 // RunAgent runs the tool-calling loop on conv until the model answers
@@ -139,7 +174,7 @@ func RunAgent(ctx context.Context, conv Conversation) ([]Turn, error) {
 		if err != nil {
 			return turns, fmt.Errorf("turn %d: %w", len(turns)+1, err)
 		}
-		turn := Turn{Model: reply.Model}
+		turn := Turn{Model: reply.Model, Usage: reply.Usage}
 		if len(reply.Calls) == 0 {
 			turn.Answer = reply.Text
 			return append(turns, turn), nil
@@ -164,4 +199,13 @@ func Switches(turns []Turn) int {
 		}
 	}
 	return n
+}
+
+// TotalUsage adds up the turns' usage.
+func TotalUsage(turns []Turn) Usage {
+	var u Usage
+	for _, t := range turns {
+		u = u.Add(t.Usage)
+	}
+	return u
 }

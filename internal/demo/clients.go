@@ -52,8 +52,9 @@ const messagesMaxTokens = 1024
 // NewConversation starts the agent's conversation as a client of api
 // against the gateway whose OpenAI base URL is baseURL (ending in /v1; the
 // Messages client posts to the same host's /v1/messages). Every request
-// sends apiKey and header, and is not retried.
-func NewConversation(api ClientAPI, baseURL, apiKey, model string, header map[string]string) (Conversation, error) {
+// sends apiKey and header, and is not retried; session is the agent's
+// session id (see NewChatConversation).
+func NewConversation(api ClientAPI, baseURL, apiKey, model, session string, header map[string]string) (Conversation, error) {
 	switch api {
 	case ClientChat, ClientResponses:
 		opts := []option.RequestOption{option.WithBaseURL(baseURL), option.WithAPIKey(apiKey), option.WithMaxRetries(0)}
@@ -61,9 +62,9 @@ func NewConversation(api ClientAPI, baseURL, apiKey, model string, header map[st
 			opts = append(opts, option.WithHeader(name, value))
 		}
 		if api == ClientChat {
-			return NewChatConversation(openai.NewClient(opts...), model), nil
+			return NewChatConversation(openai.NewClient(opts...), model, session), nil
 		}
-		return NewResponsesConversation(openai.NewClient(opts...), model), nil
+		return NewResponsesConversation(openai.NewClient(opts...), model, session), nil
 	case ClientMessages:
 		// Anthropic's base URL is the host: the SDK adds /v1/messages
 		root := strings.TrimSuffix(strings.TrimSuffix(baseURL, "/"), "/v1")
@@ -72,7 +73,7 @@ func NewConversation(api ClientAPI, baseURL, apiKey, model string, header map[st
 		for name, value := range header {
 			opts = append(opts, anthropicoption.WithHeader(name, value))
 		}
-		return NewMessagesConversation(anthropic.NewClient(opts...), model), nil
+		return NewMessagesConversation(anthropic.NewClient(opts...), model, session), nil
 	}
 	return nil, fmt.Errorf("unknown client API %q: want chat, messages or responses", api)
 }
@@ -87,12 +88,20 @@ type chatConversation struct {
 
 // NewChatConversation starts the conversation as a Chat Completions client
 // of client, asking for model; opts apply to every request (e.g. the
-// affinity header).
-func NewChatConversation(client openai.Client, model string, opts ...option.RequestOption) Conversation {
+// affinity header). A session id other than "" goes in every request's
+// body as the end-user id ("user"; Messages' metadata.user_id, Responses'
+// user), which the gateway carries over when it translates: it is how the
+// stand-in providers tell one session's prompt cache from another's, as
+// real harnesses put their session in the body (Claude Code in
+// metadata.user_id).
+func NewChatConversation(client openai.Client, model, session string, opts ...option.RequestOption) Conversation {
 	c := &chatConversation{client: client, opts: opts, params: openai.ChatCompletionNewParams{
 		Model:    model,
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(SystemPrompt), openai.UserMessage(UserQuestion)},
 	}}
+	if session != "" {
+		c.params.User = openai.String(session)
+	}
 	for _, t := range tools {
 		c.params.Tools = append(c.params.Tools, openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
 			Name: t.name, Description: openai.String(t.description), Parameters: t.schema()}))
@@ -111,7 +120,10 @@ func (c *chatConversation) Send(ctx context.Context) (Reply, error) {
 	}
 	msg := completion.Choices[0].Message
 	c.params.Messages = append(c.params.Messages, msg.ToParam())
-	reply := Reply{Model: completion.Model, Text: msg.Content}
+	reply := Reply{Model: completion.Model, Text: msg.Content, Usage: Usage{
+		Input:  completion.Usage.PromptTokens,
+		Cached: completion.Usage.PromptTokensDetails.CachedTokens,
+	}}
 	for _, call := range msg.ToolCalls {
 		reply.Calls = append(reply.Calls, ToolCall{ID: call.ID, Name: call.Function.Name, Arguments: call.Function.Arguments})
 	}
@@ -135,14 +147,21 @@ type messagesConversation struct {
 }
 
 // NewMessagesConversation starts the conversation as a Messages client of
-// client, asking for model; opts apply to every request.
-func NewMessagesConversation(client anthropic.Client, model string, opts ...anthropicoption.RequestOption) Conversation {
+// client, asking for model, session in metadata.user_id (see
+// NewChatConversation); opts apply to every request. Every request asks
+// for Anthropic's automatic prompt caching (a top-level cache_control),
+// without which Anthropic caches nothing.
+func NewMessagesConversation(client anthropic.Client, model, session string, opts ...anthropicoption.RequestOption) Conversation {
 	c := &messagesConversation{client: client, opts: opts, params: anthropic.MessageNewParams{
-		Model:     anthropic.Model(model),
-		MaxTokens: messagesMaxTokens,
-		System:    []anthropic.TextBlockParam{{Text: SystemPrompt}},
-		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(UserQuestion))},
+		Model:        anthropic.Model(model),
+		MaxTokens:    messagesMaxTokens,
+		System:       []anthropic.TextBlockParam{{Text: SystemPrompt}},
+		Messages:     []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(UserQuestion))},
+		CacheControl: anthropic.NewCacheControlEphemeralParam(),
 	}}
+	if session != "" {
+		c.params.Metadata.UserID = anthropic.String(session)
+	}
 	for _, t := range tools {
 		c.params.Tools = append(c.params.Tools, anthropic.ToolUnionParam{OfTool: &anthropic.ToolParam{
 			Name: t.name, Description: anthropic.String(t.description),
@@ -158,7 +177,12 @@ func (c *messagesConversation) Send(ctx context.Context) (Reply, error) {
 		return Reply{}, err
 	}
 	c.params.Messages = append(c.params.Messages, msg.ToParam())
-	reply := Reply{Model: string(msg.Model)}
+	// Messages' input_tokens counts neither the cache reads nor the writes
+	u := msg.Usage
+	reply := Reply{Model: string(msg.Model), Usage: Usage{
+		Input:  u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens,
+		Cached: u.CacheReadInputTokens,
+	}}
 	var text []string
 	for _, block := range msg.Content {
 		switch b := block.AsAny().(type) {
@@ -193,11 +217,15 @@ type responsesConversation struct {
 }
 
 // NewResponsesConversation starts the conversation as a Responses client of
-// client, asking for model; opts apply to every request.
-func NewResponsesConversation(client openai.Client, model string, opts ...option.RequestOption) Conversation {
+// client, asking for model, session as the user (see NewChatConversation);
+// opts apply to every request.
+func NewResponsesConversation(client openai.Client, model, session string, opts ...option.RequestOption) Conversation {
 	c := &responsesConversation{client: client, opts: opts,
 		params: responses.ResponseNewParams{Model: model, Instructions: openai.String(SystemPrompt), Store: openai.Bool(false)},
 		input:  responses.ResponseInputParam{responses.ResponseInputItemParamOfMessage(UserQuestion, responses.EasyInputMessageRoleUser)},
+	}
+	if session != "" {
+		c.params.User = openai.String(session)
 	}
 	for _, t := range tools {
 		c.params.Tools = append(c.params.Tools, responses.ToolUnionParam{OfFunction: &responses.FunctionToolParam{
@@ -213,7 +241,10 @@ func (c *responsesConversation) Send(ctx context.Context) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
-	reply := Reply{Model: string(resp.Model), Text: resp.OutputText()}
+	reply := Reply{Model: string(resp.Model), Text: resp.OutputText(), Usage: Usage{
+		Input:  resp.Usage.InputTokens,
+		Cached: resp.Usage.InputTokensDetails.CachedTokens,
+	}}
 	for _, item := range resp.Output {
 		switch item.Type {
 		case "message":
