@@ -194,7 +194,8 @@ type siteModel struct {
 	provider      string
 	api           string // chat, messages or responses; "": the default for the provider
 	path          string
-	weight        int // 0: no weight line
+	weight        int    // 0: no weight line
+	price         string // the price line's pairs, e.g. "input 3 output 15"; "": none
 }
 
 // siteRoute is a route block of a testSite.
@@ -240,6 +241,7 @@ func (s testSite) String() string {
 		putIf(3, "provider", m.provider)
 		putIf(3, "api", m.api)
 		putIf(3, "path", m.path)
+		putIf(3, "price", m.price)
 		if m.weight != 0 {
 			put(3, "weight "+strconv.Itoa(m.weight))
 		}

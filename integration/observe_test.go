@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,11 +24,20 @@ import (
 // model API) pairs through the gateway: every turn's access log entry
 // carries the usage the model reported (input counting the cached tokens,
 // cache reads and writes, output) and, for a streamed turn only, the time
-// to its first byte; the token counters add up, by model and kind, to what
-// the models reported; the TTFT histogram counts the streamed turns and the
-// upstream duration histogram every turn.
+// to its first byte, and for the priced model its cost; the token and cost
+// counters add up, by model and kind, to what the models reported; the
+// TTFT histogram counts the streamed turns and the upstream duration
+// histogram every turn.
 func TestUsageObserved(t *testing.T) {
 	site, fakes := pairSite(t)
+	// claude (a Messages model) is priced as Claude Sonnet is, in USD per
+	// million tokens; the others have no price
+	site.models[1].price = "input 3 output 15 cache_read 0.30 cache_write 3.75"
+	cost := func(u agentUsage) float64 {
+		return (float64(u.input-u.cacheRead-u.cacheWrite)*3 + float64(u.output)*15 +
+			float64(u.cacheRead)*0.30 + float64(u.cacheWrite)*3.75) / 1e6
+	}
+	costs := map[string]float64{}
 	logPath := filepath.Join(t.TempDir(), "access.log")
 	startCaddy(t, site.with("name observe-test").withDirectives("log {\n\toutput file "+logPath+"\n}", "metrics /metrics"))
 	t.Cleanup(func() { closeLogFiles(t) })
@@ -61,8 +71,12 @@ func TestUsageObserved(t *testing.T) {
 					case !agentPlan[i].stream && hasTTFT:
 						t.Errorf("%s (plain): llm_ttft_ms %v for a response that is not a stream", what, ttft)
 					}
-					if _, priced := e["llm_cost_usd"]; priced {
-						t.Errorf("%s: llm_cost_usd %v for a model without a price", what, e["llm_cost_usd"])
+					got, priced := e["llm_cost_usd"].(float64)
+					switch {
+					case model.name != "claude" && priced:
+						t.Errorf("%s: llm_cost_usd %v for a model without a price", what, got)
+					case model.name == "claude" && (!priced || math.Abs(got-cost(u)) > 1e-12):
+						t.Errorf("%s: llm_cost_usd %v, want %v", what, e["llm_cost_usd"], cost(u))
 					}
 				}
 			})
@@ -72,6 +86,9 @@ func TestUsageObserved(t *testing.T) {
 				s.input, s.output, s.cacheRead, s.cacheWrite = s.input+u.input, s.output+u.output, s.cacheRead+u.cacheRead, s.cacheWrite+u.cacheWrite
 				sums[model.name] = s
 				turns[model.name]++
+				if model.name == "claude" {
+					costs[model.name] += cost(u)
+				}
 				if turn.stream {
 					streamed[model.name]++
 				}
@@ -94,8 +111,12 @@ func TestUsageObserved(t *testing.T) {
 		if got, _ := sum(samples, "caddy_llm_affinity_upstream_duration_seconds_count", map[string]string{"model": model.name, "code": "200"}); int(got) != turns[model.name] {
 			t.Errorf(`upstream_duration_seconds_count{model=%q,code="200"} = %v, want %d`, model.name, got, turns[model.name])
 		}
-		if _, found := sum(samples, "caddy_llm_affinity_cost_usd_total", map[string]string{"model": model.name}); found {
+		got, found := sum(samples, "caddy_llm_affinity_cost_usd_total", map[string]string{"model": model.name, "route": ""})
+		switch {
+		case model.name != "claude" && found:
 			t.Errorf("cost_usd_total{model=%q} exists for a model without a price", model.name)
+		case model.name == "claude" && math.Abs(got-costs["claude"]) > 1e-9:
+			t.Errorf(`cost_usd_total{model="claude"} = %v, want %v`, got, costs["claude"])
 		}
 	}
 }
