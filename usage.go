@@ -22,6 +22,9 @@ type turnReport struct {
 	// model is the configured model that served; upstreamModel the name the
 	// provider answered with ("" when it named none).
 	model, upstreamModel string
+	// provider is the serving model's provider (Model.Provider: openai or
+	// anthropic), the span's gen_ai.provider.name.
+	provider string
 	// route and status are the decision's (see setDecisionOutputs);
 	// keyHash the affinity key hashed, "" without one.
 	route, status, keyHash string
