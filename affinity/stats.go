@@ -44,14 +44,15 @@ type Session struct {
 	Stats SessionStats
 }
 
-// RecordTurn adds one turn of the session pinned at key to its stats: input
-// tokens (every input token, cached ones included, as llmapi.Usage counts
-// them), of them cacheRead read from the provider's prompt cache, and output
-// tokens; the turn's time is its LastUsed. It is a no-op when key has no
-// local pin. It never blocks, never fails and writes nothing to the cache:
-// it neither refreshes the pin's TTL nor touches the shared store, so it can
-// be called after every response. A negative count is taken as 0, a count
-// above 2^32-1 as 2^32-1, and cacheRead as at most input.
+// RecordTurn adds one turn of the session pinned at key (a pin key, as Get
+// and Set take) to its stats: input tokens (every input token, cached ones
+// included, as llmapi.Usage counts them), of them cacheRead read from the
+// provider's prompt cache, and output tokens; the turn's time is its
+// LastUsed. It is a no-op when key has no local pin. It never blocks, never
+// fails and writes nothing to the cache: it neither refreshes the pin's TTL
+// nor touches the shared store, so it can be called after every response. A
+// negative count is taken as 0, a count above 2^32-1 as 2^32-1, and
+// cacheRead as at most input.
 func (s *Store) RecordTurn(key string, input, cacheRead, output int) {
 	e, ok := s.cache.GetEntryQuietly(key)
 	if !ok || e.Value.stats == nil {
