@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -28,7 +30,8 @@ const adminSampleSize = 20
 //	DELETE /llm_affinity/<name>                flush every pin (shared store too)
 //
 // model is the model the client asked for; scope is the scope placeholder's
-// value for that tenant, when the handler has a scope.
+// value for that tenant, when the handler has a scope. A pin shown comes
+// with this instance's stats of its session (adminStats).
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -53,6 +56,27 @@ type adminPin struct {
 		Model string `json:"model"`
 		Route string `json:"route,omitempty"`
 	} `json:"pin"`
+	// Stats are left out when this instance does not keep the pin locally.
+	Stats *adminStats `json:"stats,omitempty"`
+}
+
+// adminStats are what this instance saw of a pinned session since it first
+// had the pin (affinity.SessionStats): per instance, so with a shared store
+// each instance shows its own, and started afresh when the session is
+// pinned to another model. Times are RFC 3339, UTC, to the second.
+type adminStats struct {
+	Created time.Time `json:"created"`
+	// LastUsed is when the last turn was recorded; null before the first.
+	LastUsed *time.Time `json:"last_used"`
+	Turns    int64      `json:"turns"`
+	// InputTokens counts every input token, the cached ones included;
+	// CachedTokens those read from the provider's prompt cache.
+	InputTokens  int64 `json:"input_tokens"`
+	CachedTokens int64 `json:"cached_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	// CacheHitRatio is CachedTokens / InputTokens to 4 decimal places: is
+	// the session's prompt cache warm? null while InputTokens is 0.
+	CacheHitRatio *float64 `json:"cache_hit_ratio"`
 }
 
 func serveAdmin(w http.ResponseWriter, r *http.Request) error {
@@ -76,11 +100,11 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case sub == "" && r.Method == http.MethodGet:
 		sample := make([]adminPin, 0, adminSampleSize)
-		for key, pin := range store.All() {
+		for key, sess := range store.Sessions() {
 			if len(sample) == adminSampleSize {
 				break
 			}
-			sample = append(sample, describePin(key, pin))
+			sample = append(sample, describePin(key, sess.Pin, &sess.Stats))
 		}
 		return writeAdminJSON(w, map[string]any{"name": name, "count": store.Len(), "sample": sample})
 	case sub == "" && r.Method == http.MethodDelete:
@@ -103,11 +127,15 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		pinKey := affinity.PinKey(scope, key, q.Get("model"))
 		switch r.Method {
 		case http.MethodGet:
-			pin, ok := store.Get(r.Context(), pinKey)
+			pin, ok := store.Get(r.Context(), pinKey) // as a request would: refreshed, or loaded from the shared store
 			if !ok {
 				return adminError(http.StatusNotFound, "no such pin")
 			}
-			return writeAdminJSON(w, describePin(pinKey, pin))
+			var stats *affinity.SessionStats
+			if sess, ok := store.Session(pinKey); ok {
+				pin, stats = sess.Pin, &sess.Stats
+			}
+			return writeAdminJSON(w, describePin(pinKey, pin, stats))
 		case http.MethodDelete:
 			store.Delete(r.Context(), pinKey)
 			return writeAdminJSON(w, map[string]any{"deleted": true})
@@ -130,11 +158,31 @@ func lookupStore(name string) *pooledStore {
 	return found
 }
 
-// describePin shows a pin with the parts of its key.
-func describePin(pinKey string, pin affinity.Pin) adminPin {
+// describePin shows a pin with the parts of its key, and its session's
+// stats when there are (stats nil: none).
+func describePin(pinKey string, pin affinity.Pin, stats *affinity.SessionStats) adminPin {
 	var out adminPin
 	out.Scope, out.Key, out.Model, _ = affinity.SplitPinKey(pinKey)
 	out.Pin.Model, out.Pin.Route = pin.Model, pin.Route
+	if stats != nil {
+		out.Stats = describeStats(*stats)
+	}
+	return out
+}
+
+func describeStats(st affinity.SessionStats) *adminStats {
+	out := &adminStats{
+		Created: st.Created.UTC(), Turns: st.Turns,
+		InputTokens: st.InputTokens, CachedTokens: st.CacheReadTokens, OutputTokens: st.OutputTokens,
+	}
+	if !st.LastUsed.IsZero() {
+		lastUsed := st.LastUsed.UTC()
+		out.LastUsed = &lastUsed
+	}
+	if ratio, ok := st.CacheHitRatio(); ok {
+		ratio = math.Round(ratio*1e4) / 1e4
+		out.CacheHitRatio = &ratio
+	}
 	return out
 }
 

@@ -42,14 +42,14 @@ func TestDescribePin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := describePin(tt.pinKey, tt.pin); got != tt.want {
+			if got := describePin(tt.pinKey, tt.pin, nil); got != tt.want {
 				t.Errorf("describePin(%q) = %+v, want %+v", tt.pinKey, got, tt.want)
 			}
 		})
 	}
 
-	// the JSON shape: scope and route are left out when empty
-	b, err := json.Marshal(describePin(affinity.PinKey("", "k", "m"), affinity.Pin{Model: "a"}))
+	// the JSON shape: scope, route and stats are left out when empty
+	b, err := json.Marshal(describePin(affinity.PinKey("", "k", "m"), affinity.Pin{Model: "a"}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +58,49 @@ func TestDescribePin(t *testing.T) {
 	}
 }
 
+// The stats' JSON: RFC 3339 times in UTC, the counts, the cache hit ratio
+// to 4 places; last_used and the ratio null before a turn and an input
+// token.
+func TestDescribePinStats(t *testing.T) {
+	created := time.Date(2026, 12, 3, 15, 4, 5, 0, time.FixedZone("CET", 3600))
+	pin := affinity.Pin{Model: "big", Route: "code"}
+	tests := []struct {
+		name  string
+		stats affinity.SessionStats
+		want  string
+	}{
+		{name: "no turn yet", stats: affinity.SessionStats{Created: created},
+			want: `"stats":{"created":"2026-12-03T14:04:05Z","last_used":null,"turns":0,"input_tokens":0,"cached_tokens":0,"output_tokens":0,"cache_hit_ratio":null}`},
+		{name: "turns", stats: affinity.SessionStats{Created: created, LastUsed: created.Add(90 * time.Second), Turns: 3,
+			InputTokens: 36000, CacheReadTokens: 33000, OutputTokens: 900},
+			want: `"stats":{"created":"2026-12-03T14:04:05Z","last_used":"2026-12-03T14:05:35Z","turns":3,"input_tokens":36000,"cached_tokens":33000,"output_tokens":900,"cache_hit_ratio":0.9167}`},
+		{name: "a turn without input", stats: affinity.SessionStats{Created: created, LastUsed: created, Turns: 1, OutputTokens: 5},
+			want: `"stats":{"created":"2026-12-03T14:04:05Z","last_used":"2026-12-03T14:04:05Z","turns":1,"input_tokens":0,"cached_tokens":0,"output_tokens":5,"cache_hit_ratio":null}`},
+		{name: "cold", stats: affinity.SessionStats{Created: created, LastUsed: created, Turns: 1, InputTokens: 1200},
+			want: `"stats":{"created":"2026-12-03T14:04:05Z","last_used":"2026-12-03T14:04:05Z","turns":1,"input_tokens":1200,"cached_tokens":0,"output_tokens":0,"cache_hit_ratio":0}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(describePin(affinity.PinKey("", "k", "m"), pin, &tt.stats))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := `{"key":"k","requested_model":"m","pin":{"model":"big","route":"code"},` + tt.want + `}`; string(b) != want {
+				t.Errorf("JSON =\n%s\nwant\n%s", b, want)
+			}
+		})
+	}
+}
+
 func mkAdminPin(scope, key, model, pinModel, pinRoute string) adminPin {
 	var p adminPin
 	p.Scope, p.Key, p.Model = scope, key, model
 	p.Pin.Model, p.Pin.Route = pinModel, pinRoute
+	return p
+}
+
+func withoutStats(p adminPin) adminPin {
+	p.Stats = nil
 	return p
 }
 
@@ -177,12 +216,16 @@ func TestServeAdmin(t *testing.T) {
 		if len(got.Sample) != adminSampleSize {
 			t.Fatalf("sample has %d pins, want %d", len(got.Sample), adminSampleSize)
 		}
-		seen := map[adminPin]bool{}
+		seen := map[string]bool{}
 		for _, p := range got.Sample {
-			if seen[p] {
+			pinKey := affinity.PinKey(p.Scope, p.Key, p.Model)
+			if seen[pinKey] {
 				t.Errorf("pin %+v listed twice", p)
 			}
-			seen[p] = true
+			seen[pinKey] = true
+			if p.Stats == nil || p.Stats.Created.IsZero() || p.Stats.Turns != 0 || p.Stats.LastUsed != nil {
+				t.Errorf("sample pin %+v: stats %+v, want a creation time and no turn", p, p.Stats)
+			}
 			want, ok := store.Get(ctx, affinity.PinKey(p.Scope, p.Key, p.Model))
 			if !ok || want.Model != p.Pin.Model || want.Route != p.Pin.Route {
 				t.Errorf("sample pin %+v does not match the store's %+v, %v", p, want, ok)
@@ -202,12 +245,15 @@ func TestServeAdmin(t *testing.T) {
 	t.Run("get one pin", func(t *testing.T) {
 		var got adminPin
 		admJSON(t, http.MethodGet, pinPath(name, url.Values{"key": {"session-1"}, "model": {"gpt-4o"}, "scope": {"tenant-a"}}), &got)
-		if want := mkAdminPin(hashScope("tenant-a"), "session-1", "gpt-4o", "big", "code"); got != want {
+		if want := mkAdminPin(hashScope("tenant-a"), "session-1", "gpt-4o", "big", "code"); withoutStats(got) != want {
 			t.Errorf("scoped pin = %+v, want %+v", got, want)
+		}
+		if got.Stats == nil {
+			t.Errorf("scoped pin has no stats")
 		}
 		got = adminPin{} // scope and route are omitted when empty
 		admJSON(t, http.MethodGet, pinPath(name, url.Values{"key": {"session-1"}, "model": {"gpt-4o"}}), &got)
-		if want := mkAdminPin("", "session-1", "gpt-4o", "small", ""); got != want {
+		if want := mkAdminPin("", "session-1", "gpt-4o", "small", ""); withoutStats(got) != want {
 			t.Errorf("unscoped pin = %+v, want %+v", got, want)
 		}
 		// an empty scope is a scope: the hash of ""
@@ -365,4 +411,135 @@ func TestServeAdminSharedStoreDown(t *testing.T) {
 	}
 	var deleted map[string]any
 	admJSON(t, http.MethodDelete, pinPath(name, url.Values{"key": {"session-1"}, "model": {"m"}}), &deleted)
+}
+
+// sharedPins is a shared store holding fixed pins, for a pin this instance
+// loads from it.
+type sharedPins struct{ pins map[string]affinity.Pin }
+
+func (s sharedPins) Get(_ context.Context, key string) (affinity.Pin, bool, error) {
+	pin, ok := s.pins[key]
+	return pin, ok, nil
+}
+
+func (s sharedPins) SetIfAbsent(_ context.Context, _ string, pin affinity.Pin, _ time.Duration) (affinity.Pin, error) {
+	return pin, nil
+}
+
+func (sharedPins) Set(context.Context, string, affinity.Pin, time.Duration) error { return nil }
+
+func (s sharedPins) Refresh(_ context.Context, _ string, pin affinity.Pin, _ time.Duration) (affinity.Pin, error) {
+	return pin, nil
+}
+
+func (sharedPins) Delete(context.Context, string) error { return nil }
+func (sharedPins) Flush(context.Context) error          { return nil }
+func (sharedPins) Close() error                         { return nil }
+
+// The pin view and the sample show the session's stats as RecordTurn
+// counted them; a re-pin to another model starts them afresh; a pin loaded
+// from the shared store has fresh stats on this instance.
+func TestServeAdminSessionStats(t *testing.T) {
+	const name = "adm-test-stats"
+	ctx := context.Background()
+	store := admStore(t, name)
+	q := url.Values{"key": {"session-1"}, "model": {"gpt-4o"}, "scope": {"tenant-a"}}
+	pinKey := affinity.PinKey(hashScope("tenant-a"), "session-1", "gpt-4o")
+
+	before := time.Now().Truncate(time.Second)
+	store.Set(ctx, pinKey, affinity.Pin{Model: "big", Route: "code"})
+	store.RecordTurn(pinKey, 12000, 0, 300)
+	store.RecordTurn(pinKey, 12500, 11800, 250)
+	store.RecordTurn(affinity.PinKey("", "session-1", "gpt-4o"), 1, 1, 1) // another pin key: not this session
+	after := time.Now()
+
+	check := func(what string, st *adminStats, turns, in, cached, out int64, ratio float64) {
+		t.Helper()
+		if st == nil {
+			t.Fatalf("%s: no stats", what)
+		}
+		if st.Created.Before(before) || st.Created.After(after) || st.Created.Location() != time.UTC {
+			t.Errorf("%s: created %v, want UTC between %v and %v", what, st.Created, before, after)
+		}
+		if turns == 0 && st.LastUsed != nil {
+			t.Errorf("%s: last_used %v before any turn", what, *st.LastUsed)
+		}
+		if turns > 0 && (st.LastUsed == nil || st.LastUsed.Before(st.Created) || st.LastUsed.After(after)) {
+			t.Errorf("%s: last_used %v, want between created %v and %v", what, st.LastUsed, st.Created, after)
+		}
+		if st.Turns != turns || st.InputTokens != in || st.CachedTokens != cached || st.OutputTokens != out {
+			t.Errorf("%s: %d turns, %d in, %d cached, %d out; want %d, %d, %d, %d",
+				what, st.Turns, st.InputTokens, st.CachedTokens, st.OutputTokens, turns, in, cached, out)
+		}
+		switch {
+		case ratio < 0 && st.CacheHitRatio != nil:
+			t.Errorf("%s: cache_hit_ratio %v, want null", what, *st.CacheHitRatio)
+		case ratio >= 0 && (st.CacheHitRatio == nil || *st.CacheHitRatio != ratio):
+			t.Errorf("%s: cache_hit_ratio %v, want %v", what, st.CacheHitRatio, ratio)
+		}
+	}
+
+	var view adminPin
+	admJSON(t, http.MethodGet, pinPath(name, q), &view)
+	check("the pin view", view.Stats, 2, 24500, 11800, 550, 0.4816)
+	if view.Pin.Model != "big" || view.Pin.Route != "code" {
+		t.Errorf("the pin view's pin = %+v, want big by code", view.Pin)
+	}
+
+	// the field names, as a client without this package's types reads them
+	w, err := admDo(t, http.MethodGet, pinPath(name, q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields struct {
+		Stats map[string]any `json:"stats"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"created", "last_used", "turns", "input_tokens", "cached_tokens", "output_tokens", "cache_hit_ratio"} {
+		if _, ok := fields.Stats[f]; !ok {
+			t.Errorf("the pin view's stats have no %q: %s", f, w.Body.String())
+		}
+	}
+	if _, err := time.Parse(time.RFC3339, fields.Stats["created"].(string)); err != nil {
+		t.Errorf("created is not RFC 3339: %v", err)
+	}
+
+	var list struct {
+		Sample []adminPin `json:"sample"`
+	}
+	admJSON(t, http.MethodGet, "/llm_affinity/"+name, &list)
+	found := false
+	for _, p := range list.Sample {
+		if p.Key == "session-1" && p.Scope == hashScope("tenant-a") {
+			found = true
+			check("the sample", p.Stats, 2, 24500, 11800, 550, 0.4816)
+		}
+	}
+	if !found {
+		t.Errorf("the sample %+v lacks the session", list.Sample)
+	}
+
+	// the same model on another route keeps them; another model starts afresh
+	store.Set(ctx, pinKey, affinity.Pin{Model: "big", Route: "chat"})
+	view = adminPin{}
+	admJSON(t, http.MethodGet, pinPath(name, q), &view)
+	check("the same model", view.Stats, 2, 24500, 11800, 550, 0.4816)
+	store.Set(ctx, pinKey, affinity.Pin{Model: "small", Route: "chat"})
+	view = adminPin{}
+	admJSON(t, http.MethodGet, pinPath(name, q), &view)
+	check("re-pinned", view.Stats, 0, 0, 0, 0, -1)
+
+	// a pin this instance has only in the shared store: the view loads it,
+	// with fresh stats
+	loaded := affinity.PinKey("", "from-redis", "gpt-4o")
+	store.Share(sharedPins{pins: map[string]affinity.Pin{loaded: {Model: "big"}}}, time.Second)
+	view = adminPin{}
+	admJSON(t, http.MethodGet, pinPath(name, url.Values{"key": {"from-redis"}, "model": {"gpt-4o"}}), &view)
+	if view.Pin.Model != "big" {
+		t.Errorf("the shared pin's view = %+v, want model big", view)
+	}
+	after = time.Now()
+	check("loaded from the shared store", view.Stats, 0, 0, 0, 0, -1)
 }

@@ -25,7 +25,8 @@ type Pin struct {
 // entry is a pin as the local cache keeps it.
 type entry struct {
 	Pin
-	sharedAt int64 // clock time the shared store last heard this pin is in use
+	sharedAt int64         // clock time the shared store last heard this pin is in use
+	stats    *sessionStats // this instance's stats of the session (see SessionStats)
 }
 
 // Shared is a store of pins shared by gateway instances (Redis). Every call
@@ -71,11 +72,14 @@ const maxConcurrentRefreshes = 64
 // TTL, in the background: written back if the shared store lost it, and
 // replaced here by the shared store's pin if that is another one, so
 // instances that pinned a session apart (while they could not reach the
-// shared store) converge on one model. It is safe for concurrent use.
+// shared store) converge on one model. Each local pin carries this
+// instance's stats of its session (SessionStats: RecordTurn, Session,
+// Sessions). It is safe for concurrent use.
 type Store struct {
 	cache   *otter.Cache[string, entry]
 	states  *otter.Cache[string, []byte] // conversation state (see SetState)
 	clock   otter.Clock
+	epoch   int64        // clock time the stats' times count from, a whole second
 	ttl     atomic.Int64 // nanoseconds
 	onError func(op string, err error)
 
@@ -97,6 +101,7 @@ func New(opts Options) (*Store, error) {
 	if s.clock == nil {
 		s.clock = wallClock{}
 	}
+	s.epoch = epochOf(s.clock.NowNano())
 	if s.onError == nil {
 		s.onError = func(string, error) {}
 	}
@@ -167,7 +172,8 @@ func (s *Store) Get(ctx context.Context, key string) (Pin, bool) {
 	if !found {
 		return Pin{}, false
 	}
-	s.cache.Set(key, entry{Pin: pin, sharedAt: s.clock.NowNano()})
+	now := s.clock.NowNano()
+	s.cache.Set(key, entry{Pin: pin, sharedAt: now, stats: s.newStats(now)})
 	return pin, true
 }
 
@@ -203,11 +209,12 @@ func (s *Store) load(ctx context.Context, key string, decide func(context.Contex
 		shared, timeout := s.sharedStore()
 		if shared == nil {
 			decided = true
-			return entry{Pin: decide(ctx)}, nil
+			pin := decide(ctx)
+			return entry{Pin: pin, stats: s.newStats(s.clock.NowNano())}, nil
 		}
 		now := s.clock.NowNano()
 		if pin, ok := s.sharedGet(ctx, shared, timeout, key); ok {
-			return entry{Pin: pin, sharedAt: now}, nil
+			return entry{Pin: pin, sharedAt: now, stats: s.newStats(now)}, nil
 		}
 		mine := decide(ctx)
 		sctx, cancel := context.WithTimeout(ctx, timeout)
@@ -218,7 +225,7 @@ func (s *Store) load(ctx context.Context, key string, decide func(context.Contex
 			winner = mine
 		}
 		decided = winner == mine
-		return entry{Pin: winner, sharedAt: now}, nil
+		return entry{Pin: winner, sharedAt: now, stats: s.newStats(now)}, nil
 	})
 	e, err := s.cache.Get(context.WithoutCancel(ctx), key, loader)
 	if err != nil {
@@ -241,8 +248,17 @@ func (s *Store) sharedGet(ctx context.Context, shared Shared, timeout time.Durat
 }
 
 // Set pins key to pin, replacing any pin it had, here and in the shared store.
+// The session's stats are kept if it stays on the same model, else they
+// start afresh.
 func (s *Store) Set(ctx context.Context, key string, pin Pin) {
-	s.cache.Set(key, entry{Pin: pin, sharedAt: s.clock.NowNano()})
+	now := s.clock.NowNano()
+	s.cache.Compute(key, func(old entry, found bool) (entry, otter.ComputeOp) {
+		stats := old.stats
+		if !found || stats == nil || old.Model != pin.Model {
+			stats = s.newStats(now)
+		}
+		return entry{Pin: pin, sharedAt: now, stats: stats}, otter.WriteOp
+	})
 	if shared, timeout := s.sharedStore(); shared != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
@@ -332,6 +348,9 @@ func (s *Store) refresh(shared Shared, timeout time.Duration, key string, stampe
 		if current != stamped {
 			return current, otter.CancelOp // changed since the stamp: newer than the answer
 		}
+		if held.Model != current.Model {
+			current.stats = s.newStats(s.clock.NowNano()) // another model: its prompt cache starts cold
+		}
 		current.Pin = held
 		return current, otter.WriteOp
 	})
@@ -345,7 +364,7 @@ func (s *Store) Len() int {
 	return s.cache.EstimatedSize()
 }
 
-// All iterates over the pins kept locally.
+// All iterates over the pins kept locally (Sessions adds their stats).
 func (s *Store) All() iter.Seq2[string, Pin] {
 	return func(yield func(string, Pin) bool) {
 		for key, e := range s.cache.All() {

@@ -10,7 +10,8 @@ import (
 )
 
 // Benchmarks of the pin store's per-request work: key validation, pin key
-// building, and the local (L1) lookup every pinned request takes.
+// building, the local (L1) lookup every pinned request takes, and the turn
+// each response records in its session's stats.
 //
 //	go test -run '^$' -bench . -benchmem ./affinity/
 //
@@ -220,3 +221,38 @@ func measureHeapPerPin(b *testing.B, n int) {
 }
 
 func mib(n uint64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB" }
+
+// BenchmarkStoreRecordTurn is what the handler adds after each response of
+// a pinned session: RecordTurn on a key pinned locally, no shared store.
+func BenchmarkStoreRecordTurn(b *testing.B) {
+	s := newBenchStore(b, 10000)
+	key := PinKey("", benchUUID(42), benchModel)
+	s.Set(context.Background(), key, Pin{Model: benchModel, Route: "tool_calling"})
+	b.ReportAllocs()
+	for b.Loop() {
+		s.RecordTurn(key, 12000, 11000, 300)
+	}
+	if sess, ok := s.Session(key); !ok || sess.Stats.Turns == 0 {
+		b.Fatalf("no turn recorded: %+v, %v", sess, ok)
+	}
+}
+
+// BenchmarkStoreRecordTurnParallel is BenchmarkStoreRecordTurn from
+// GOMAXPROCS goroutines, over 1024 pinned sessions.
+func BenchmarkStoreRecordTurnParallel(b *testing.B) {
+	s := newBenchStore(b, 10000)
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = PinKey("", benchUUID(i), benchModel)
+		s.Set(context.Background(), keys[i], Pin{Model: benchModel})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			s.RecordTurn(keys[i&1023], 12000, 11000, 300)
+			i++
+		}
+	})
+}

@@ -324,6 +324,7 @@ func TestTenantScope(t *testing.T) {
 func TestAdminAPI(t *testing.T) {
 	f := newFleet(t, func(int64, string) string { return `{"route": "code"}` })
 	startCaddy(t, f.plainSite().with("name admin-test"))
+	start := time.Now().Truncate(time.Second)
 	for _, key := range []string{"adm-1", "adm-2", "adm-3"} {
 		mustChat(t, gateway, chat("gpt-4o-mini", "hi"), "X-Model-Affinity", key)
 	}
@@ -369,10 +370,29 @@ func TestAdminAPI(t *testing.T) {
 		Pin            struct {
 			Model string `json:"model"`
 		} `json:"pin"`
+		Stats *struct {
+			Created       time.Time  `json:"created"`
+			LastUsed      *time.Time `json:"last_used"`
+			Turns         int64      `json:"turns"`
+			InputTokens   int64      `json:"input_tokens"`
+			CachedTokens  int64      `json:"cached_tokens"`
+			OutputTokens  int64      `json:"output_tokens"`
+			CacheHitRatio *float64   `json:"cache_hit_ratio"`
+		} `json:"stats"`
 	}
 	if err := json.Unmarshal(body, &pin); err != nil || status != http.StatusOK ||
 		pin.Key != "adm-1" || pin.RequestedModel != "gpt-4o-mini" || pin.Pin.Model != "claude" {
 		t.Errorf("GET pin adm-1: status %d body %s; want adm-1/gpt-4o-mini pinned to claude", status, body)
+	}
+	// the session's stats on this instance: whatever turns were recorded,
+	// they are consistent (the counts themselves are asserted where the
+	// handler records them)
+	if st := pin.Stats; st == nil {
+		t.Errorf("GET pin adm-1: no stats in %s", body)
+	} else if st.Created.Before(start) || st.Created.After(time.Now()) ||
+		(st.LastUsed == nil) != (st.Turns == 0) || (st.LastUsed != nil && st.LastUsed.Before(st.Created)) ||
+		st.CachedTokens > st.InputTokens || (st.CacheHitRatio == nil) != (st.InputTokens == 0) {
+		t.Errorf("GET pin adm-1: inconsistent stats in %s (test started %v)", body, start)
 	}
 	// a pin is per requested model: adm-1 has none for another model
 	if status, body := adminCall(t, http.MethodGet, "/llm_affinity/admin-test/pin?key=adm-1&model=other"); status != http.StatusNotFound {
