@@ -65,8 +65,10 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		attemptStart := time.Now()
 		err = next.ServeHTTP(fw, r)
 		h.observeUpstream(m.Name, cmp.Or(fw.status, http.StatusBadGateway), time.Since(attemptStart))
+		var rep *turnReport
 		if fw.committed {
-			h.report(r, in.turnReport(d, m, mw))
+			rep = in.turnReport(d, m, mw) // before tr.finish: a filtered stream's end reaches tr
+			h.report(r, rep)
 		}
 		if tr != nil && fw.committed {
 			tr.finish()
@@ -79,6 +81,10 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 			return nil
 		case fw.committed:
 			h.settlePin(r.Context(), d, m, err == nil && !retryable(fw.status))
+			if rep.hasUsage && d.pinKey != "" {
+				// after settlePin: a failover model's fresh pin counts the turn
+				h.pinStore.RecordTurn(d.pinKey, rep.usage.InputTokens, rep.usage.CacheReadTokens, rep.usage.OutputTokens)
+			}
 			return err
 		case last || r.Context().Err() != nil:
 			// nothing reached the client; Caddy's error handling answers

@@ -136,8 +136,8 @@ func (in *incoming) asksUsage(m *Model) bool {
 
 // turnReport is the report of the response m gave, as mw metered it.
 func (in *incoming) turnReport(d decision, m *Model, mw *meteredWriter) *turnReport {
-	rep := &turnReport{requestedModel: in.env.Model, model: m.Name, route: d.routeName, status: d.status,
-		keyHash: hashKey(in.key)}
+	rep := &turnReport{requestedModel: in.env.Model, model: m.Name, provider: m.Provider, route: d.routeName,
+		status: d.status, keyHash: hashKey(in.key)}
 	rep.usage, rep.upstreamModel, rep.hasUsage = mw.finish()
 	if mw.stream && !mw.firstByte.IsZero() {
 		rep.ttft = mw.firstByte.Sub(in.start)
@@ -149,8 +149,9 @@ func (in *incoming) turnReport(d decision, m *Model, mw *meteredWriter) *turnRep
 }
 
 // report records what a served request cost: the metrics, the access
-// log's fields and the placeholders.
+// log's fields and the placeholders, and the trace span's attributes.
 func (h *Handler) report(r *http.Request, rep *turnReport) {
+	annotateSpan(r.Context(), rep)
 	if rep.ttft > 0 {
 		timeToFirstToken.WithLabelValues(rep.model).Observe(rep.ttft.Seconds())
 	}

@@ -51,6 +51,7 @@ func TestUsageObserved(t *testing.T) {
 				runAgentPair(t, agentRun{client: newAgentClient(t, client, model.clientModel, agentMaxTokens, nil),
 					model: model, fakes: fakes, maxTokens: agentMaxTokens, key: key})
 				entries := waitForLogEntries(t, logPath, keyHash(key), len(agentPlan))
+				checkSessionStats(t, key, model, len(agentPlan))
 				for i, e := range entries {
 					u := agentScript[i].usage.servedBy(model.api)
 					what := fmt.Sprintf("turn %d", i+1)
@@ -167,6 +168,40 @@ func TestChatStreamUsageAsked(t *testing.T) {
 		if got, _ := e["llm_input_tokens"].(float64); int64(got) != agentScript[0].usage.input {
 			t.Errorf("asked %v: llm_input_tokens %v, want %d", asked, e["llm_input_tokens"], agentScript[0].usage.input)
 		}
+	}
+}
+
+// checkSessionStats checks the admin API's view of the session key asking
+// for model: its first n turns recorded, with their tokens as the model
+// reported them.
+func checkSessionStats(t *testing.T, key string, model pairModel, n int) {
+	t.Helper()
+	var want agentUsage
+	for _, step := range agentScript[:n] {
+		u := step.usage.servedBy(model.api)
+		want.input, want.cacheRead, want.output = want.input+u.input, want.cacheRead+u.cacheRead, want.output+u.output
+	}
+	status, body := adminCall(t, http.MethodGet, "/llm_affinity/observe-test/pin?key="+key+"&model="+model.clientModel)
+	var pin struct {
+		Pin   struct{ Model string } `json:"pin"`
+		Stats struct {
+			Turns         int64    `json:"turns"`
+			InputTokens   int64    `json:"input_tokens"`
+			CachedTokens  int64    `json:"cached_tokens"`
+			OutputTokens  int64    `json:"output_tokens"`
+			CacheHitRatio *float64 `json:"cache_hit_ratio"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal(body, &pin); err != nil || status != http.StatusOK {
+		t.Fatalf("admin pin view: status %d body %s (%v)", status, body, err)
+	}
+	st := pin.Stats
+	ratio := float64(want.cacheRead) / float64(want.input)
+	if pin.Pin.Model != model.name || st.Turns != int64(n) || st.InputTokens != want.input ||
+		st.CachedTokens != want.cacheRead || st.OutputTokens != want.output ||
+		st.CacheHitRatio == nil || math.Abs(*st.CacheHitRatio-ratio) > 1e-4 {
+		t.Errorf("admin pin view %s; want model %s, %d turns, input %d, cached %d (ratio %.4f), output %d",
+			body, model.name, n, want.input, want.cacheRead, ratio, want.output)
 	}
 }
 
