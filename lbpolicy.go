@@ -140,15 +140,6 @@ func mix64(z uint64) uint64 {
 	return z ^ z>>31
 }
 
-// fnv1a is the 64-bit FNV-1a hash of s.
-func fnv1a(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint64(s[i])) * 1099511628211
-	}
-	return h
-}
-
 // UnmarshalCaddyfile sets up the policy from Caddyfile tokens. Syntax:
 //
 //	lb_policy llm_affinity {

@@ -111,11 +111,7 @@ func pinHash(pinKey string) uint64 {
 	if pinKey == "" {
 		return 0
 	}
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(pinKey); i++ {
-		h = (h ^ uint64(pinKey[i])) * 1099511628211
-	}
-	return h | 1 // never 0
+	return fnv1a(pinKey) | 1 // never 0
 }
 
 // Handler routes chat requests to models and pins the decision per session.
