@@ -413,8 +413,9 @@ func binomialRange(n int, p, alpha float64) (lo, hi int) {
 
 // TestSelfHostedTemplate runs examples/self-hosted.Caddyfile as a newcomer
 // would, with its two variables pointing at fake replicas: tool-calling
-// sessions go to the coder model, each on one of its replicas, the others to
-// the chat model; the replicas see their served model names.
+// sessions go to the coder model, each on one of its replicas (lb_policy
+// llm_affinity), the others to the chat model; the replicas see their served
+// model names and no affinity header.
 func TestSelfHostedTemplate(t *testing.T) {
 	coders := []*fakeUpstream{newFakeUpstream(t, "coder-0"), newFakeUpstream(t, "coder-1"), newFakeUpstream(t, "coder-2")}
 	chats := []*fakeUpstream{newFakeUpstream(t, "chat-0"), newFakeUpstream(t, "chat-1")}
@@ -467,6 +468,9 @@ func TestSelfHostedTemplate(t *testing.T) {
 		for _, seen := range rep.requests() {
 			if seen.Model != want {
 				t.Errorf("replica %s got model %q, want %q", rep.name, seen.Model, want)
+			}
+			if seen.Affinity != "" {
+				t.Errorf("replica %s got X-Model-Affinity %q; the template strips it", rep.name, seen.Affinity)
 			}
 		}
 	}
