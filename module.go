@@ -204,8 +204,8 @@ type Handler struct {
 	Scope string `json:"scope,omitempty"`
 
 	// Remove the affinity header (and X-Model-Affinity-Mode) before the
-	// request goes upstream. Turn it off to balance replicas on it with
-	// reverse_proxy's "lb_policy header X-Model-Affinity". Default: true.
+	// request goes upstream. reverse_proxy's "lb_policy llm_affinity"
+	// keeps a session on one replica without it. Default: true.
 	StripHeader *bool `json:"strip_header,omitempty"`
 
 	// Request headers in which agent harnesses send their own session id,
