@@ -134,11 +134,13 @@ func replace(old, new string) cfEdit { return cfEdit{old: old, new: new} }
 func after(old, new string) cfEdit   { return cfEdit{old: old, new: new, keep: true} }
 
 // Edits that add lines to the llm_affinity block (from line 3), to model a
-// (from line 6), to route r (from line 9) and after route r (from line 10).
+// (from line 6), to route r (from line 9), after route r (from line 10) and
+// to reverse_proxy (from line 13).
 func inHandler(lines string) cfEdit  { return after("llm_affinity {", lines) }
 func inModel(lines string) cfEdit    { return after("to 127.0.0.1:9", lines) }
 func inRoute(lines string) cfEdit    { return after("models a", lines) }
 func afterRoute(lines string) cfEdit { return after("models a\n}", lines) }
+func inProxy(lines string) cfEdit    { return after("dynamic llm_affinity", lines) }
 
 // apply returns errBase edited, indented by nesting.
 func (e cfEdit) apply(t *testing.T) string {
@@ -397,6 +399,15 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 		{"store redis address is a TLS URL", inHandler("store redis {\naddress rediss://cache.internal:6380\n}"), 3, "store redis: address rediss://cache.internal:6380: want host:port"},
 		{"store redis address without port", afterRoute("store redis {\naddress 127.0.0.1:6379 127.0.0.1\n}"), 10, "store redis: address 127.0.0.1: want host:port"},
 		{"store error reported before a model error", replace("default a\nmodel a {\nto 127.0.0.1:9", "default a\nstore redis {\ndb 2\n}\nmodel a {"), 4, "store redis: address is required"},
+
+		// lb_policy llm_affinity
+		{"lb_policy llm_affinity with an argument", inProxy("lb_policy llm_affinity X-Model-Affinity"), 13, "wrong argument count"},
+		{"lb_policy llm_affinity unknown subdirective", inProxy("lb_policy llm_affinity {\nfield X-Model-Affinity\n}"), 14, "lb_policy llm_affinity: unrecognized subdirective 'field'"},
+		{"lb_policy llm_affinity fallback without policy", inProxy("lb_policy llm_affinity {\nfallback\n}"), 14, "wrong argument count"},
+		{"lb_policy llm_affinity duplicate fallback", inProxy("lb_policy llm_affinity {\nfallback random\nfallback least_conn\n}"), 15, "lb_policy llm_affinity: fallback already specified"},
+		{"lb_policy llm_affinity fallback itself", inProxy("lb_policy llm_affinity {\nfallback llm_affinity\n}"), 14, "lb_policy llm_affinity: fallback llm_affinity would never have a pin key to hash"},
+		{"lb_policy llm_affinity unknown fallback", inProxy("lb_policy llm_affinity {\nfallback sticky\n}"), 14, "getting module named 'http.reverse_proxy.selection_policies.sticky'"},
+		{"lb_policy llm_affinity fallback's own error", inProxy("lb_policy llm_affinity {\nfallback header\n}"), 14, "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

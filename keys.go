@@ -96,3 +96,13 @@ func hashKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:8])
 }
+
+// fnv1a is the 64-bit FNV-1a hash of s: fast, unseeded, the same in every
+// process (pinHash, the selection policy's replica addresses).
+func fnv1a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return h
+}

@@ -111,11 +111,7 @@ func pinHash(pinKey string) uint64 {
 	if pinKey == "" {
 		return 0
 	}
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(pinKey); i++ {
-		h = (h ^ uint64(pinKey[i])) * 1099511628211
-	}
-	return h | 1 // never 0
+	return fnv1a(pinKey) | 1 // never 0
 }
 
 // Handler routes chat requests to models and pins the decision per session.
@@ -208,8 +204,8 @@ type Handler struct {
 	Scope string `json:"scope,omitempty"`
 
 	// Remove the affinity header (and X-Model-Affinity-Mode) before the
-	// request goes upstream. Turn it off to balance replicas on it with
-	// reverse_proxy's "lb_policy header X-Model-Affinity". Default: true.
+	// request goes upstream. reverse_proxy's "lb_policy llm_affinity"
+	// keeps a session on one replica without it. Default: true.
 	StripHeader *bool `json:"strip_header,omitempty"`
 
 	// Request headers in which agent harnesses send their own session id,

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -247,61 +248,76 @@ func TestForwardAuthInFront(t *testing.T) {
 }
 
 // TestReplicaStickiness: one self-hosted model on three replicas behind
-// reverse_proxy's header load balancing keeps each of 300 sessions on one
-// replica (its KV/prefix cache stays warm) while the sessions spread across
-// the replicas. When a replica dies, passive health checks take it out, its
-// sessions move, and each then stays on its new replica; no other session
-// moves. Only a request of r1's sessions racing its death may fail (a POST
-// that reached a dying replica is not retried); every later one is served.
-// The affinity header must reach the replicas:
-// on a retry reverse_proxy selects before it resets the headers that
-// header_up changed, so a header_up that removes it sends a retried request
-// to a random replica.
+// lb_policy llm_affinity keeps each of 300 sessions on one replica over all
+// its turns (so the replica's KV/prefix cache stays warm), though no header
+// tells reverse_proxy the session: a third of the sessions are keyed
+// implicitly (implicit on), a third by X-Model-Affinity, which strip_header
+// removes before proxying (no replica sees it), a third by a harness's
+// session header, each under one of three tenants' scopes. The sessions
+// spread evenly. When a replica dies, passive health checks take it out;
+// its sessions move, spread over both survivors, and stay on their new
+// replica; no other session moves. Only a request of the dead replica's
+// sessions racing its death may fail (a POST sent on a pooled connection
+// the replica closed is not retried); every later one is served.
 func TestReplicaStickiness(t *testing.T) {
 	reps := []*fakeUpstream{newFakeUpstream(t, "r0"), newFakeUpstream(t, "r1"), newFakeUpstream(t, "r2")}
 	startCaddy(t, testSite{
-		settings:     []string{"strip_header off"},
+		settings:     []string{"strip_header on", "implicit on", "scope {http.request.header.X-Tenant}"},
 		defaultModel: "local",
 		models: []siteModel{
 			{name: "local", to: reps[0].addr() + " " + reps[1].addr() + " " + reps[2].addr(), upstreamModel: "qwen"},
 		},
-		proxy: []string{"lb_policy header X-Model-Affinity", "lb_retries 2", "fail_duration 1m", "max_fails 1"},
+		proxy: []string{"lb_policy llm_affinity", "lb_retries 2", "fail_duration 1m", "max_fails 1"},
 	})
 
-	const sessions, requestsPerRound, workers = 300, 2, 16
-	// round sends every session's requests (16 at a time) and returns the
-	// replica each session was served by; a session served by two replicas,
-	// or a failed request of a session that mayFail does not excuse, fails
-	// the test
-	round := func(label string, mayFail func(session string) bool) map[string]string {
+	const sessions, workers = 300, 16
+	// turn is session i's request of its turn-th turn: the conversation
+	// grows, what an implicit key hashes (the system prompt and the first
+	// user message) stays
+	turn := func(i, turn int) (body []byte, headers []string) {
+		texts := []string{fmt.Sprintf("session %d: fix the failing build", i)}
+		for k := range turn {
+			texts = append(texts, fmt.Sprintf("step %d passed; go on", k+1))
+		}
+		headers = []string{"X-Tenant", fmt.Sprint("tenant-", i%3)}
+		switch i % 3 {
+		case 1:
+			headers = append(headers, "X-Model-Affinity", fmt.Sprint("session-", i))
+		case 2:
+			headers = append(headers, "X-Claude-Code-Session-Id", fmt.Sprint("claude-", i))
+		}
+		return chat("qwen", texts...), headers
+	}
+	// round sends every session's request of turn n (16 at a time) and
+	// returns the replica that served each session; a failed request of a
+	// session that mayFail does not excuse fails the test
+	round := func(label string, n int, mayFail func(session int) bool) map[int]string {
 		t.Helper()
-		type served struct{ session, replica string }
-		jobs := make(chan string)
-		results := make(chan served, sessions*requestsPerRound)
-		errs := make(chan error, sessions*requestsPerRound)
+		type served struct {
+			session int
+			replica string
+		}
+		jobs := make(chan int)
+		results := make(chan served, sessions)
+		errs := make(chan error, sessions)
 		var wg sync.WaitGroup
-		client := http.DefaultClient
 		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for s := range jobs {
-					resp, out, err := sendTo(client, gateway, "/v1/chat/completions", chat("qwen", "hello"),
-						"X-Model-Affinity", s)
+			wg.Go(func() {
+				for i := range jobs {
+					body, headers := turn(i, n)
+					resp, out, err := sendTo(http.DefaultClient, gateway, "/v1/chat/completions", body, headers...)
 					if err != nil || resp.StatusCode != http.StatusOK {
-						if !mayFail(s) {
-							errs <- fmt.Errorf("%s: session %s: %v %v %s", label, s, err, resp, out)
+						if !mayFail(i) {
+							errs <- fmt.Errorf("%s: session %d: %v %v %s", label, i, err, resp, out)
 						}
 						continue
 					}
-					results <- served{s, resp.Header.Get("X-Upstream")}
+					results <- served{i, resp.Header.Get("X-Upstream")}
 				}
-			}()
+			})
 		}
-		for range requestsPerRound {
-			for i := range sessions {
-				jobs <- fmt.Sprintf("session-%d", i)
-			}
+		for i := range sessions {
+			jobs <- i
 		}
 		close(jobs)
 		wg.Wait()
@@ -310,66 +326,96 @@ func TestReplicaStickiness(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		where := map[string]string{}
+		where := map[int]string{}
 		for res := range results {
-			if prev, ok := where[res.session]; ok && prev != res.replica {
-				t.Errorf("%s: session %s served by %s and %s", label, res.session, prev, res.replica)
-			}
 			where[res.session] = res.replica
-		}
-		for i := range sessions {
-			if s := fmt.Sprintf("session-%d", i); where[s] == "" && !mayFail(s) {
-				t.Fatalf("%s: session %s was never served", label, s)
-			}
 		}
 		return where
 	}
-	spread := func(where map[string]string) map[string]int {
-		counts := map[string]int{}
-		for _, rep := range where {
-			counts[rep]++
-		}
-		return counts
-	}
 
-	never := func(string) bool { return false }
-	before := round("three replicas", never)
-	counts := spread(before)
-	t.Logf("sessions per replica with three up: %v", counts)
+	never := func(int) bool { return false }
+	before := round("turn 1, three replicas", 0, never)
+	for n := 1; n < 3; n++ {
+		label := fmt.Sprintf("turn %d, three replicas", n+1)
+		for i, rep := range round(label, n, never) {
+			if rep != before[i] {
+				t.Errorf("%s: session %d served by %s, turn 1 by %s", label, i, rep, before[i])
+			}
+		}
+	}
+	counts := map[string]int{}
+	for _, rep := range before {
+		counts[rep]++
+	}
+	// for a uniform hash each replica's count is binomial(300, 1/3) (the
+	// replicas' ports and the implicit salt are new on every run); outside
+	// lo..hi (60..143) with probability 1e-6/3 each, 1e-6 for any of three
+	lo, hi := binomialRange(sessions, 1.0/3, 1e-6/3)
+	t.Logf("sessions per replica with three up: %v (want %d..%d each)", counts, lo, hi)
 	for _, rep := range reps {
-		// 100 expected; rendezvous hashing of 300 ids has a standard
-		// deviation near 8, so 60..140 fails only on a real imbalance
-		if n := counts[rep.name]; n < 60 || n > 140 {
-			t.Errorf("replica %s has %d of %d sessions, want 60..140", rep.name, n, sessions)
+		if n := counts[rep.name]; n < lo || n > hi {
+			t.Errorf("replica %s has %d of %d sessions, want %d..%d", rep.name, n, sessions, lo, hi)
 		}
 	}
 
 	reps[1].srv.Close() // r1 dies: connections to it are refused
-	after := round("r1 down", func(s string) bool { return before[s] == "r1" })
-	again := round("r1 still down", never)
+	onR1 := func(i int) bool { return before[i] == "r1" }
+	after := round("turn 4, r1 down", 3, onR1)
+	again := round("turn 5, r1 still down", 4, never)
 	moved := map[string]int{}
-	for s, rep := range before {
+	for i := range sessions {
+		rep := before[i]
 		switch {
-		case rep != "r1" && (after[s] != rep || again[s] != rep):
-			t.Errorf("session %s moved from %s to %s, then %s, though %s is up", s, rep, after[s], again[s], rep)
-		case again[s] == "r1":
-			t.Errorf("session %s still served by the dead r1", s)
-		case rep == "r1" && after[s] != "" && after[s] != again[s]:
-			t.Errorf("session %s moved twice: from r1 to %s, then to %s", s, after[s], again[s])
+		case rep != "r1" && (after[i] != rep || again[i] != rep):
+			t.Errorf("session %d moved from %s to %s, then %s, though %s is up", i, rep, after[i], again[i], rep)
+		case again[i] == "r1" || again[i] == "":
+			t.Errorf("session %d served by %q with r1 down", i, again[i])
+		case rep == "r1" && after[i] != "" && after[i] != again[i]:
+			t.Errorf("session %d moved twice: from r1 to %s, then to %s", i, after[i], again[i])
 		case rep == "r1":
-			moved[again[s]]++
+			moved[again[i]]++
 		}
 	}
-	t.Logf("r1's %d sessions moved to: %v; %d served in the round r1 died", counts["r1"], moved, len(after)-(sessions-counts["r1"]))
-	if moved["r0"] == 0 || moved["r2"] == 0 {
-		t.Errorf("r1's sessions all moved to one replica (%v); they should spread over both survivors", moved)
+	// each of r1's sessions moves to r0 or r2 with probability 1/2
+	lo, hi = binomialRange(counts["r1"], 0.5, 1e-6/2)
+	t.Logf("r1's %d sessions moved to: %v (want %d..%d each); %d of them served in the turn r1 died",
+		counts["r1"], moved, lo, hi, len(after)-(sessions-counts["r1"]))
+	for _, rep := range []string{"r0", "r2"} {
+		if n := moved[rep]; n < lo || n > hi {
+			t.Errorf("%s took %d of r1's %d sessions, want %d..%d", rep, n, counts["r1"], lo, hi)
+		}
 	}
+	for _, rep := range reps {
+		for _, seen := range rep.requests() {
+			if seen.Affinity != "" {
+				t.Fatalf("replica %s received X-Model-Affinity %q; strip_header on removes it", rep.name, seen.Affinity)
+			}
+		}
+	}
+}
+
+// binomialRange is the narrowest lo..hi that a binomial(n, p) count falls
+// outside of with probability at most alpha, at most alpha/2 on each side.
+func binomialRange(n int, p, alpha float64) (lo, hi int) {
+	pmf := func(k int) float64 {
+		ln := func(x int) float64 { v, _ := math.Lgamma(float64(x + 1)); return v }
+		return math.Exp(ln(n) - ln(k) - ln(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+	}
+	for tail := 0.0; tail+pmf(lo) <= alpha/2; lo++ {
+		tail += pmf(lo)
+	}
+	hi = n
+	for tail := 0.0; tail+pmf(hi) <= alpha/2; hi-- {
+		tail += pmf(hi)
+	}
+	return lo, hi
 }
 
 // TestSelfHostedTemplate runs examples/self-hosted.Caddyfile as a newcomer
 // would, with its two variables pointing at fake replicas: tool-calling
-// sessions go to the coder model, each on one of its replicas, the others to
-// the chat model; the replicas see their served model names.
+// sessions go to the coder model, each on one of its replicas (lb_policy
+// llm_affinity), the others to the chat model; the replicas see their served
+// model names and no affinity header.
 func TestSelfHostedTemplate(t *testing.T) {
 	coders := []*fakeUpstream{newFakeUpstream(t, "coder-0"), newFakeUpstream(t, "coder-1"), newFakeUpstream(t, "coder-2")}
 	chats := []*fakeUpstream{newFakeUpstream(t, "chat-0"), newFakeUpstream(t, "chat-1")}
@@ -422,6 +468,9 @@ func TestSelfHostedTemplate(t *testing.T) {
 		for _, seen := range rep.requests() {
 			if seen.Model != want {
 				t.Errorf("replica %s got model %q, want %q", rep.name, seen.Model, want)
+			}
+			if seen.Affinity != "" {
+				t.Errorf("replica %s got X-Model-Affinity %q; the template strips it", rep.name, seen.Affinity)
 			}
 		}
 	}
