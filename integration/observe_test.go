@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,11 @@ func TestUsageObserved(t *testing.T) {
 	}
 	costs := map[string]float64{}
 	logPath := filepath.Join(t.TempDir(), "access.log")
-	startCaddy(t, site.with("name observe-test").withDirectives("log {\n\toutput file "+logPath+"\n}", "metrics /metrics"))
+	startCaddy(t, site.with("name observe-test").withDirectives("log {\n\toutput file "+logPath+"\n}", "metrics /metrics",
+		// the placeholders, as an operator adds them to the access log
+		"log_append placeholder_input {http.llm_affinity.input_tokens}",
+		"log_append placeholder_cache_read {http.llm_affinity.cache_read_tokens}",
+		"log_append placeholder_cost {http.llm_affinity.cost_usd}"))
 	t.Cleanup(func() { closeLogFiles(t) })
 
 	sums := map[string]agentUsage{} // by serving model
@@ -61,6 +66,11 @@ func TestUsageObserved(t *testing.T) {
 					} {
 						if got, ok := e[field].(float64); !ok || int64(got) != want {
 							t.Errorf("%s: access log %s = %v, want %d", what, field, e[field], want)
+						}
+					}
+					for field, want := range map[string]int64{"placeholder_input": u.input, "placeholder_cache_read": u.cacheRead} {
+						if got := fmt.Sprint(e[field]); got != strconv.FormatInt(want, 10) {
+							t.Errorf("%s: {http.llm_affinity.*} in %s = %v, want %d", what, field, e[field], want)
 						}
 					}
 					ttft, hasTTFT := e["llm_ttft_ms"].(float64)
