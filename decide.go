@@ -39,6 +39,16 @@ type incoming struct {
 	path, query string
 	// start is when the handler took the request
 	start time.Time
+	// keyHash is key hashed, for logs and spans (see hashedKey)
+	keyHash string
+}
+
+// hashedKey is the affinity key hashed, computed once.
+func (in *incoming) hashedKey() string {
+	if in.keyHash == "" && in.key != "" {
+		in.keyHash = hashKey(in.key)
+	}
+	return in.keyHash
 }
 
 // decoded returns the decoded request, decoding it on first use.

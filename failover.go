@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
 	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
@@ -54,7 +55,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		h.setCredential(r.Header, m, &client)
 		caddyhttp.SetVar(r.Context(), upstreamVar, m.upstream)
 		caddyhttp.SetVar(r.Context(), PinHashVar, pinHash(d.pinKey))
-		setDecisionOutputs(w, r, m.Name, d.routeName, d.status, in.key)
+		setDecisionOutputs(w, r, m.Name, d.routeName, d.status, in.hashedKey())
 
 		out := w
 		if tr != nil {
@@ -116,22 +117,41 @@ func (h *Handler) settlePin(ctx context.Context, d decision, served *Model, ok b
 
 // setDecisionOutputs reports the decision in response headers, placeholders
 // and the access log's extra fields (with the affinity key hashed).
-func setDecisionOutputs(w http.ResponseWriter, r *http.Request, model, route, status, key string) {
+func setDecisionOutputs(w http.ResponseWriter, r *http.Request, model, route, status, keyHash string) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.llm_affinity.model", model)
 		repl.Set("http.llm_affinity.route", route)
 		repl.Set("http.llm_affinity.status", status)
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.String("llm_model", model))
-		extra.Set(zap.String("llm_route", route))
-		extra.Set(zap.String("llm_status", status))
-		extra.Set(zap.String("llm_affinity_key_hash", hashKey(key)))
+		// one field, replaced by a failover's next attempt: each Set
+		// clears the extra fields' caches, an allocation
+		extra.Set(inlineField("llm_decision", decisionFields{model, route, status, keyHash}))
 	}
 	hdr := w.Header()
 	hdr.Set(HeaderModel, model)
 	hdr.Set(HeaderRoute, route)
 	hdr.Set(HeaderStatus, status)
+}
+
+// decisionFields are a decision as the access log's fields give it.
+type decisionFields struct{ model, route, status, keyHash string }
+
+// MarshalLogObject adds the fields llm_model, llm_route, llm_status and
+// llm_affinity_key_hash.
+func (f decisionFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("llm_model", f.model)
+	enc.AddString("llm_route", f.route)
+	enc.AddString("llm_status", f.status)
+	enc.AddString("llm_affinity_key_hash", f.keyHash)
+	return nil
+}
+
+// inlineField is zap.Inline(m) under a key of its own: the encoders write
+// m's fields in place and ignore the key, which ExtraLogFields.Set matches
+// to replace the field.
+func inlineField(key string, m zapcore.ObjectMarshaler) zap.Field {
+	return zap.Field{Key: key, Type: zapcore.InlineMarshalerType, Interface: m}
 }
 
 // retryable reports whether a status means the model could not serve.

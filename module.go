@@ -444,7 +444,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			zap.String("model", d.candidates[0].Name),
 			zap.String("route", d.routeName),
 			zap.String("status", d.status),
-			zap.String("affinity_key_hash", hashKey(in.key)))
+			zap.String("affinity_key_hash", in.hashedKey()))
 	}
 	return h.serve(w, in, d, next)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/llmaffinity/caddy-llm-affinity/llmapi"
 )
@@ -50,10 +50,11 @@ type turnReport struct {
 // for on the client's behalf, it drops that chunk. It sits inside the
 // failover writer, so it sees only the response that reaches the client.
 type meteredWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	api       llmapi.API
 	dropUsage bool // the gateway asked a Chat stream for its usage chunk
-	meter     *llmapi.UsageMeter
+	started   bool // the status came, and the meter is set up
+	meter     llmapi.UsageMeter
 	firstByte time.Time
 	stream    bool
 	writeErr  error
@@ -61,21 +62,22 @@ type meteredWriter struct {
 
 // newMeteredWriter meters a response of api written to w.
 func newMeteredWriter(w http.ResponseWriter, api llmapi.API, dropUsage bool) *meteredWriter {
-	return &meteredWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, api: api, dropUsage: dropUsage}
+	return &meteredWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, api: api, dropUsage: dropUsage}
 }
 
 // WriteHeader starts metering: a stream's events, or a complete body.
 func (mw *meteredWriter) WriteHeader(status int) {
-	if status >= 200 && mw.meter == nil {
+	if status >= 200 && !mw.started {
+		mw.started = true
 		mw.stream = status < 300 && strings.HasPrefix(mw.Header().Get("Content-Type"), "text/event-stream")
-		mw.meter = llmapi.NewUsageMeter(mw.api, mw.stream)
+		mw.meter.Reset(mw.api, mw.stream)
 	}
 	mw.ResponseWriterWrapper.WriteHeader(status)
 }
 
 // Write meters p and passes it on (a filtered stream: event by event).
 func (mw *meteredWriter) Write(p []byte) (int, error) {
-	if mw.meter == nil {
+	if !mw.started {
 		mw.WriteHeader(http.StatusOK)
 	}
 	if mw.firstByte.IsZero() && len(p) > 0 {
@@ -112,7 +114,7 @@ func (mw *meteredWriter) Flush() { _ = mw.FlushError() }
 // finish passes on what a filtered stream still holds and returns the
 // response's usage and the model it named.
 func (mw *meteredWriter) finish() (u llmapi.Usage, model string, ok bool) {
-	if mw.meter == nil {
+	if !mw.started {
 		return u, "", false
 	}
 	if mw.dropUsage && mw.stream {
@@ -137,7 +139,7 @@ func (in *incoming) asksUsage(m *Model) bool {
 // turnReport is the report of the response m gave, as mw metered it.
 func (in *incoming) turnReport(d decision, m *Model, mw *meteredWriter) *turnReport {
 	rep := &turnReport{requestedModel: in.env.Model, model: m.Name, provider: m.Provider, route: d.routeName,
-		status: d.status, keyHash: hashKey(in.key)}
+		status: d.status, keyHash: in.hashedKey()}
 	rep.usage, rep.upstreamModel, rep.hasUsage = mw.finish()
 	if mw.stream && !mw.firstByte.IsZero() {
 		rep.ttft = mw.firstByte.Sub(in.start)
@@ -159,29 +161,61 @@ func (h *Handler) report(r *http.Request, rep *turnReport) {
 		return
 	}
 	h.countUsage(rep)
-	u := rep.usage
+	fields := usageFields{usage: rep.usage, ttft: rep.ttft, cost: rep.cost, priced: rep.priced}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.llm_affinity.input_tokens", u.InputTokens)
-		repl.Set("http.llm_affinity.output_tokens", u.OutputTokens)
-		repl.Set("http.llm_affinity.cache_read_tokens", u.CacheReadTokens)
-		repl.Set("http.llm_affinity.cache_write_tokens", u.CacheWriteTokens)
-		if rep.ttft > 0 {
-			repl.Set("http.llm_affinity.ttft_ms", rep.ttft.Milliseconds())
-		}
-		if rep.priced {
-			repl.Set("http.llm_affinity.cost_usd", rep.cost)
-		}
+		repl.Map(fields.placeholder)
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Int("llm_input_tokens", u.InputTokens))
-		extra.Set(zap.Int("llm_output_tokens", u.OutputTokens))
-		extra.Set(zap.Int("llm_cache_read_tokens", u.CacheReadTokens))
-		extra.Set(zap.Int("llm_cache_write_tokens", u.CacheWriteTokens))
-		if rep.ttft > 0 {
-			extra.Set(zap.Int64("llm_ttft_ms", rep.ttft.Milliseconds()))
-		}
-		if rep.priced {
-			extra.Set(zap.Float64("llm_cost_usd", rep.cost))
-		}
+		// one field for all: each Add clears the extra fields' caches
+		extra.Add(inlineField("llm_usage", fields))
 	}
+}
+
+// usageFields are a response's usage as the access log's fields and the
+// placeholders give it.
+type usageFields struct {
+	usage  llmapi.Usage
+	ttft   time.Duration
+	cost   float64
+	priced bool
+}
+
+// MarshalLogObject adds the fields llm_input_tokens, llm_output_tokens,
+// llm_cache_read_tokens, llm_cache_write_tokens, and llm_ttft_ms and
+// llm_cost_usd where known.
+func (f usageFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt("llm_input_tokens", f.usage.InputTokens)
+	enc.AddInt("llm_output_tokens", f.usage.OutputTokens)
+	enc.AddInt("llm_cache_read_tokens", f.usage.CacheReadTokens)
+	enc.AddInt("llm_cache_write_tokens", f.usage.CacheWriteTokens)
+	if f.ttft > 0 {
+		enc.AddInt64("llm_ttft_ms", f.ttft.Milliseconds())
+	}
+	if f.priced {
+		enc.AddFloat64("llm_cost_usd", f.cost)
+	}
+	return nil
+}
+
+// placeholder is the value of a {http.llm_affinity.*} usage placeholder.
+func (f usageFields) placeholder(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "http.llm_affinity.")
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "input_tokens":
+		return f.usage.InputTokens, true
+	case "output_tokens":
+		return f.usage.OutputTokens, true
+	case "cache_read_tokens":
+		return f.usage.CacheReadTokens, true
+	case "cache_write_tokens":
+		return f.usage.CacheWriteTokens, true
+	case "ttft_ms":
+		return f.ttft.Milliseconds(), f.ttft > 0
+	case "cost_usd":
+		return f.cost, f.priced
+	}
+	return nil, false
 }

@@ -46,6 +46,13 @@ func TestUsageObserved(t *testing.T) {
 		"log_append placeholder_cache_read {http.llm_affinity.cache_read_tokens}",
 		"log_append placeholder_cost {http.llm_affinity.cost_usd}"))
 	t.Cleanup(func() { closeLogFiles(t) })
+	// the collectors are the process's: other tests count into them too
+	before, _ := scrape(t, gateway+"/metrics")
+	delta := func(after []sample, name string, labels map[string]string) (float64, bool) {
+		was, _ := sum(before, name, labels)
+		now, found := sum(after, name, labels)
+		return now - was, found && now != was
+	}
 
 	sums := map[string]agentUsage{} // by serving model
 	streamed, turns := map[string]int{}, map[string]int{}
@@ -111,18 +118,18 @@ func TestUsageObserved(t *testing.T) {
 	for _, model := range pairModels {
 		s := sums[model.name]
 		for kind, want := range map[string]int64{"input": s.input, "output": s.output, "cache_read": s.cacheRead, "cache_write": s.cacheWrite} {
-			got, _ := sum(samples, "caddy_llm_affinity_tokens_total", map[string]string{"model": model.name, "route": "", "kind": kind})
+			got, _ := delta(samples, "caddy_llm_affinity_tokens_total", map[string]string{"model": model.name, "route": "", "kind": kind})
 			if int64(got) != want {
 				t.Errorf(`caddy_llm_affinity_tokens_total{model=%q,route="",kind=%q} = %v, want %d`, model.name, kind, got, want)
 			}
 		}
-		if got, _ := sum(samples, "caddy_llm_affinity_time_to_first_token_seconds_count", map[string]string{"model": model.name}); int(got) != streamed[model.name] {
+		if got, _ := delta(samples, "caddy_llm_affinity_time_to_first_token_seconds_count", map[string]string{"model": model.name}); int(got) != streamed[model.name] {
 			t.Errorf("time_to_first_token_seconds_count{model=%q} = %v, want %d (the streamed turns)", model.name, got, streamed[model.name])
 		}
-		if got, _ := sum(samples, "caddy_llm_affinity_upstream_duration_seconds_count", map[string]string{"model": model.name, "code": "200"}); int(got) != turns[model.name] {
+		if got, _ := delta(samples, "caddy_llm_affinity_upstream_duration_seconds_count", map[string]string{"model": model.name, "code": "200"}); int(got) != turns[model.name] {
 			t.Errorf(`upstream_duration_seconds_count{model=%q,code="200"} = %v, want %d`, model.name, got, turns[model.name])
 		}
-		got, found := sum(samples, "caddy_llm_affinity_cost_usd_total", map[string]string{"model": model.name, "route": ""})
+		got, found := delta(samples, "caddy_llm_affinity_cost_usd_total", map[string]string{"model": model.name, "route": ""})
 		switch {
 		case model.name != "claude" && found:
 			t.Errorf("cost_usd_total{model=%q} exists for a model without a price", model.name)

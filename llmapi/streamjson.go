@@ -273,3 +273,107 @@ func appendJSONKey(dst []byte, key string) []byte {
 func appendJSONInt(dst []byte, key string, n int) []byte {
 	return strconv.AppendInt(appendJSONKey(dst, key), int64(n), 10)
 }
+
+// skimFields is jsonFields for a body the gateway only meters, read fast:
+// the members of the top-level object are found without validating the
+// values between them (a value of the wrong shape is for its reader to
+// refuse). It reports false when b is not an object it can walk.
+func skimFields(b []byte, keys []string, vals [][]byte) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
+		if b[i] != '"' {
+			return false
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return false
+		}
+		key := b[i:end]
+		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		vend := skipValue(b, i)
+		if vend < 0 {
+			return false
+		}
+		for k, name := range keys {
+			if string(key) == name {
+				vals[k] = b[i:vend]
+			}
+		}
+		if i = skipSpace(b, vend); i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return i < len(b)
+}
+
+// skipSpace returns the offset of the first byte from i on that is not
+// JSON space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// skipString returns the offset after the string literal that starts at
+// b[i] ('"'), or -1 when b ends first.
+func skipString(b []byte, i int) int {
+	for i++; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return -1
+		}
+		quote := i + j
+		escapes := 0
+		for k := quote - 1; k >= i && b[k] == '\\'; k-- {
+			escapes++
+		}
+		i = quote + 1
+		if escapes%2 == 0 {
+			return i
+		}
+	}
+}
+
+// skipValue returns the offset after the value that starts at b[i], read
+// only as far as its brackets and strings, or -1 when b ends first.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		for depth := 0; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				if i = skipString(b, i); i < 0 {
+					return -1
+				}
+				i-- // the loop's i++ moves past the string
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !isSpace(b[i]) {
+		i++
+	}
+	if i == start {
+		return -1
+	}
+	return i
+}

@@ -1,6 +1,7 @@
 package llmapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -122,6 +123,30 @@ func FuzzJSONString(f *testing.F) {
 		})
 		if err != nil || got != back {
 			t.Fatalf("%q: jsonString %q, %v", s, got, err)
+		}
+	})
+}
+
+// FuzzSkimFields: skimFields never panics, and on any JSON object finds
+// the members jsonFields finds.
+func FuzzSkimFields(f *testing.F) {
+	for _, seed := range []string{
+		`{"model":"m","usage":{"prompt_tokens":1}}`,
+		`{"a":"x\"usage\":1","usage":null , "model" : "q\\"}`,
+		`{"choices":[{"message":{"content":"{\"usage\":2}"}}],"usage":{"input_tokens":3},"metadata":{"usage":9}}`,
+		`{"model":`, `[1]`, `{}`, `{"usage":[}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	keys := []string{`"model"`, `"usage"`}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var skim, walk [2][]byte
+		ok := skimFields(b, keys, skim[:])
+		if jsonFields(b, keys, walk[:]) != nil || !json.Valid(b) || len(bytes.TrimSpace(b)) == 0 || bytes.TrimSpace(b)[0] != '{' {
+			return
+		}
+		if !ok || !bytes.Equal(skim[0], walk[0]) || !bytes.Equal(skim[1], walk[1]) {
+			t.Fatalf("skimFields(%q) = %v %q, jsonFields %q", b, ok, skim, walk)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package llmapi
 import (
 	"bytes"
 	"errors"
+	"sync"
 )
 
 // maxMeteredBody bounds the complete (not streamed) response a UsageMeter
@@ -38,8 +39,14 @@ type UsageMeter struct {
 // NewUsageMeter meters a response of api, a stream (text/event-stream)
 // when stream is set.
 func NewUsageMeter(api API, stream bool) *UsageMeter {
-	return &UsageMeter{api: api, stream: stream}
+	m := new(UsageMeter)
+	m.Reset(api, stream)
+	return m
 }
+
+// Reset makes m a new meter of a response of api, a stream when stream is
+// set, for a caller that keeps the meter in a struct of its own.
+func (m *UsageMeter) Reset(api API, stream bool) { *m = UsageMeter{api: api, stream: stream} }
 
 // Write reads p, the response's next bytes.
 func (m *UsageMeter) Write(p []byte) {
@@ -48,10 +55,32 @@ func (m *UsageMeter) Write(p []byte) {
 		return
 	}
 	if m.tooBig || len(m.body)+len(p) > maxMeteredBody {
-		m.tooBig, m.body = true, nil
+		m.tooBig = true
+		m.release()
 		return
 	}
+	if m.body == nil {
+		if pooled, ok := meteredBodies.Get().(*[]byte); ok {
+			m.body = (*pooled)[:0]
+		}
+	}
 	m.body = append(m.body, p...)
+}
+
+// meteredBodies recycles the buffers that hold complete responses until
+// their usage is read: a few KB on every plain request otherwise.
+var meteredBodies sync.Pool
+
+// maxPooledMeterBuffer is the largest buffer meteredBodies keeps.
+const maxPooledMeterBuffer = 64 << 10
+
+// release gives the body's buffer back.
+func (m *UsageMeter) release() {
+	if m.body != nil && cap(m.body) <= maxPooledMeterBuffer {
+		buf := m.body[:0]
+		meteredBodies.Put(&buf)
+	}
+	m.body = nil
 }
 
 // Filter is Write for a Chat stream from which the usage-only chunk (the
@@ -103,7 +132,7 @@ func (m *UsageMeter) Result() (u Usage, model string, ok bool) {
 		_ = m.sse.flush(m.event)
 	} else if m.body != nil {
 		m.complete(m.body)
-		m.body = nil
+		m.release()
 	}
 	if m.api == Messages && m.found {
 		m.usage = m.messages.neutral()
@@ -171,7 +200,7 @@ func (m *UsageMeter) complete(body []byte) {
 	switch m.api {
 	case Messages:
 		var f [2][]byte
-		if jsonFields(body, []string{`"model"`, `"usage"`}, f[:]) != nil {
+		if !skimFields(body, []string{`"model"`, `"usage"`}, f[:]) {
 			return
 		}
 		m.setModel(f[0])
@@ -189,7 +218,7 @@ func (m *UsageMeter) complete(body []byte) {
 // response object.
 func (m *UsageMeter) fromObject(obj []byte, keys openAIUsageKeys) {
 	var f [2][]byte
-	if jsonFields(obj, []string{`"model"`, `"usage"`}, f[:]) != nil {
+	if !skimFields(obj, []string{`"model"`, `"usage"`}, f[:]) {
 		return
 	}
 	m.setModel(f[0])
@@ -200,9 +229,13 @@ func (m *UsageMeter) fromObject(obj []byte, keys openAIUsageKeys) {
 	}
 }
 
-// setModel keeps the model a response names, the first time it names one.
+// setModel keeps the model a response names, the first time it names one
+// (a string literal, which it validates: skimFields does not).
 func (m *UsageMeter) setModel(v []byte) {
-	if m.model == "" && v != nil {
+	if m.model != "" || v == nil {
+		return
+	}
+	if s := (scanner{b: v}); s.peek() == '"' && s.str() == nil && s.i == len(v) {
 		m.model, _ = jsonString(v)
 	}
 }
