@@ -71,6 +71,9 @@ func (mw *meteredWriter) WriteHeader(status int) {
 		mw.started = true
 		mw.stream = status < 300 && strings.HasPrefix(mw.Header().Get("Content-Type"), "text/event-stream")
 		mw.meter.Reset(mw.api, mw.stream)
+		if mw.dropUsage && mw.stream {
+			mw.Header().Del("Content-Length") // a chunk is dropped
+		}
 	}
 	mw.ResponseWriterWrapper.WriteHeader(status)
 }

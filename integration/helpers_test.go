@@ -859,6 +859,17 @@ func checkAuthInFront(t *testing.T, f *fleet, creds func(user string) []string, 
 // ---------------------------------------------------------------------------
 // Admin API and metrics
 
+// adminSessionStats are a pin's session stats as the admin API shows them.
+type adminSessionStats struct {
+	Created       time.Time  `json:"created"`
+	LastUsed      *time.Time `json:"last_used"`
+	Turns         int64      `json:"turns"`
+	InputTokens   int64      `json:"input_tokens"`
+	CachedTokens  int64      `json:"cached_tokens"`
+	OutputTokens  int64      `json:"output_tokens"`
+	CacheHitRatio *float64   `json:"cache_hit_ratio"`
+}
+
 // adminCall calls the in-process Caddy's admin API.
 func adminCall(t *testing.T, method, path string) (int, []byte) {
 	t.Helper()

@@ -370,15 +370,7 @@ func TestAdminAPI(t *testing.T) {
 		Pin            struct {
 			Model string `json:"model"`
 		} `json:"pin"`
-		Stats *struct {
-			Created       time.Time  `json:"created"`
-			LastUsed      *time.Time `json:"last_used"`
-			Turns         int64      `json:"turns"`
-			InputTokens   int64      `json:"input_tokens"`
-			CachedTokens  int64      `json:"cached_tokens"`
-			OutputTokens  int64      `json:"output_tokens"`
-			CacheHitRatio *float64   `json:"cache_hit_ratio"`
-		} `json:"stats"`
+		Stats *adminSessionStats `json:"stats"`
 	}
 	if err := json.Unmarshal(body, &pin); err != nil || status != http.StatusOK ||
 		pin.Key != "adm-1" || pin.RequestedModel != "gpt-4o-mini" || pin.Pin.Model != "claude" {
