@@ -30,6 +30,18 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 	initialHeader := respHeader.Clone()
 	var saved *requestHeaders // the headers translated attempts change, once one does
 	failed := 0               // the status of the failed attempt before, if any
+	var cur attemptState
+	defer func() {
+		// reverse_proxy aborts a response it cannot finish writing (a client
+		// gone after the last event, too) by panicking with
+		// http.ErrAbortHandler: what was served is accounted for all the same
+		if p := recover(); p != nil {
+			if cur.fw != nil && !cur.finished {
+				h.finishAttempt(in, d, &cur)
+			}
+			panic(p)
+		}
+	}()
 	for i, m := range d.candidates {
 		// a candidate of another API is translated when its turn comes, so
 		// a request the first candidate serves pays nothing for the others
@@ -63,14 +75,9 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		}
 		mw := newMeteredWriter(out, m.api, tr == nil && in.asksUsage(m))
 		fw := &failoverWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: mw}, mayFail: !last}
-		attemptStart := time.Now()
+		cur = attemptState{model: m, fw: fw, mw: mw, start: time.Now()}
 		err = next.ServeHTTP(fw, r)
-		h.observeUpstream(m.Name, cmp.Or(fw.status, http.StatusBadGateway), time.Since(attemptStart))
-		var rep *turnReport
-		if fw.committed {
-			rep = in.turnReport(d, m, mw) // before tr.finish: a filtered stream's end reaches tr
-			h.report(r, rep)
-		}
+		rep := h.finishAttempt(in, d, &cur) // before tr.finish: a filtered stream's end reaches tr
 		if tr != nil && fw.committed {
 			tr.finish()
 		}
@@ -101,6 +108,28 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 	h.settlePin(r.Context(), d, d.candidates[0], false)
 	llmapi.WriteError(w, in.api, failed, "the model failed, and no other candidate can take this request")
 	return nil
+}
+
+// attemptState is the attempt in progress: its model, writers and start.
+type attemptState struct {
+	model    *Model
+	fw       *failoverWriter
+	mw       *meteredWriter
+	start    time.Time
+	finished bool
+}
+
+// finishAttempt observes the attempt's upstream time and status and, for
+// a response that reached the client, reports what it cost (nil otherwise).
+func (h *Handler) finishAttempt(in *incoming, d decision, a *attemptState) *turnReport {
+	a.finished = true
+	h.observeUpstream(a.model.Name, cmp.Or(a.fw.status, http.StatusBadGateway), time.Since(a.start))
+	if !a.fw.committed {
+		return nil
+	}
+	rep := in.turnReport(d, a.model, a.mw)
+	h.report(in.r, rep)
+	return rep
 }
 
 // settlePin makes the session's pin follow the model that served, or drops

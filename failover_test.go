@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/llmaffinity/caddy-llm-affinity/affinity"
@@ -242,5 +243,38 @@ func TestSettlePin(t *testing.T) {
 				t.Errorf("another session's pin = %+v (present %v), want it untouched", other, ok)
 			}
 		})
+	}
+}
+
+// A response reverse_proxy aborts after writing it (panic(http.ErrAbortHandler),
+// as when the client goes away after the last event) is accounted for all
+// the same, and the panic goes on to abort the connection.
+func TestAbortedResponseIsAccounted(t *testing.T) {
+	h := &Handler{Default: "a", Models: []*Model{{Name: "a", To: []string{"127.0.0.1:9"}, APIKey: "sk-a"}}}
+	if err := cfgProvision(t, h); err != nil {
+		t.Fatal(err)
+	}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(benchReply)
+		panic(http.ErrAbortHandler)
+	})
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions",
+		strings.NewReader(`{"model":"a","messages":[{"role":"user","content":"hi"}]}`))
+	repl := caddy.NewReplacer()
+	r = caddyhttp.PrepareRequest(r, repl, w, &caddyhttp.Server{})
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Errorf("recovered %v, want the abort to go on", p)
+			}
+		}()
+		_ = h.ServeHTTP(w, r, next)
+	}()
+	if got, _ := repl.GetString("http.llm_affinity.input_tokens"); got != "8123" {
+		t.Errorf("{http.llm_affinity.input_tokens} = %q after an aborted response, want 8123", got)
 	}
 }
