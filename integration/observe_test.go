@@ -201,7 +201,7 @@ func checkSessionStats(t *testing.T, key string, model pairModel, n int) {
 	status, body := adminCall(t, http.MethodGet, "/llm_affinity/observe-test/pin?key="+key+"&model="+model.clientModel)
 	var pin struct {
 		Pin   struct{ Model string } `json:"pin"`
-		Stats adminSessionStats `json:"stats"`
+		Stats adminSessionStats      `json:"stats"`
 	}
 	if err := json.Unmarshal(body, &pin); err != nil || status != http.StatusOK {
 		t.Fatalf("admin pin view: status %d body %s (%v)", status, body, err)
