@@ -37,7 +37,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 		// http.ErrAbortHandler: what was served is accounted for all the same
 		if p := recover(); p != nil {
 			if cur.fw != nil && !cur.finished {
-				h.finishAttempt(in, d, &cur)
+				h.recordTurn(d, h.finishAttempt(in, d, &cur))
 			}
 			panic(p)
 		}
@@ -89,10 +89,7 @@ func (h *Handler) serve(w http.ResponseWriter, in *incoming, d decision, next ca
 			return nil
 		case fw.committed:
 			h.settlePin(r.Context(), d, m, err == nil && !retryable(fw.status))
-			if rep.hasUsage && d.pinKey != "" {
-				// after settlePin: a failover model's fresh pin counts the turn
-				h.pinStore.RecordTurn(d.pinKey, rep.usage.InputTokens, rep.usage.CacheReadTokens, rep.usage.OutputTokens)
-			}
+			h.recordTurn(d, rep) // after settlePin: a failover model's fresh pin counts the turn
 			return err
 		case last || r.Context().Err() != nil:
 			// nothing reached the client; Caddy's error handling answers
@@ -130,6 +127,13 @@ func (h *Handler) finishAttempt(in *incoming, d decision, a *attemptState) *turn
 	rep := in.turnReport(d, a.model, a.mw)
 	h.report(in.r, rep)
 	return rep
+}
+
+// recordTurn adds a served turn's usage to its session's stats.
+func (h *Handler) recordTurn(d decision, rep *turnReport) {
+	if rep != nil && rep.hasUsage && d.pinKey != "" {
+		h.pinStore.RecordTurn(d.pinKey, rep.usage.InputTokens, rep.usage.CacheReadTokens, rep.usage.OutputTokens)
+	}
 }
 
 // settlePin makes the session's pin follow the model that served, or drops

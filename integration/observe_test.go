@@ -75,8 +75,15 @@ func TestUsageObserved(t *testing.T) {
 							t.Errorf("%s: access log %s = %v, want %d", what, field, e[field], want)
 						}
 					}
+					// a client that closes the stream as soon as it has the last
+					// event may leave reverse_proxy failing its last write: it
+					// aborts the response (panic(http.ErrAbortHandler)). The
+					// gateway accounts for it all the same; Caddy logs such a
+					// request with duration 0, and without what log_append adds
+					duration, _ := e["duration"].(float64)
+					aborted := duration == 0
 					for field, want := range map[string]int64{"placeholder_input": u.input, "placeholder_cache_read": u.cacheRead} {
-						if got := fmt.Sprint(e[field]); got != strconv.FormatInt(want, 10) {
+						if got := fmt.Sprint(e[field]); got != strconv.FormatInt(want, 10) && !aborted {
 							t.Errorf("%s: {http.llm_affinity.*} in %s = %v, want %d", what, field, e[field], want)
 						}
 					}
@@ -84,7 +91,7 @@ func TestUsageObserved(t *testing.T) {
 					switch {
 					case agentPlan[i].stream && !hasTTFT:
 						t.Errorf("%s (streamed): no llm_ttft_ms in %v", what, e)
-					case agentPlan[i].stream && (ttft < 0 || ttft > e["duration"].(float64)*1000):
+					case agentPlan[i].stream && (ttft < 0 || !aborted && ttft > duration*1000):
 						t.Errorf("%s: llm_ttft_ms %v outside the request's %vs", what, ttft, e["duration"])
 					case !agentPlan[i].stream && hasTTFT:
 						t.Errorf("%s (plain): llm_ttft_ms %v for a response that is not a stream", what, ttft)
