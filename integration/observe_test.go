@@ -64,7 +64,17 @@ func TestUsageObserved(t *testing.T) {
 					model: model, fakes: fakes, maxTokens: agentMaxTokens, key: key})
 				entries := waitForLogEntries(t, logPath, keyHash(key), len(agentPlan))
 				checkSessionStats(t, key, model, len(agentPlan))
-				for i, e := range entries {
+				// a streamed turn's entry may come after the next turn's: its
+				// client has the last event before the handler is done. Each
+				// turn's output count is its own, so it tells the entries apart.
+				seen := map[int]bool{}
+				for _, e := range entries {
+					i := turnOf(e, model)
+					if i < 0 || seen[i] {
+						t.Errorf("access log entry %v is no turn's, or a turn's second", e)
+						continue
+					}
+					seen[i] = true
 					u := agentScript[i].usage.servedBy(model.api)
 					what := fmt.Sprintf("turn %d", i+1)
 					for field, want := range map[string]int64{
@@ -193,6 +203,18 @@ func TestChatStreamUsageAsked(t *testing.T) {
 			t.Errorf("asked %v: llm_input_tokens %v, want %d", asked, e["llm_input_tokens"], agentScript[0].usage.input)
 		}
 	}
+}
+
+// turnOf is the index in agentScript of the turn whose access log entry e
+// is, by its output tokens (each turn's differ); -1 for none.
+func turnOf(e map[string]any, model pairModel) int {
+	out, _ := e["llm_output_tokens"].(float64)
+	for i, step := range agentScript {
+		if step.usage.servedBy(model.api).output == int64(out) {
+			return i
+		}
+	}
+	return -1
 }
 
 // checkSessionStats checks the admin API's view of the session key asking
