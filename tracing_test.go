@@ -53,8 +53,6 @@ func TestAnnotateSpan(t *testing.T) {
 		usage:          llmapi.Usage{InputTokens: 1200, OutputTokens: 85, CacheReadTokens: 1024, CacheWriteTokens: 64},
 		hasUsage:       true,
 		ttft:           250 * time.Millisecond,
-		duration:       time.Second,
-		code:           200,
 		cost:           0.0042,
 		priced:         true,
 	}
@@ -87,7 +85,7 @@ func TestAnnotateSpan(t *testing.T) {
 		// upstream that named no model: only what is known is set
 		name: "plain, unpriced, unkeyed, default",
 		rep: &turnReport{requestedModel: "claude-x", model: "small", provider: ProviderAnthropic,
-			status: StatusDefault, duration: time.Second, code: 502},
+			status: StatusDefault},
 		want: map[attribute.Key]attribute.Value{
 			"gen_ai.operation.name": attribute.StringValue("chat"),
 			"gen_ai.provider.name":  attribute.StringValue("anthropic"),

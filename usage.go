@@ -35,9 +35,6 @@ type turnReport struct {
 	// ttft is the time from the request to the first byte of a streamed
 	// response; 0 when not streamed.
 	ttft time.Duration
-	// duration is the time the upstream took, code its status.
-	duration time.Duration
-	code     int
 	// cost is what usage cost at the model's price; priced false when the
 	// model has none.
 	cost   float64

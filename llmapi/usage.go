@@ -156,8 +156,8 @@ func (m *UsageMeter) event(name, data []byte) error {
 	case Messages:
 		// message_start has the message's model and input usage, a
 		// message_delta the output usage (and cumulative counts)
-		var f [3][]byte
-		if jsonFields(data, []string{`"message"`, `"usage"`, `"type"`}, f[:]) != nil {
+		var f [2][]byte
+		if jsonFields(data, []string{`"message"`, `"usage"`}, f[:]) != nil {
 			return nil
 		}
 		usage := f[1]
