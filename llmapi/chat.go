@@ -186,7 +186,7 @@ func (r *turnReader) chatMessage(system *[]string) error {
 		r.beginMessage(RoleUser)
 		first := len(r.results)
 		r.results = append(r.results, content...)
-		r.toolResult(callID, first, false)
+		r.part(r.toolResultPart(callID, first, false))
 	default:
 		return invalid(".role is not one of system, developer, user, assistant, tool")
 	}

@@ -171,7 +171,7 @@ func (r *turnReader) messagesBlock(depth int, inResult bool) (Part, error) {
 		hasSource                                                   bool
 		isError                                                     *bool
 	}
-	var resultStart, resultEnd int
+	resultStart := len(r.results) // where a tool_result's content goes
 	err := r.members(depth, "", func(name []byte) (err error) {
 		switch string(name) {
 		case "type":
@@ -193,9 +193,7 @@ func (r *turnReader) messagesBlock(depth int, inResult bool) (Part, error) {
 			if inResult {
 				return r.value(depth + 1)
 			}
-			resultStart = len(r.results)
 			err = r.messagesContent(depth+1, ".content", &r.results, true)
-			resultEnd = len(r.results)
 		case "is_error":
 			b.isError, err = r.boolean(".is_error")
 		case "thinking":
@@ -252,15 +250,9 @@ func (r *turnReader) messagesBlock(depth int, inResult bool) (Part, error) {
 	}
 	switch string(kind) {
 	case "tool_use":
-		r.calls = append(r.calls, ToolCall{ID: b.id, Name: b.name, Arguments: cmp.Or(b.input, "{}")})
-		return Part{Kind: PartToolCall, ToolCall: &r.calls[len(r.calls)-1]}, nil
+		return r.toolCallPart(ToolCall{ID: b.id, Name: b.name, Arguments: cmp.Or(b.input, "{}")}), nil
 	case "tool_result":
-		var content []Part
-		if resultEnd > resultStart {
-			content = r.results[resultStart:resultEnd:resultEnd]
-		}
-		r.outputs = append(r.outputs, ToolResult{CallID: b.toolUseID, Content: content, IsError: b.isError != nil && *b.isError})
-		return Part{Kind: PartToolResult, ToolResult: &r.outputs[len(r.outputs)-1]}, nil
+		return r.toolResultPart(b.toolUseID, resultStart, b.isError != nil && *b.isError), nil
 	case "thinking":
 		return Part{Kind: PartThinking, Text: b.thinking, Signature: b.signature}, nil
 	case "redacted_thinking":

@@ -159,7 +159,7 @@ func (r *turnReader) responsesItem(depth int, strict bool, system *[]string) err
 		r.parts = append(r.parts, r.scratch...)
 	case "function_call":
 		r.beginMessage(RoleAssistant)
-		r.toolCall(callID, name, args)
+		r.part(r.toolCallPart(ToolCall{ID: callID, Name: name, Arguments: args}))
 	case "function_call_output":
 		if !hasContent {
 			return invalid(".output must be a string or an array of content parts")
@@ -167,7 +167,7 @@ func (r *turnReader) responsesItem(depth int, strict bool, system *[]string) err
 		r.beginMessage(RoleUser)
 		first := len(r.results)
 		r.results = append(r.results, r.scratch...)
-		r.toolResult(callID, first, false)
+		r.part(r.toolResultPart(callID, first, false))
 	case "reasoning":
 	default:
 		if strict {

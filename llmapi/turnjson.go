@@ -92,21 +92,21 @@ func (r *turnReader) part(p Part) { r.parts = append(r.parts, p) }
 // text adds a text part to the message being read.
 func (r *turnReader) text(s string) { r.part(Part{Kind: PartText, Text: s}) }
 
-// toolCall adds a tool call to the message being read.
-func (r *turnReader) toolCall(id, name, args string) {
-	r.calls = append(r.calls, ToolCall{ID: id, Name: name, Arguments: args})
-	r.part(Part{Kind: PartToolCall, ToolCall: &r.calls[len(r.calls)-1]})
+// toolCallPart is a part of call c, kept with the turn's other calls.
+func (r *turnReader) toolCallPart(c ToolCall) Part {
+	r.calls = append(r.calls, c)
+	return Part{Kind: PartToolCall, ToolCall: &r.calls[len(r.calls)-1]}
 }
 
-// toolResult adds a tool result to the message being read, its content the
-// results read since resultStart.
-func (r *turnReader) toolResult(callID string, resultStart int, isError bool) {
+// toolResultPart is a part of a tool result, kept with the turn's others,
+// its content the results read since resultStart.
+func (r *turnReader) toolResultPart(callID string, resultStart int, isError bool) Part {
 	var content []Part
 	if end := len(r.results); end > resultStart {
 		content = r.results[resultStart:end:end]
 	}
 	r.outputs = append(r.outputs, ToolResult{CallID: callID, Content: content, IsError: isError})
-	r.part(Part{Kind: PartToolResult, ToolResult: &r.outputs[len(r.outputs)-1]})
+	return Part{Kind: PartToolResult, ToolResult: &r.outputs[len(r.outputs)-1]}
 }
 
 // image is img, kept with the turn's other images. Pointers into calls,
