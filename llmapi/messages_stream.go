@@ -38,23 +38,36 @@ func (u *messagesUsage) neutral() Usage {
 var messagesUsageFields = []string{`"input_tokens"`, `"output_tokens"`, `"cache_read_input_tokens"`, `"cache_creation_input_tokens"`}
 
 // read takes the counts a usage object gives; the others keep their
-// values (message_delta may give only output_tokens).
+// values (message_delta may give only output_tokens). As openAIUsage does,
+// it skims v's members and checks each count.
 func (u *messagesUsage) read(v []byte) error {
-	var f [4][]byte
-	if err := jsonFields(v, messagesUsageFields, f[:]); err != nil {
-		return err
+	if u.readPrefix(v) < 0 {
+		return errJSONType
 	}
-	for i, count := range []*int{&u.input, &u.output, &u.cacheRead, &u.cacheWrite} {
+	return nil
+}
+
+// readPrefix is read of the object that starts v, and returns how many
+// bytes of v it takes, or -1 when it is not a usage object (u is then
+// unchanged).
+func (u *messagesUsage) readPrefix(v []byte) (size int) {
+	var f [4][]byte
+	if size = skimFields(v, messagesUsageFields, f[:]); size < 0 {
+		return -1
+	}
+	read := *u
+	for i, count := range [...]*int{&read.input, &read.output, &read.cacheRead, &read.cacheWrite} {
 		if f[i] == nil {
 			continue
 		}
 		n, err := jsonCount(f[i])
 		if err != nil {
-			return err
+			return -1
 		}
 		*count = n
 	}
-	return nil
+	*u = read
+	return size
 }
 
 // messagesEventFields are the members of a Messages event the decoder

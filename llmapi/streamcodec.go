@@ -466,31 +466,39 @@ type openAIUsageKeys struct{ input, output, details string }
 var (
 	chatUsageKeys      = openAIUsageKeys{`"prompt_tokens"`, `"completion_tokens"`, `"prompt_tokens_details"`}
 	responsesUsageKeys = openAIUsageKeys{`"input_tokens"`, `"output_tokens"`, `"input_tokens_details"`}
+	usageDetailsKeys   = []string{`"cached_tokens"`, `"cache_write_tokens"`}
 )
 
 // openAIUsage reads a Chat or Responses usage object, whose input counts
-// the cached tokens as the neutral form does.
-func openAIUsage(v []byte, keys openAIUsageKeys) (u Usage, err error) {
-	err = jsonObject(v, func(key, v []byte) (err error) {
-		switch string(key) {
-		case keys.input:
-			u.InputTokens, err = jsonCount(v)
-		case keys.output:
-			u.OutputTokens, err = jsonCount(v)
-		case keys.details:
-			err = jsonObject(v, func(key, v []byte) (err error) {
-				switch string(key) {
-				case `"cached_tokens"`:
-					u.CacheReadTokens, err = jsonCount(v)
-				case `"cache_write_tokens"`:
-					u.CacheWriteTokens, err = jsonCount(v)
-				}
-				return err
-			})
+// the cached tokens as the neutral form does; null and nil (absent) are
+// no usage. Its members are skimmed, not validated: a caller has either
+// validated v or only meters it, and each count is checked.
+func openAIUsage(v []byte, keys openAIUsageKeys) (Usage, error) {
+	u, size := openAIUsagePrefix(v, keys)
+	if size < 0 {
+		return Usage{}, errJSONType
+	}
+	return u, nil
+}
+
+// openAIUsagePrefix is openAIUsage of the object that starts v, and
+// returns how many bytes of v it takes, or -1 when it is not a usage
+// object.
+func openAIUsagePrefix(v []byte, keys openAIUsageKeys) (u Usage, size int) {
+	names := [...]string{keys.input, keys.output, keys.details}
+	var f [3][]byte
+	var details [2][]byte
+	if size = skimFields(v, names[:], f[:]); size < 0 || skimFields(f[2], usageDetailsKeys, details[:]) < 0 {
+		return Usage{}, -1
+	}
+	raw := [...][]byte{f[0], f[1], details[0], details[1]}
+	for i, count := range [...]*int{&u.InputTokens, &u.OutputTokens, &u.CacheReadTokens, &u.CacheWriteTokens} {
+		var err error
+		if *count, err = jsonCount(raw[i]); err != nil {
+			return Usage{}, -1
 		}
-		return err
-	})
-	return u, err
+	}
+	return u, size
 }
 
 // openAIErrorOf is how the OpenAI APIs report an error of a Messages type.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -167,11 +168,17 @@ func jsonCount(v []byte) (int, error) {
 	if v == nil || string(v) == "null" {
 		return 0, nil
 	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || n < 0 || n > maxTokenCount {
+	n := 0
+	for i, c := range v {
+		if c < '0' || c > '9' || i == 1 && v[0] == '0' || n > maxTokenCount/10 {
+			return 0, errJSONType
+		}
+		n = n*10 + int(c-'0')
+	}
+	if len(v) == 0 || n > maxTokenCount {
 		return 0, errJSONType
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // appendJSONString appends s as a JSON string literal. Quotes, backslashes
@@ -275,41 +282,192 @@ func appendJSONInt(dst []byte, key string, n int) []byte {
 }
 
 // skimFields is jsonFields for a body the gateway only meters, read fast:
-// the members of the top-level object are found without validating the
-// values between them (a value of the wrong shape is for its reader to
-// refuse). It reports false when b is not an object it can walk.
-func skimFields(b []byte, keys []string, vals [][]byte) bool {
+// the members of the object that starts b are found without validating
+// the values between them (a value of the wrong shape is for its reader to
+// refuse). It returns how many bytes of b the object takes, or -1 when b
+// does not start with an object it can walk; null, and nil for an absent
+// value, count as an empty object.
+func skimFields(b []byte, keys []string, vals [][]byte) int {
+	return skimMembers(b, func(key, value []byte) bool {
+		for k, name := range keys {
+			if string(key) == name {
+				vals[k] = value
+			}
+		}
+		return true
+	})
+}
+
+// skimFirstField returns the raw value of the first top-level member of
+// the object b named key (a string literal, quotes included); nil when b
+// has none or cannot be walked. It searches for the key's literal and
+// walks b's brackets and strings only as far as the first occurrence that
+// is a top-level key: a response names its model near its start.
+func skimFirstField(b []byte, key string) []byte {
+	literal := []byte(key)
+	i, depth := 0, 0 // the walk: how far it has read, in how many containers
+	for k := 0; ; k += len(literal) {
+		found := indexKey(b[k:], literal)
+		if found < 0 {
+			return nil
+		}
+		k += found
+		for i < k {
+			switch b[i] {
+			case '"':
+				if i = skipString(b, i); i < 0 {
+					return nil
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			i++
+		}
+		if colon := skipSpace(b, k+len(literal)); i == k && depth == 1 && colon < len(b) && b[colon] == ':' {
+			start := skipSpace(b, colon+1)
+			if end := skipValue(b, start); end > 0 {
+				return b[start:end]
+			}
+			return nil
+		}
+	}
+}
+
+// indexKey is bytes.Index(b, literal) for a key's literal, which it
+// searches for from its second byte on: the letter is rarer in JSON than
+// the quote that starts every string.
+func indexKey(b, literal []byte) int {
+	for from := 1; from < len(b); {
+		i := bytes.Index(b[from:], literal[1:])
+		if i < 0 {
+			break
+		}
+		if b[from+i-1] == literal[0] {
+			return from + i - 1
+		}
+		from += i + 1
+	}
+	return -1
+}
+
+// maxKeyMatches bounds the occurrences of a key's literal skimLastField
+// looks at before it walks the object member by member instead.
+const maxKeyMatches = 8
+
+// lastFieldWindow is the length of the end of a body that skimLastField
+// searches first; each window before it is twice as long as the one after.
+const lastFieldWindow = 512
+
+// skimLastField reads with read the value of the last top-level member of
+// the object b named key (a string literal, quotes included), the member
+// skimFields finds, and reports whether there is one that read accepts.
+// It reads only the occurrences of the key's literal, which it searches
+// for from b's end, and what follows them: a response puts its usage near
+// its end, so the text before it is not read at all.
+//
+// read is given b from a value's first byte on, and returns what it read
+// and how many bytes the value takes, or -1 when it does not accept it.
+// It may be given the values of nested members named key too, whose
+// results are dropped: in JSON an occurrence of the key's literal whose
+// first quote is not escaped is a whole string token, one followed by ':'
+// is a member, and a member is the top-level object's when what follows
+// its value first closes a container at b's final '}'.
+func skimLastField[T any](b []byte, key string, read func(v []byte) (T, int)) (value T, found bool) {
+	end := len(b) - 1
+	for end >= 0 && isSpace(b[end]) {
+		end--
+	}
+	if end < 0 || b[end] != '}' {
+		return skimOneField(b, key, read)
+	}
+	literal := []byte(key)
+	matches := 0
+	// each window holds the occurrences that start in b[lo:hi], found in
+	// order; the last top-level one in the last window that has one wins
+	for hi, size := end, lastFieldWindow; hi > 0 && !found; hi, size = max(0, hi-size), 2*size {
+		limit := min(hi+len(literal)-1, end)
+		for k := max(0, hi-size); k < limit; matches++ {
+			i := indexKey(b[k:limit], literal)
+			if i < 0 {
+				break
+			}
+			if matches == maxKeyMatches {
+				return skimOneField(b, key, read)
+			}
+			k += i
+			next := k + len(literal)
+			if colon := skipSpace(b, next); !escaped(b, k) && b[colon] == ':' {
+				start := skipSpace(b, colon+1)
+				if v, n := read(b[start:end]); n > 0 {
+					if closing(b[:end+1], start+n) == end {
+						value, found = v, true
+					}
+					next = start + n
+				}
+			}
+			k = next
+		}
+	}
+	return value, found
+}
+
+// skimOneField is skimLastField by a walk of b's members.
+func skimOneField[T any](b []byte, key string, read func(v []byte) (T, int)) (value T, found bool) {
+	var f [1][]byte
+	if skimFields(b, []string{key}, f[:]) < 0 || f[0] == nil {
+		return value, false
+	}
+	value, size := read(f[0])
+	return value, size > 0
+}
+
+// skimMembers calls visit with the key and raw value of each member of
+// the object that starts b until visit returns false, skimming the values
+// as skimFields does, and returns how many bytes of b it read (the whole
+// object unless visit stopped it), or -1 when b does not start with an
+// object it can walk. Null and nil count as an empty object.
+func skimMembers(b []byte, visit func(key, value []byte) bool) int {
 	i := skipSpace(b, 0)
+	if len(b)-i >= 4 && string(b[i:i+4]) == "null" {
+		return i + 4
+	}
+	if b == nil {
+		return 0
+	}
 	if i >= len(b) || b[i] != '{' {
-		return false
+		return -1
 	}
 	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
 		if b[i] != '"' {
-			return false
+			return -1
 		}
 		end := skipString(b, i)
 		if end < 0 {
-			return false
+			return -1
 		}
 		key := b[i:end]
 		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
-			return false
+			return -1
 		}
 		i = skipSpace(b, i+1)
 		vend := skipValue(b, i)
 		if vend < 0 {
-			return false
+			return -1
 		}
-		for k, name := range keys {
-			if string(key) == name {
-				vals[k] = b[i:vend]
-			}
+		if !visit(key, b[i:vend]) {
+			return vend
 		}
 		if i = skipSpace(b, vend); i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
 		}
 	}
-	return i < len(b)
+	if i >= len(b) {
+		return -1
+	}
+	return i + 1
 }
 
 // skipSpace returns the offset of the first byte from i on that is not
@@ -322,23 +480,50 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the offset after the string literal that starts at
-// b[i] ('"'), or -1 when b ends first.
+// b[i] ('"'), or -1 when b ends first. It reads eight bytes at a time,
+// going straight to the first quote or backslash among them.
 func skipString(b []byte, i int) int {
 	for i++; ; {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
+		if i+8 <= len(b) {
+			marks := quoteOrBackslash(binary.LittleEndian.Uint64(b[i:]))
+			if marks == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(marks) / 8
+		} else if i >= len(b) {
 			return -1
 		}
-		quote := i + j
-		escapes := 0
-		for k := quote - 1; k >= i && b[k] == '\\'; k-- {
-			escapes++
-		}
-		i = quote + 1
-		if escapes%2 == 0 {
-			return i
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i += 2
+		default: // one of the last seven bytes, read one by one
+			i++
 		}
 	}
+}
+
+// quoteOrBackslash marks (in their high bits) the bytes of w that are
+// quotes or backslashes, and perhaps bytes after the first one that is:
+// its lowest mark is exact.
+func quoteOrBackslash(w uint64) uint64 {
+	return (hasZeroByte(w^quotes) | hasZeroByte(w^backslash)) & highBits
+}
+
+// endsScalar marks the bytes that end a number or a literal: what may
+// follow a value, and space.
+var endsScalar = [256]bool{',': true, '}': true, ']': true, ' ': true, '\t': true, '\n': true, '\r': true}
+
+// escaped reports whether b[i] follows an odd number of backslashes: a
+// quote inside a string.
+func escaped(b []byte, i int) bool {
+	n := 0
+	for i--; i >= 0 && b[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // skipValue returns the offset after the value that starts at b[i], read
@@ -351,29 +536,40 @@ func skipValue(b []byte, i int) int {
 	case '"':
 		return skipString(b, i)
 	case '{', '[':
-		for depth := 0; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				if i = skipString(b, i); i < 0 {
-					return -1
-				}
-				i-- // the loop's i++ moves past the string
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
+		if end := closing(b, i+1); end >= 0 {
+			return end + 1
 		}
 		return -1
 	}
 	start := i
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !isSpace(b[i]) {
+	for i < len(b) && !endsScalar[b[i]] {
 		i++
 	}
 	if i == start {
 		return -1
 	}
 	return i
+}
+
+// closing returns the offset of the bracket that closes the container
+// b[i] is in, read only as far as brackets and strings, or -1 when b ends
+// first.
+func closing(b []byte, i int) int {
+	for depth := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			if i = skipString(b, i); i < 0 {
+				return -1
+			}
+			i-- // the loop's i++ moves past the string
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		}
+	}
+	return -1
 }

@@ -68,7 +68,8 @@ func TestJSONWalk(t *testing.T) {
 	if err := jsonArray([]byte(`{}`), func([]byte) error { return nil }); err != errJSONType {
 		t.Errorf("jsonArray of an object: %v", err)
 	}
-	for v, want := range map[string]int{"0": 0, "17": 17, "null": 0, "-1": -1, "1.5": -1, "1e3": -1, "1099511627777": -1, `"3"`: -1} {
+	for v, want := range map[string]int{"0": 0, "17": 17, "null": 0, "1099511627776": 1 << 40, "-1": -1, "1.5": -1, "1e3": -1,
+		"1099511627777": -1, "99999999999999999999999": -1, `"3"`: -1, "07": -1, "+7": -1, "": -1} {
 		got, err := jsonCount([]byte(v))
 		if want < 0 && err == nil || want >= 0 && (err != nil || got != want) {
 			t.Errorf("jsonCount(%s) = %d, %v", v, got, err)
@@ -127,26 +128,52 @@ func FuzzJSONString(f *testing.F) {
 	})
 }
 
-// FuzzSkimFields: skimFields never panics, and on any JSON object finds
-// the members jsonFields finds.
+// FuzzSkimFields: the skims never panic, and on any JSON object find the
+// members the validating walk finds: skimFields and skimLastField the last
+// one of each name, skimFirstField the first, and skimFields says how long
+// the object is.
 func FuzzSkimFields(f *testing.F) {
 	for _, seed := range []string{
 		`{"model":"m","usage":{"prompt_tokens":1}}`,
 		`{"a":"x\"usage\":1","usage":null , "model" : "q\\"}`,
 		`{"choices":[{"message":{"content":"{\"usage\":2}"}}],"usage":{"input_tokens":3},"metadata":{"usage":9}}`,
-		`{"model":`, `[1]`, `{}`, `{"usage":[}`,
+		`{"x\"usage":1,"usage" :2, "usage": 3} `, `{"usage":{"usage":{"usage":1}},"model":"a","model":"b"}`,
+		`{"model":`, `[1]`, `{}`, `{"usage":[}`, `null`, ` `,
+		`{"usage":1,"t":"` + strings.Repeat(`\"usage\":`, lastFieldWindow/9) + `","x":{"usage":2},"usage" :3}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	keys := []string{`"model"`, `"usage"`}
+	rawValue := func(v []byte) ([]byte, int) {
+		size := skipValue(v, 0)
+		if size < 0 {
+			return nil, -1
+		}
+		return v[:size], size
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var skim, walk [2][]byte
-		ok := skimFields(b, keys, skim[:])
+		size := skimFields(b, keys, skim[:])
+		last, found := skimLastField(b, `"usage"`, rawValue)
+		first := skimFirstField(b, `"model"`)
 		if jsonFields(b, keys, walk[:]) != nil || !json.Valid(b) || len(bytes.TrimSpace(b)) == 0 || bytes.TrimSpace(b)[0] != '{' {
 			return
 		}
-		if !ok || !bytes.Equal(skim[0], walk[0]) || !bytes.Equal(skim[1], walk[1]) {
-			t.Fatalf("skimFields(%q) = %v %q, jsonFields %q", b, ok, skim, walk)
+		if size != len(bytes.TrimRight(b, " \t\r\n")) || !bytes.Equal(skim[0], walk[0]) || !bytes.Equal(skim[1], walk[1]) {
+			t.Fatalf("skimFields(%q) = %d %q, jsonFields %q", b, size, skim, walk)
+		}
+		if found != (walk[1] != nil) || !bytes.Equal(last, walk[1]) {
+			t.Fatalf("skimLastField(%q) = %q %v, jsonFields %q", b, last, found, walk[1])
+		}
+		var firstModel []byte
+		_ = jsonObject(b, func(key, v []byte) error {
+			if firstModel == nil && string(key) == `"model"` {
+				firstModel = v
+			}
+			return nil
+		})
+		if !bytes.Equal(first, firstModel) {
+			t.Fatalf("skimFirstField(%q) = %q, the walk's first %q", b, first, firstModel)
 		}
 	})
 }

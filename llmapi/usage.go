@@ -134,7 +134,7 @@ func (m *UsageMeter) Result() (u Usage, model string, ok bool) {
 		m.complete(m.body)
 		m.release()
 	}
-	if m.api == Messages && m.found {
+	if m.stream && m.api == Messages && m.found {
 		m.usage = m.messages.neutral()
 	}
 	return m.usage, m.model, m.found
@@ -175,7 +175,7 @@ func (m *UsageMeter) event(name, data []byte) error {
 	case Responses:
 		var f [1][]byte
 		if jsonFields(data, []string{`"response"`}, f[:]) == nil && f[0] != nil {
-			m.fromObject(f[0], responsesUsageKeys)
+			m.complete(f[0])
 		}
 	default:
 		var f [3][]byte
@@ -183,10 +183,8 @@ func (m *UsageMeter) event(name, data []byte) error {
 			return nil
 		}
 		m.setModel(f[1])
-		if f[0] != nil && string(f[0]) != "null" {
-			if u, err := openAIUsage(f[0], chatUsageKeys); err == nil {
-				m.usage, m.found = u, true
-			}
+		if u, size := m.usageObject(f[0]); size > 0 {
+			m.usage, m.found = u, true
 			if m.dropUsageChunk && isEmptyArray(f[2]) {
 				return errDropEvent
 			}
@@ -195,42 +193,36 @@ func (m *UsageMeter) event(name, data []byte) error {
 	return nil
 }
 
-// complete reads a complete response.
+// complete reads a complete response: its model from its start and its
+// usage from its end, where the APIs put them, so that the text between is
+// not read.
 func (m *UsageMeter) complete(body []byte) {
-	switch m.api {
-	case Messages:
-		var f [2][]byte
-		if !skimFields(body, []string{`"model"`, `"usage"`}, f[:]) {
-			return
-		}
-		m.setModel(f[0])
-		if f[1] != nil && string(f[1]) != "null" && m.messages.read(f[1]) == nil {
-			m.found = true
-		}
-	case Responses:
-		m.fromObject(body, responsesUsageKeys)
-	default:
-		m.fromObject(body, chatUsageKeys)
+	m.setModel(skimFirstField(body, `"model"`))
+	if u, ok := skimLastField(body, `"usage"`, m.usageObject); ok {
+		m.usage, m.found = u, true
 	}
 }
 
-// fromObject reads the model and the usage of a Chat or Responses
-// response object.
-func (m *UsageMeter) fromObject(obj []byte, keys openAIUsageKeys) {
-	var f [2][]byte
-	if !skimFields(obj, []string{`"model"`, `"usage"`}, f[:]) {
-		return
+// usageObject reads the usage object of the meter's API that starts v,
+// and returns how many bytes it takes: -1 for none (null, or not an object
+// of counts).
+func (m *UsageMeter) usageObject(v []byte) (Usage, int) {
+	if len(v) == 0 || v[0] != '{' {
+		return Usage{}, -1
 	}
-	m.setModel(f[0])
-	if f[1] != nil && string(f[1]) != "null" {
-		if u, err := openAIUsage(f[1], keys); err == nil {
-			m.usage, m.found = u, true
-		}
+	switch m.api {
+	case Messages:
+		var u messagesUsage
+		size := u.readPrefix(v)
+		return u.neutral(), size
+	case Responses:
+		return openAIUsagePrefix(v, responsesUsageKeys)
 	}
+	return openAIUsagePrefix(v, chatUsageKeys)
 }
 
 // setModel keeps the model a response names, the first time it names one
-// (a string literal, which it validates: skimFields does not).
+// (a string literal, which it validates: the skim does not).
 func (m *UsageMeter) setModel(v []byte) {
 	if m.model != "" || v == nil {
 		return

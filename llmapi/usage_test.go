@@ -56,6 +56,38 @@ func TestUsageMeter(t *testing.T) {
 	}
 }
 
+// A complete response's usage is its top-level member, wherever other
+// members named usage are: before it, after it, inside it, or in a longer
+// key, and however many there are; the last of two top-level ones counts.
+func TestUsageMeterTopLevelUsage(t *testing.T) {
+	nested := strings.Repeat(`{"usage":{"prompt_tokens":9}},`, maxKeyMatches+1)
+	tests := []struct {
+		name, body string
+		want       int // the input tokens; -1 for no usage
+	}{
+		{"after it", `{"usage":{"prompt_tokens":1},"metadata":{"usage":{"prompt_tokens":9}}}`, 1},
+		{"inside it", `{"model":"m","usage":{"usage":{"prompt_tokens":9},"prompt_tokens":1}}`, 1},
+		{"in a longer key", `{"usage":{"prompt_tokens":1},"x\"usage":{"prompt_tokens":9}}`, 1},
+		{"as a value", `{"type":"usage","usage" : {"prompt_tokens":1} }`, 1},
+		{"only nested", `{"choices":[{"message":{"usage":{"prompt_tokens":9}}}]}`, -1},
+		{"null, nested after", `{"usage":null,"metadata":{"usage":{"prompt_tokens":9}}}`, -1},
+		{"more nested than are searched", `{"choices":[` + nested + `{}],"usage":{"prompt_tokens":1},"tools":[` + nested + `{}]}`, 1},
+		{"far from the end", `{"usage":{"prompt_tokens":1},"text":"` + strings.Repeat("x", 3*lastFieldWindow) + `","m":{"usage":{"prompt_tokens":9}}}`, 1},
+		{"two", `{"usage":{"prompt_tokens":9},"usage":{"prompt_tokens":1}}`, 1},
+		{"not an object", `{"usage":[1],"x":{"usage":{"prompt_tokens":9}}}`, -1},
+		{"cut short", `{"usage":{"prompt_tokens":1}`, -1},
+		{"trailing space", "{\"usage\":{\"prompt_tokens\":1}}\n", 1},
+	}
+	for _, tt := range tests {
+		m := NewUsageMeter(Chat, false)
+		m.Write([]byte(tt.body))
+		u, _, ok := m.Result()
+		if got := map[bool]int{true: u.InputTokens, false: -1}[ok]; got != tt.want {
+			t.Errorf("%s: %s: input tokens %d, want %d", tt.name, tt.body, got, tt.want)
+		}
+	}
+}
+
 // Filter drops the usage-only chunk a client did not ask for and passes
 // every other event on, wherever the bytes are cut; the usage is read.
 func TestUsageMeterFilter(t *testing.T) {
@@ -108,24 +140,41 @@ func BenchmarkUsageMeterStream(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/502, "ns/event")
 }
 
-// BenchmarkUsageMeterReply meters a complete Chat reply of 800 bytes, as
-// BenchmarkServeHTTP's upstream sends it: the usage extraction a plain
-// pinned request pays (target: <= 2% of BenchmarkServeHTTP/32KB/pinned).
+// BenchmarkUsageMeterReply meters complete replies: "chat-800B" is the
+// Chat reply BenchmarkServeHTTP's upstream sends, the usage extraction a
+// plain pinned request pays (target: <= 2% of
+// BenchmarkServeHTTP/32KB/pinned); "messages-16KB" is a long Messages
+// reply whose text and tool input, which name usage too, the meter passes
+// over.
 func BenchmarkUsageMeterReply(b *testing.B) {
-	reply := []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18",` +
+	chat := []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18",` +
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"I read internal/proxy/file_3.go: the handler buffers the whole body ` +
 		`before it forwards it, so a large body waits for the read. I will stream it instead and run the tests.","refusal":null},` +
 		`"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":8123,"completion_tokens":48,"total_tokens":8171,` +
 		`"prompt_tokens_details":{"cached_tokens":7936,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,` +
 		`"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_bench"}`)
-	b.SetBytes(int64(len(reply)))
-	b.ReportAllocs()
-	var m UsageMeter
-	for b.Loop() {
-		m.Reset(Chat, false)
-		m.Write(reply)
-		if u, _, ok := m.Result(); !ok || u.CacheReadTokens != 7936 {
-			b.Fatal("no usage")
-		}
+	messages := []byte(`{"id":"msg_bench","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"` +
+		strings.Repeat(`The \"usage\" of the handler: it buffers the body, then forwards it. `, 230) +
+		`"},{"type":"tool_use","id":"toolu_1","name":"report","input":{"usage":{"input_tokens":1},"path":"internal/proxy/file_3.go"}}],` +
+		`"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,` +
+		`"cache_read_input_tokens":8064,"output_tokens":502,"service_tier":"standard"}}`)
+	for _, reply := range []struct {
+		name      string
+		api       API
+		body      []byte
+		cacheRead int
+	}{{"chat-800B", Chat, chat, 7936}, {"messages-16KB", Messages, messages, 8064}} {
+		b.Run(reply.name, func(b *testing.B) {
+			b.SetBytes(int64(len(reply.body)))
+			b.ReportAllocs()
+			var m UsageMeter
+			for b.Loop() {
+				m.Reset(reply.api, false)
+				m.Write(reply.body)
+				if u, _, ok := m.Result(); !ok || u.CacheReadTokens != reply.cacheRead {
+					b.Fatal("no usage")
+				}
+			}
+		})
 	}
 }
