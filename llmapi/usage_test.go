@@ -81,8 +81,11 @@ func TestUsageMeterTopLevelUsage(t *testing.T) {
 	for _, tt := range tests {
 		m := NewUsageMeter(Chat, false)
 		m.Write([]byte(tt.body))
-		u, _, ok := m.Result()
-		if got := map[bool]int{true: u.InputTokens, false: -1}[ok]; got != tt.want {
+		got := -1
+		if u, _, ok := m.Result(); ok {
+			got = u.InputTokens
+		}
+		if got != tt.want {
 			t.Errorf("%s: %s: input tokens %d, want %d", tt.name, tt.body, got, tt.want)
 		}
 	}
