@@ -288,14 +288,46 @@ func appendJSONInt(dst []byte, key string, n int) []byte {
 // does not start with an object it can walk; null, and nil for an absent
 // value, count as an empty object.
 func skimFields(b []byte, keys []string, vals [][]byte) int {
-	return skimMembers(b, func(key, value []byte) bool {
+	i := skipSpace(b, 0)
+	if len(b)-i >= 4 && string(b[i:i+4]) == "null" {
+		return i + 4
+	}
+	if b == nil {
+		return 0
+	}
+	if i >= len(b) || b[i] != '{' {
+		return -1
+	}
+	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
+		if b[i] != '"' {
+			return -1
+		}
+		end := skipString(b, i)
+		if end < 0 {
+			return -1
+		}
+		key := b[i:end]
+		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		i = skipSpace(b, i+1)
+		vend := skipValue(b, i)
+		if vend < 0 {
+			return -1
+		}
 		for k, name := range keys {
 			if string(key) == name {
-				vals[k] = value
+				vals[k] = b[i:vend]
 			}
 		}
-		return true
-	})
+		if i = skipSpace(b, vend); i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	if i >= len(b) {
+		return -1
+	}
+	return i + 1
 }
 
 // skimFirstField returns the raw value of the first top-level member of
@@ -422,52 +454,6 @@ func skimOneField[T any](b []byte, key string, read func(v []byte) (T, int)) (va
 	}
 	value, size := read(f[0])
 	return value, size > 0
-}
-
-// skimMembers calls visit with the key and raw value of each member of
-// the object that starts b until visit returns false, skimming the values
-// as skimFields does, and returns how many bytes of b it read (the whole
-// object unless visit stopped it), or -1 when b does not start with an
-// object it can walk. Null and nil count as an empty object.
-func skimMembers(b []byte, visit func(key, value []byte) bool) int {
-	i := skipSpace(b, 0)
-	if len(b)-i >= 4 && string(b[i:i+4]) == "null" {
-		return i + 4
-	}
-	if b == nil {
-		return 0
-	}
-	if i >= len(b) || b[i] != '{' {
-		return -1
-	}
-	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
-		if b[i] != '"' {
-			return -1
-		}
-		end := skipString(b, i)
-		if end < 0 {
-			return -1
-		}
-		key := b[i:end]
-		if i = skipSpace(b, end); i >= len(b) || b[i] != ':' {
-			return -1
-		}
-		i = skipSpace(b, i+1)
-		vend := skipValue(b, i)
-		if vend < 0 {
-			return -1
-		}
-		if !visit(key, b[i:vend]) {
-			return vend
-		}
-		if i = skipSpace(b, vend); i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-	}
-	if i >= len(b) {
-		return -1
-	}
-	return i + 1
 }
 
 // skipSpace returns the offset of the first byte from i on that is not
